@@ -1,0 +1,34 @@
+"""The Distribution API: distributions are ``nn.Module`` s that hide their networks.
+
+Shapes follow :mod:`pixyz_pyro.dist.shapes`:
+``sample_shape + batch_shape + features_shape``.
+"""
+from .distribution import Distribution
+from .factor import FactorDistribution
+from .families import (
+    FAMILIES,
+    Bernoulli,
+    Beta,
+    Categorical,
+    Dirichlet,
+    FactorizedBernoulli,
+    Gamma,
+    Laplace,
+    Multinomial,
+    Normal,
+    RelaxedBernoulli,
+    RelaxedCategorical,
+    lift,
+)
+from .family import Family
+from .joint import MarginalizeVarDistribution, MultiplyDistribution, ReplaceVarDistribution
+
+__all__ = [
+    "Distribution", "FactorDistribution", "Family", "lift", "FAMILIES",
+    "Normal", "Bernoulli", "RelaxedBernoulli", "FactorizedBernoulli", "Categorical",
+    "RelaxedCategorical", "Multinomial", "Dirichlet", "Beta", "Laplace", "Gamma",
+    "MultiplyDistribution", "ReplaceVarDistribution", "MarginalizeVarDistribution",
+]
+from .special import CustomProb, Deterministic, EmpiricalDistribution  # noqa: E402
+
+__all__ += ["Deterministic", "EmpiricalDistribution", "CustomProb"]

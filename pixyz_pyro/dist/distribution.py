@@ -1,0 +1,238 @@
+"""The base class of every distribution: an ``nn.Module`` that hides its network.
+
+A distribution has variables ``var`` that it defines, conditioning variables
+``cond_var`` and a ``name``, and prints as :math:`p(x|z)`.  Values travel as dicts
+``{name: tensor}`` whose shapes follow :mod:`pixyz_pyro.dist.shapes`.
+
+Two internal methods are the whole executor protocol; the public API and both
+executors are written on top of them:
+
+* ``_sample_values(values, ctx, reparam, batch_n)`` returns the new values it draws;
+* ``_log_prob_values(values, ctx, sum_features, feature_dims)`` returns the log-density.
+
+Both work on *folded* values (one batch dimension) inside one :class:`Context`.
+"""
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import VariableError, missing_vars_message
+from .context import Context
+from .naming import as_var_list, latex_name, prob_text
+from .shapes import fold, numel, unfold
+
+
+def to_dict(x, keys: Sequence[str]) -> Dict[str, object]:
+    """Accept a dict, a tensor (for the first key) or a list of tensors (for the keys)."""
+    if x is None:
+        return {}
+    if isinstance(x, dict):
+        return x
+    if isinstance(x, torch.Tensor):
+        if not keys:
+            raise VariableError("a bare tensor was given, but the distribution takes no input")
+        return {keys[0]: x}
+    if isinstance(x, (list, tuple)):
+        return dict(zip(keys, x))
+    raise VariableError(f"expected a dict of tensors {{name: tensor}}, got {type(x).__name__}")
+
+
+class Distribution(nn.Module):
+    """Base class of pixyz_pyro distributions.
+
+    Parameters
+    ----------
+    var : list of str
+        Variables this distribution defines.
+    cond_var : list of str
+        Variables it is conditioned on.
+    name : str
+        Name used in formulas; ``"p_prior"`` prints ``p_{prior}``.
+    features_shape : torch.Size
+        Shape of one draw of one batch element (see :mod:`pixyz_pyro.dist.shapes`).
+    """
+
+    #: Whether samples can carry gradients to the parameters.
+    has_reparam = False
+
+    def __init__(self, var, cond_var=(), name: str = "p", features_shape=torch.Size()):
+        super().__init__()
+        var = as_var_list(var, "var")
+        cond_var = as_var_list(cond_var, "cond_var")
+        both = set(var) & set(cond_var)
+        if both:
+            raise VariableError(f"{sorted(both)} appear in both var {var} and cond_var "
+                                f"{cond_var}; a variable cannot condition on itself")
+        self._var = var
+        self._cond_var = cond_var
+        self._name = latex_name(name)
+        self._features_shape = torch.Size(features_shape)
+
+    # --- description -------------------------------------------------------------------
+    @property
+    def var(self) -> List[str]:
+        return list(self._var)
+
+    @property
+    def cond_var(self) -> List[str]:
+        return list(self._cond_var)
+
+    @property
+    def input_var(self) -> List[str]:
+        """Variables needed as input to sample (normally ``cond_var``)."""
+        return list(self._cond_var)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = latex_name(value)
+
+    @property
+    def features_shape(self) -> torch.Size:
+        return self._features_shape
+
+    @property
+    def distribution_name(self) -> str:
+        return ""
+
+    @property
+    def prob_text(self) -> str:
+        return prob_text(self._name, self.var, self.cond_var)
+
+    @property
+    def prob_factorized_text(self) -> str:
+        return self.prob_text
+
+    @property
+    def prob_joint_factorized_and_text(self) -> str:
+        joint, fact = self.prob_text, self.prob_factorized_text
+        return joint if joint == fact else f"{joint} = {fact}"
+
+    def factors(self) -> List["Distribution"]:
+        """The atomic factors of this distribution (itself, unless it is a product)."""
+        return [self]
+
+    def __str__(self) -> str:
+        return (f"Distribution:\n  {self.prob_joint_factorized_and_text}\n"
+                f"Network architecture:\n  " + self._network_repr().replace("\n", "\n  "))
+
+    def _network_repr(self) -> str:
+        return nn.Module.__repr__(self)
+
+    def extra_repr(self) -> str:
+        return (f"name={self.name}, distribution_name={self.distribution_name},\n"
+                f"var={self.var}, cond_var={self.cond_var}, input_var={self.input_var}, "
+                f"features_shape={self.features_shape}")
+
+    def _repr_latex_(self) -> str:
+        return f"${self.prob_joint_factorized_and_text}$"
+
+    # --- executor protocol --------------------------------------------------------------
+    def _sample_values(self, values: Dict, ctx: Context, reparam: bool,
+                       batch_n: Optional[int]) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{self.prob_text} cannot be sampled")
+
+    def _log_prob_values(self, values: Dict, ctx: Context, sum_features: bool = True,
+                         feature_dims=None) -> torch.Tensor:
+        raise NotImplementedError(f"{self.prob_text} has no log-density")
+
+    def _require(self, values: Dict, names: Sequence[str], purpose: str) -> None:
+        missing = [v for v in names if v not in values]
+        if missing:
+            raise VariableError(missing_vars_message(self.prob_text, missing, values, purpose))
+
+    # --- sampling -----------------------------------------------------------------------
+    def sample(self, x_dict=None, batch_n: Optional[int] = None, sample_shape=torch.Size(),
+               return_all: bool = True, reparam: bool = False) -> Dict[str, torch.Tensor]:
+        """Draw ``var`` given ``x_dict``.
+
+        Shapes are ``sample_shape + batch_shape + features_shape``.  ``batch_n`` sets the
+        batch of a distribution that has no input.  With ``return_all`` the input dict is
+        returned too (unknown extra keys are carried through).
+
+        Examples
+        --------
+        >>> from pixyz_pyro.dist import Normal
+        >>> p = Normal(loc=0., scale=1., var=["z"], features_shape=[2])
+        >>> p.sample(batch_n=3)["z"].shape, p.sample(sample_shape=[5])["z"].shape
+        (torch.Size([3, 2]), torch.Size([5, 1, 2]))
+        """
+        x_dict = to_dict(x_dict, self.cond_var)
+        self._require(x_dict, self.cond_var, "sampling")
+        sample_shape = tuple(torch.Size(sample_shape))
+        n = numel(sample_shape)
+        known = set(self.var + self.cond_var + self.input_var)
+        names = [k for k in x_dict if k in known]
+        values = fold(x_dict, names, n)
+        if n > 1:
+            has_input = any(isinstance(values[k], torch.Tensor) and values[k].dim() > 0
+                            for k in names)
+            batch_n = None if has_input else n * (batch_n or 1)
+        new = self._sample_values(values, Context(batch_n=batch_n), reparam, batch_n)
+        new = {k: unfold(v, sample_shape) for k, v in new.items()}
+        if not return_all:
+            return {k: new[k] for k in self.var if k in new}
+        out = dict(x_dict)
+        out.update(new)
+        return out
+
+    def sample_mean(self, x_dict=None) -> torch.Tensor:
+        raise NotImplementedError(f"{self.prob_text} has no closed-form mean")
+
+    def sample_variance(self, x_dict=None) -> torch.Tensor:
+        raise NotImplementedError(f"{self.prob_text} has no closed-form variance")
+
+    # --- densities ----------------------------------------------------------------------
+    def get_log_prob(self, x_dict, sum_features: bool = True, feature_dims=None,
+                     **kwargs) -> torch.Tensor:
+        """:math:`\\log p(x|y)` of the values in ``x_dict``, summed over the features
+        (every dimension but the first) when ``sum_features``."""
+        x_dict = to_dict(x_dict, self.var + self.input_var)
+        self._require(x_dict, self.var + self.cond_var, "log_prob")
+        return self._log_prob_values(x_dict, Context(), sum_features, feature_dims)
+
+    def get_entropy(self, x_dict=None, sum_features: bool = True,
+                    feature_dims=None) -> torch.Tensor:
+        raise NotImplementedError(f"{self.prob_text} has no closed-form entropy")
+
+    def get_params(self, params_dict=None, **kwargs) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{self.prob_text} has no parameters of its own")
+
+    # --- losses (late import: dist never imports loss at module level) ------------------
+    def log_prob(self, sum_features: bool = True, feature_dims=None):
+        """The loss :math:`\\log p(x|y)` (a :class:`pixyz_pyro.loss.LogProb`)."""
+        from ..loss import LogProb
+        return LogProb(self, sum_features=sum_features, feature_dims=feature_dims)
+
+    def prob(self, sum_features: bool = True, feature_dims=None):
+        """The loss :math:`p(x|y)` (a :class:`pixyz_pyro.loss.Prob`)."""
+        from ..loss import Prob
+        return Prob(self, sum_features=sum_features, feature_dims=feature_dims)
+
+    def entropy(self, sample_shape=torch.Size([1]), analytical: bool = True):
+        """The loss :math:`H[p]` (a :class:`pixyz_pyro.loss.Entropy`)."""
+        from ..loss import Entropy
+        return Entropy(self, sample_shape=sample_shape, analytical=analytical)
+
+    # --- combinators ----------------------------------------------------------------------
+    def __mul__(self, other: "Distribution") -> "Distribution":
+        from .joint import MultiplyDistribution
+        return MultiplyDistribution(self, other)
+
+    def replace_var(self, **replace_dict: str) -> "Distribution":
+        """Rename variables: ``q.replace_var(z="z_prev")`` returns a new distribution."""
+        from .joint import ReplaceVarDistribution
+        return ReplaceVarDistribution(self, replace_dict)
+
+    def marginalize_var(self, marginalize_list) -> "Distribution":
+        """Integrate variables out (by ancestral sampling); returns a new distribution."""
+        from .joint import MarginalizeVarDistribution
+        return MarginalizeVarDistribution(self, marginalize_list)
+
+    def forward(self, *args, **kwargs):
+        """Networks override this: map conditioning variables to parameters."""
+        return {}

@@ -1,0 +1,254 @@
+"""A distribution with parameters: one ``pyro.distributions`` object per evaluation.
+
+:class:`FactorDistribution` is the generic class behind every family.  Its parameters
+come from three places, merged in this order:
+
+1. constants given to the constructor, kept as buffers of shape ``(1, *features_shape)``;
+2. conditioning variables bound by name (``Normal(loc="y", ...)``);
+3. the dict returned by ``forward(**cond)``, for distributions that hide a network.
+
+:meth:`FactorDistribution.pyro_dist` turns the parameters into ONE
+``pyro.distributions`` object.  Both the direct executor and the Pyro executor use it.
+Names, shapes and supports are validated on the first call only.
+"""
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+from ..errors import ParameterError, ShapeError, SupportError, VariableError
+from .context import Context
+from .distribution import Distribution, to_dict
+from .family import Family
+from .shapes import SHAPES, shape_str
+
+
+def _sum_features(t: torch.Tensor, sum_features: bool, feature_dims) -> torch.Tensor:
+    if not sum_features:
+        return t
+    if feature_dims is not None:
+        return t.sum(dim=feature_dims)
+    if t.dim() <= 1:
+        return t
+    return t.sum(dim=tuple(range(1, t.dim())))
+
+
+class FactorDistribution(Distribution):
+    """A distribution from a :class:`Family` of ``pyro.distributions``.
+
+    Subclasses of the families (``Normal``, ``Bernoulli``, ...) override ``forward`` to
+    compute parameters with a network, as in Pixyz.
+    """
+
+    family: Family = None  # set by lift()
+
+    def __init__(self, var=("x",), cond_var=(), name: str = "p", features_shape=torch.Size(),
+                 **params):
+        fam = self.family
+        unknown = set(params) - set(fam.all_params)
+        if unknown:
+            raise ParameterError(f"{fam.name} has no parameter(s) {sorted(unknown)}; its "
+                                 f"parameters are {list(fam.all_params)}")
+        super().__init__(var, cond_var, name, features_shape)
+        for key, default in fam.defaults.items():
+            if params.get(key) is None:
+                params[key] = default
+        self._static = {k: params.pop(k, v) for k, v in fam.static.items()}
+        self._bound: Dict[str, str] = {}
+        consts: Dict[str, torch.Tensor] = {}
+        for key, value in params.items():
+            if value is None:
+                continue
+            if isinstance(value, str):
+                if value not in self._cond_var:
+                    raise VariableError(
+                        f'{self.prob_text}: parameter {key}="{value}" binds a conditioning '
+                        f"variable, but cond_var is {self._cond_var}")
+                self._bound[key] = value
+            elif isinstance(value, nn.Parameter):
+                self.register_parameter(key, value)
+            else:
+                consts[key] = torch.as_tensor(value, dtype=torch.get_default_dtype()
+                                              if not torch.is_tensor(value) else None)
+        if consts and not self._features_shape:
+            self._features_shape = torch.broadcast_shapes(*(c.shape for c in consts.values()))
+        for key, c in consts.items():
+            try:
+                c = c.expand(self._features_shape)
+            except RuntimeError:
+                raise ShapeError(
+                    f"{self.prob_text}: constant {key} has shape {shape_str(c.shape)}, which "
+                    f"does not fit features_shape {shape_str(self._features_shape)}") from None
+            self.register_buffer(key, c.unsqueeze(0).clone())
+        self._param_names = tuple(k for k in fam.all_params
+                                  if k in consts or k in self._bound or
+                                  isinstance(params.get(k), nn.Parameter))
+        self._forward_vars = tuple(v for v in self._cond_var if v not in self._bound.values())
+        self._has_forward = type(self).forward is not Distribution.forward
+        self._checked = False
+        self._checked_value = False
+
+    @property
+    def distribution_name(self) -> str:
+        return self.family.name
+
+    @property
+    def has_reparam(self) -> bool:
+        return self.family.reparam
+
+    def _network_repr(self) -> str:
+        return nn.Module.__repr__(self)
+
+    def extra_repr(self) -> str:
+        lines = [super().extra_repr()]
+        for key in self._param_names:
+            t = getattr(self, key, None)
+            if isinstance(t, torch.Tensor) and key not in dict(self.named_parameters()):
+                lines.append(f"({key}): {t.shape}")
+        return "\n".join(lines)
+
+    # --- parameters ---------------------------------------------------------------------
+    def _params(self, values: Dict, ctx: Optional[Context]) -> Dict[str, torch.Tensor]:
+        inputs = tuple(values[v] for v in self._cond_var)
+        key = (id(self),) + tuple(map(id, inputs))
+        if ctx is not None:
+            hit = ctx.memo.get(key)
+            if hit is not None:
+                return hit[1]
+        params = {k: getattr(self, k) for k in self._param_names if k not in self._bound}
+        params.update(self._static)
+        for k, v in self._bound.items():
+            params[k] = values[v]
+        if self._has_forward:
+            out = self.forward(**{v: values[v] for v in self._forward_vars})
+            if not self._checked:
+                self._check_forward(out)
+            params.update(out)
+        if not self._checked:
+            self._check_params(params)
+        if ctx is not None:
+            ctx.memo[key] = (inputs, params)
+        return params
+
+    def _check_forward(self, out) -> None:
+        fam = self.family
+        if not isinstance(out, dict):
+            raise ParameterError(f"{self.prob_text}.forward must return a dict of parameters "
+                                 f"{list(fam.params)}, got {type(out).__name__}")
+        bad = set(out) - set(fam.all_params)
+        if bad:
+            raise ParameterError(
+                f"{self.prob_text}.forward returned parameter names {sorted(out)}; a "
+                f"{fam.name} expects {list(fam.params)} (unknown: {sorted(bad)})")
+
+    def _check_params(self, params: Dict[str, torch.Tensor]) -> None:
+        fam = self.family
+        missing = fam.missing(params)
+        if missing:
+            raise ParameterError(
+                f"{self.prob_text} has no value for parameter(s) {missing}: a {fam.name} "
+                f"needs {list(fam.params)}, got {sorted(params)} from constants, bound "
+                f"variables and forward")
+        tensors = {k: v for k, v in params.items()
+                   if isinstance(v, torch.Tensor) and k not in self._static}
+        try:
+            torch.broadcast_shapes(*(t.shape for t in tensors.values()))
+        except RuntimeError:
+            shapes = {k: shape_str(t.shape) for k, t in tensors.items()}
+            raise ShapeError(f"{self.prob_text}: parameter shapes {shapes} do not broadcast "
+                             f"({SHAPES})") from None
+        for k, t in tensors.items():
+            if self._features_shape and t.dim() > 1 and \
+                    tuple(t.shape[-len(self._features_shape):]) != tuple(self._features_shape) \
+                    and t.shape[1:].numel() != 1:
+                raise ShapeError(
+                    f"{self.prob_text}: parameter {k} has features {shape_str(t.shape[1:])}, "
+                    f"but features_shape is {shape_str(self._features_shape)} ({SHAPES})")
+        problem = fam.check_params(params)
+        if problem:
+            raise SupportError(f"{self.prob_text}: {problem}")
+        self._checked = True
+
+    def get_params(self, params_dict=None, **kwargs) -> Dict[str, torch.Tensor]:
+        """The parameters given the conditioning variables."""
+        values = to_dict(params_dict, self._cond_var)
+        self._require(values, self._cond_var, "get_params")
+        return dict(self._params(values, None))
+
+    # --- the one translation to pyro.distributions ------------------------------------------
+    def pyro_dist(self, values: Dict, ctx: Optional[Context] = None):
+        """The ``pyro.distributions`` object of this factor given ``values``.
+
+        Its ``batch_shape`` is ``batch_shape + features_shape`` (up to the family's own
+        event dimensions); ``to_pyro`` adds ``.to_event``.
+        """
+        return self.family.build(self._params(values, ctx))
+
+    def _sample_values(self, values, ctx, reparam, batch_n):
+        self._require(values, self._cond_var, "sampling")
+        params = self._params(values, ctx)
+        d = self.family.build_sampler(params)
+        draw = d.rsample if (reparam and d.has_rsample) else d.sample
+        tensors = [t for t in params.values() if isinstance(t, torch.Tensor) and t.dim() > 0]
+        b = max((t.shape[0] for t in tensors), default=1)
+        if batch_n is not None and batch_n != b and b == 1:
+            x = draw((batch_n,))
+            x = x.reshape(batch_n, *x.shape[2:]) if x.dim() > 1 else x
+        else:
+            x = draw()
+        return {self._var[0]: x}
+
+    def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
+        self._require(values, self._var + self._cond_var, "log_prob")
+        d = self.pyro_dist(values, ctx)
+        x = values[self._var[0]]
+        if not self._checked_value:
+            self._check_value(d, x)
+        lp = self.family.log_prob(d, x)
+        return _sum_features(lp, sum_features, feature_dims)
+
+    def _check_value(self, d, x) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise SupportError(f'{self.prob_text}: value of "{self._var[0]}" must be a tensor, '
+                               f"got {type(x).__name__}")
+        if x.numel() == 0:
+            raise ShapeError(f'{self.prob_text}: "{self._var[0]}" is an empty batch '
+                             f"(shape {shape_str(x.shape)})")
+        ref = next((t for t in d.__dict__.values() if isinstance(t, torch.Tensor)), None)
+        if ref is not None and ref.device != x.device:
+            raise ShapeError(f'{self.prob_text}: "{self._var[0]}" is on {x.device}, but the '
+                             f"parameters are on {ref.device}; move one with .to()")
+        if not x.is_floating_point() and self.family.float_values:
+            raise SupportError(f'{self.prob_text}: "{self._var[0]}" has dtype {x.dtype}; a '
+                               f"{self.family.name} takes floating-point values "
+                               f"(use .float())")
+        full = tuple(d.batch_shape + d.event_shape)
+        try:
+            torch.broadcast_shapes(full, tuple(x.shape))
+        except RuntimeError:
+            raise ShapeError(
+                f'{self.prob_text}: "{self._var[0]}" has shape {shape_str(x.shape)}, but the '
+                f"parameters have shape {shape_str(full)} ({SHAPES})") from None
+        problem = self.family.check_value(x)
+        if problem:
+            raise SupportError(f'{self.prob_text}: "{self._var[0]}" {problem}')
+        self._checked_value = True
+
+    # --- moments ------------------------------------------------------------------------
+    def _given(self, x_dict) -> Dict:
+        values = to_dict(x_dict, self._cond_var)
+        self._require(values, self._cond_var, "this")
+        return values
+
+    def sample_mean(self, x_dict=None) -> torch.Tensor:
+        return self.pyro_dist(self._given(x_dict)).mean
+
+    def sample_variance(self, x_dict=None) -> torch.Tensor:
+        return self.pyro_dist(self._given(x_dict)).variance
+
+    def get_entropy(self, x_dict=None, sum_features: bool = True,
+                    feature_dims=None) -> torch.Tensor:
+        return self._entropy_values(self._given(x_dict), None, sum_features, feature_dims)
+
+    def _entropy_values(self, values, ctx, sum_features=True, feature_dims=None):
+        return _sum_features(self.pyro_dist(values, ctx).entropy(), sum_features, feature_dims)

@@ -1,0 +1,215 @@
+"""Joints: products of factors, renamed variables and marginals.
+
+A product :math:`p(x, z) = p(x|z) p(z)` is an immutable DAG of factors
+(:class:`pixyz_pyro.graph.Graph`).  Sampling is ancestral, in topological order; the
+joint log-density is the sum of its factors' log-densities:
+
+.. math::
+
+    \\log p(x, z) = \\log p(x|z) + \\log p(z).
+
+``replace_var`` and ``marginalize_var`` return new objects and never modify their input.
+"""
+from typing import Dict, List
+
+from torch import nn
+
+from ..errors import VariableError, did_you_mean
+from ..graph import Graph
+from .distribution import Distribution
+from .naming import as_var_list
+
+
+class MultiplyDistribution(Distribution):
+    """The product of two distributions, ``a * b``.
+
+    Examples
+    --------
+    >>> from pixyz_pyro.dist import Normal
+    >>> p = Normal(loc="z", scale=1., var=["x"], cond_var=["z"])
+    >>> prior = Normal(loc=0., scale=1., var=["z"], name="p_prior")
+    >>> print((p * prior).prob_joint_factorized_and_text)
+    p(x,z) = p(x|z)p_{prior}(z)
+    """
+
+    def __init__(self, a: Distribution, b: Distribution):
+        for d in (a, b):
+            if not isinstance(d, Distribution):
+                raise TypeError(f"only distributions can be multiplied, got {type(d).__name__}")
+        factors = a.factors() + b.factors()
+        graph = Graph([(i, f.var, f.cond_var) for i, f in enumerate(factors)],
+                      names=[f.prob_text for f in factors])
+        super().__init__(var=list(graph.var), cond_var=list(graph.cond_var), name=a.name)
+        self._factors = nn.ModuleList(factors)
+        self._order = tuple(factors[i] for i in graph.order)
+        self.graph = graph
+
+    def factors(self) -> List[Distribution]:
+        return list(self._factors)
+
+    @property
+    def input_var(self) -> List[str]:
+        return self.var + self.cond_var
+
+    @property
+    def has_reparam(self) -> bool:
+        return all(f.has_reparam for f in self._factors)
+
+    @property
+    def distribution_name(self) -> str:
+        return ""
+
+    @property
+    def prob_factorized_text(self) -> str:
+        return "".join(f.prob_factorized_text for f in reversed(self._order))
+
+    def _network_repr(self) -> str:
+        return "\n".join(f"{f.prob_text}:\n{f._network_repr()}" for f in reversed(self._order))
+
+    def _sample_values(self, values, ctx, reparam, batch_n):
+        values = dict(values)
+        new: Dict = {}
+        for f in self._order:
+            if all(v in values for v in f.var):
+                continue
+            out = f._sample_values(values, ctx, reparam, batch_n)
+            values.update(out)
+            new.update(out)
+        return new
+
+    def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
+        self._require(values, self.var + self.cond_var, "log_prob")
+        total = None
+        for f in self._order:
+            lp = f._log_prob_values(values, ctx, sum_features, feature_dims)
+            total = lp if total is None else total + lp
+        return total
+
+    def get_log_prob(self, x_dict, sum_features=True, feature_dims=None, **kwargs):
+        return super().get_log_prob(x_dict, sum_features, feature_dims, **kwargs)
+
+
+class ReplaceVarDistribution(Distribution):
+    """``p.replace_var(z="y")``: the same distribution with renamed variables.
+
+    Examples
+    --------
+    >>> from pixyz_pyro.dist import Normal
+    >>> p = Normal(loc="z", scale=1., var=["x"], cond_var=["z"])
+    >>> p.replace_var(z="y").prob_text
+    'p(x|y)'
+    """
+
+    def __init__(self, p: Distribution, replace_dict: Dict[str, str]):
+        names = p.var + p.cond_var
+        for old, new in replace_dict.items():
+            if old not in names:
+                raise VariableError(f'replace_var: {p.prob_text} has no variable "{old}"'
+                                    f"{did_you_mean(old, names)}; its variables are {names}")
+            if not isinstance(new, str):
+                raise VariableError(f"replace_var: the new name of {old} must be a string")
+        fwd = {k: replace_dict.get(k, k) for k in names}
+        if len(set(fwd.values())) != len(fwd):
+            raise VariableError(f"replace_var {replace_dict} on {p.prob_text} maps two "
+                                f"variables to one name")
+        super().__init__(var=[fwd[v] for v in p.var], cond_var=[fwd[v] for v in p.cond_var],
+                         name=p.name, features_shape=p.features_shape)
+        self.p = p
+        self._fwd = fwd
+        self._bwd = {v: k for k, v in fwd.items()}
+
+    @property
+    def distribution_name(self) -> str:
+        return self.p.distribution_name
+
+    @property
+    def has_reparam(self) -> bool:
+        return self.p.has_reparam
+
+    def _network_repr(self) -> str:
+        return f"{self.prob_text} -> {self.p.prob_text}:\n{self.p._network_repr()}"
+
+    def _inner(self, values: Dict) -> Dict:
+        out = {k: v for k, v in values.items() if k not in self._bwd}
+        for new, old in self._bwd.items():
+            if new in values:
+                out[old] = values[new]
+        return out
+
+    def _sample_values(self, values, ctx, reparam, batch_n):
+        out = self.p._sample_values(self._inner(values), ctx, reparam, batch_n)
+        return {self._fwd.get(k, k): v for k, v in out.items()}
+
+    def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
+        self._require(values, self.var + self.cond_var, "log_prob")
+        return self.p._log_prob_values(self._inner(values), ctx, sum_features, feature_dims)
+
+    def pyro_dist(self, values, ctx=None):
+        return self.p.pyro_dist(self._inner(values), ctx)
+
+    def _entropy_values(self, values, ctx, sum_features=True, feature_dims=None):
+        return self.p._entropy_values(self._inner(values), ctx, sum_features, feature_dims)
+
+    def sample_mean(self, x_dict=None):
+        return self.p.sample_mean(self._inner(dict(x_dict or {})))
+
+    def sample_variance(self, x_dict=None):
+        return self.p.sample_variance(self._inner(dict(x_dict or {})))
+
+    def get_entropy(self, x_dict=None, sum_features=True, feature_dims=None):
+        return self.p.get_entropy(self._inner(dict(x_dict or {})), sum_features, feature_dims)
+
+    def get_params(self, params_dict=None, **kwargs):
+        return self.p.get_params(self._inner(dict(params_dict or {})), **kwargs)
+
+
+class MarginalizeVarDistribution(Distribution):
+    """``p.marginalize_var(["z"])``: :math:`p(x) = \\int p(x, z) dz`, by sampling.
+
+    It samples (ancestrally, then drops the marginalised variables); it has no
+    closed-form density.
+    """
+
+    def __init__(self, p: Distribution, marginalize_list):
+        names = as_var_list(marginalize_list, "marginalize_var")
+        for v in names:
+            if v not in p.var:
+                if v in p.cond_var:
+                    raise VariableError(
+                        f'marginalize_var: "{v}" is a conditioning variable of {p.prob_text}; '
+                        f"only variables it defines ({p.var}) can be marginalized")
+                raise VariableError(f'marginalize_var: {p.prob_text} has no variable "{v}"'
+                                    f"{did_you_mean(v, p.var)}; its variables are {p.var}")
+        keep = [v for v in p.var if v not in names]
+        if not keep:
+            raise VariableError(f"marginalize_var: cannot marginalize every variable of "
+                                f"{p.prob_text}")
+        super().__init__(var=keep, cond_var=p.cond_var, name=p.name,
+                         features_shape=p.features_shape)
+        self.p = p
+        self._marginalized = names
+
+    @property
+    def distribution_name(self) -> str:
+        return self.p.distribution_name
+
+    @property
+    def prob_factorized_text(self) -> str:
+        inner = self.p.prob_factorized_text
+        return "\\int " + inner + "".join(f"d{v}" for v in self._marginalized)
+
+    def _network_repr(self) -> str:
+        return self.p._network_repr()
+
+    def factors(self):
+        return [self]
+
+    def _sample_values(self, values, ctx, reparam, batch_n):
+        out = self.p._sample_values(values, ctx, reparam, batch_n)
+        return {k: v for k, v in out.items() if k not in self._marginalized}
+
+    def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
+        raise NotImplementedError(
+            f"{self.prob_text} marginalizes {self._marginalized} out of "
+            f"{self.p.prob_text} and has no closed-form log-density; use an ELBO")
+

@@ -1,0 +1,53 @@
+"""The shape convention, written down once.
+
+Every tensor a distribution samples or scores has the shape
+
+.. math::
+
+    \\text{sample\\_shape} + \\text{batch\\_shape} + \\text{features\\_shape}
+
+* ``batch_shape`` is exactly one leading dimension, the data batch (as in Pixyz).
+* ``features_shape`` is everything after it.  ``get_log_prob(..., sum_features=True)``
+  sums it away and returns ``sample_shape + batch_shape``.
+* ``sample_shape`` is the shape of extra Monte Carlo draws (``sample(sample_shape=...)``
+  and ``Expectation(..., sample_shape=...)``).
+
+Inside one evaluation the executors *fold* ``sample_shape`` into the batch dimension,
+so that networks always see one batch dimension (convolutions included), and unfold at
+the edge.  Error messages refer to this statement as ``SHAPES``.
+"""
+import math
+from typing import Dict, Iterable, Tuple
+
+import torch
+
+SHAPES = "sample_shape + batch_shape + features_shape (see pixyz_pyro.dist.shapes)"
+
+
+def numel(shape: Iterable[int]) -> int:
+    return int(math.prod(shape))
+
+
+def fold(values: Dict[str, object], names: Iterable[str], n: int) -> Dict[str, object]:
+    """Repeat the batch tensors ``values[name]`` ``n`` times along a new leading axis and
+    merge that axis into the batch: ``(B, *F) -> (n * B, *F)``, draw-major."""
+    if n == 1:
+        return values
+    out = dict(values)
+    for k in names:
+        v = values.get(k)
+        if isinstance(v, torch.Tensor) and v.dim() > 0:
+            out[k] = v.unsqueeze(0).expand(n, *v.shape).reshape(n * v.shape[0], *v.shape[1:])
+    return out
+
+
+def unfold(t: torch.Tensor, sample_shape: Tuple[int, ...]) -> torch.Tensor:
+    """Inverse of :func:`fold` for one tensor: ``(n * B, *F) -> sample_shape + (B, *F)``."""
+    if not sample_shape:
+        return t
+    n = numel(sample_shape)
+    return t.reshape(*sample_shape, t.shape[0] // n, *t.shape[1:])
+
+
+def shape_str(shape) -> str:
+    return str(tuple(shape))

@@ -1,0 +1,100 @@
+"""Variables, factors and the joint's DAG, in pure Python (no torch, pyro or sympy).
+
+A joint distribution such as :math:`p(x, z) = p(x|z) p(z)` is a set of *factors*.  A
+factor defines its ``var`` given its ``cond_var``.  The factors form a directed acyclic
+graph with an edge ``c -> v`` for each conditioning variable ``c`` of the factor that
+defines ``v``.  :class:`Graph` is immutable: combining or renaming returns a new graph.
+"""
+from typing import Dict, Hashable, List, Sequence, Tuple
+
+from .errors import GraphError
+
+
+class Graph:
+    """An immutable DAG of factors.
+
+    Parameters
+    ----------
+    factors : sequence of (key, var, cond_var)
+        ``key`` identifies the factor (any hashable, typically the distribution),
+        ``var`` the variables it defines and ``cond_var`` those it conditions on.
+    names : sequence of str, optional
+        Display names of the factors, used in error messages.
+
+    Examples
+    --------
+    >>> g = Graph([("p_x", ("x",), ("z",)), ("p_z", ("z",), ())])
+    >>> g.order
+    ('p_z', 'p_x')
+    >>> g.var, g.cond_var
+    (('x', 'z'), ())
+    """
+
+    __slots__ = ("_factors", "_names", "order", "var", "cond_var", "_defined_by")
+
+    def __init__(self, factors: Sequence[Tuple[Hashable, Sequence[str], Sequence[str]]],
+                 names: Sequence[str] = ()):
+        self._factors = tuple((k, tuple(v), tuple(c)) for k, v, c in factors)
+        self._names = tuple(names) or tuple(str(k) for k, _, _ in self._factors)
+        defined: Dict[str, int] = {}
+        for i, (_, var, _) in enumerate(self._factors):
+            for v in var:
+                if v in defined:
+                    raise GraphError(
+                        f'variable "{v}" is defined twice in the product: by '
+                        f"{self._names[defined[v]]} and by {self._names[i]}. Rename one "
+                        f"with replace_var, or marginalize it out.")
+                defined[v] = i
+        self._defined_by = defined
+        self.order = tuple(self._factors[i][0] for i in self._toposort())
+        var: List[str] = []
+        for _, vs, _ in self._factors:
+            var.extend(vs)
+        self.var = tuple(var)
+        cond: List[str] = []
+        for _, _, cs in self._factors:
+            cond.extend(c for c in cs if c not in defined and c not in cond)
+        self.cond_var = tuple(cond)
+
+    def _toposort(self) -> List[int]:
+        n = len(self._factors)
+        deps = [{self._defined_by[c] for c in cs if c in self._defined_by}
+                for _, _, cs in self._factors]
+        state = [0] * n  # 0 new, 1 visiting, 2 done
+        out: List[int] = []
+
+        def visit(i: int, path: List[int]) -> None:
+            if state[i] == 2:
+                return
+            if state[i] == 1:
+                cyc = path[path.index(i):] + [i]
+                raise GraphError("the product has a cycle: " + " -> ".join(
+                    self._names[j] for j in cyc) + ". A joint must be a DAG.")
+            state[i] = 1
+            for j in sorted(deps[i]):
+                visit(j, path + [i])
+            state[i] = 2
+            out.append(i)
+
+        # Visit in reverse order of appearance so that ``p(x|z) * p(z)`` samples z first
+        # and independent factors keep a stable, readable order.
+        for i in range(n):
+            visit(i, [])
+        return out
+
+    def defining(self, var: str) -> Hashable:
+        """Return the key of the factor that defines ``var``."""
+        return self._factors[self._defined_by[var]][0]
+
+    def factor(self, key: Hashable) -> Tuple[Hashable, Tuple[str, ...], Tuple[str, ...]]:
+        for f in self._factors:
+            if f[0] is key or f[0] == key:
+                return f
+        raise KeyError(key)
+
+    def dependents(self, var: str) -> Tuple[Hashable, ...]:
+        """Keys of the factors that condition on ``var``."""
+        return tuple(k for k, _, cs in self._factors if var in cs)
+
+    def __len__(self) -> int:
+        return len(self._factors)

@@ -1,0 +1,243 @@
+"""Loss expressions: immutable nodes with arithmetic, and the direct executor.
+
+A loss is plain data.  Three interpreters read it, and none knows the others:
+
+* :meth:`Loss.eval` (here) computes it on tensors -- the *direct executor*;
+* :mod:`pixyz_pyro.loss.latex` prints it (the only module that imports sympy);
+* :mod:`pixyz_pyro.infer` translates it to Pyro.
+
+The direct executor's contract:
+
+1. One :class:`~pixyz_pyro.dist.context.Context` per call memoises each distribution's
+   ``forward`` by input identity, and is dropped afterwards (no tensor survives).
+2. Each node's ``_eval(values, ctx)`` returns ``(value, new_samples)``.  Siblings see the
+   same input values, as in Pixyz; samples flow only into an expectation's body.
+3. No sympy, no deepcopy, no ``.item()`` and no host sync on the hot path.  Input names
+   are checked on every call (a set difference); everything else is checked on the
+   first call of each distribution.
+"""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+from ..dist.context import Context
+from ..errors import LossError, VariableError, missing_vars_message
+
+Values = Dict[str, object]
+
+
+class Loss:
+    """Base class of loss expressions.
+
+    Subclasses set their children in ``__init__`` and implement ``_eval``.  After
+    ``__init__`` a node is immutable.
+    """
+
+    _frozen = False
+    #: Operator nodes are transparent when a loss is split into its terms.
+    _is_operator = False
+
+    def __setattr__(self, key, value):
+        if self._frozen:
+            raise AttributeError(f"loss expressions are immutable; cannot set {key!r}")
+        object.__setattr__(self, key, value)
+
+    def _freeze(self) -> None:
+        object.__setattr__(self, "_frozen", True)
+
+    # --- structure ----------------------------------------------------------------------
+    @property
+    def children(self) -> Tuple["Loss", ...]:
+        return ()
+
+    @property
+    def _input_var(self) -> List[str]:
+        """Variables this node reads (before what its children sample)."""
+        out: List[str] = []
+        for c in self.children:
+            out.extend(v for v in c.input_var if v not in out)
+        return out
+
+    @property
+    def input_var(self) -> List[str]:
+        return list(self._input_var)
+
+    def distributions(self) -> List[object]:
+        """Every distribution the expression uses (for parameter collection)."""
+        out: List[object] = []
+        for c in self.children:
+            for d in c.distributions():
+                if all(d is not o for o in out):
+                    out.append(d)
+        return out
+
+    def terms(self) -> List["Loss"]:
+        """The top-level terms: the maximal non-operator subexpressions."""
+        if not self._is_operator:
+            return [self]
+        out: List[Loss] = []
+        for c in self.children:
+            out.extend(c.terms())
+        return out
+
+    # --- the direct executor ------------------------------------------------------------
+    def _eval(self, values: Values, ctx: Context) -> Tuple[torch.Tensor, Values]:
+        raise NotImplementedError
+
+    def _run(self, values: Values, ctx: Context) -> Tuple[torch.Tensor, Values]:
+        value, new = self._eval(values, ctx)
+        if ctx.terms is not None and not self._is_operator and id(self) in ctx.terms:
+            ctx.terms[id(self)] = value
+        return value, new
+
+    def eval(self, x_dict: Optional[Values] = None, return_dict: bool = False,
+             return_all: bool = True, return_terms: bool = False, **kwargs):
+        """Evaluate the loss on ``x_dict``.
+
+        Returns the value; with ``return_dict`` also the dict of inputs and samples
+        (only the samples when ``return_all=False``); with ``return_terms`` also a dict
+        ``{term text: value}`` of the top-level terms, from the same evaluation.
+        """
+        values = dict(x_dict) if x_dict is not None else {}
+        values.update(kwargs.pop("constants", {}))
+        need = self.input_var
+        missing = [v for v in need if v not in values]
+        if missing:
+            raise VariableError(missing_vars_message(f"the loss {self._short()}", missing,
+                                                     values, "evaluation"))
+        ctx = Context(batch_n=_batch_n(values, need), kwargs=kwargs)
+        terms = self.terms() if return_terms else None
+        if terms is not None:
+            ctx.terms = {id(t): None for t in terms}
+        value, new = self._run(values, ctx)
+        out = [value]
+        if return_dict:
+            if return_all:
+                values.update(new)
+                out.append(values)
+            else:
+                out.append(new)
+        if terms is not None:
+            out.append({_term_label(t): ctx.terms[id(t)] for t in terms
+                        if ctx.terms.get(id(t)) is not None})
+        return out[0] if len(out) == 1 else tuple(out)
+
+    def estimate(self, x_dict: Optional[Values] = None, **kwargs):
+        """The paper's spelling of :meth:`eval`."""
+        return self.eval(x_dict, **kwargs)
+
+    def __call__(self, x_dict: Optional[Values] = None, **kwargs):
+        return self.eval(x_dict, return_dict=True, **kwargs)
+
+    # --- printing (late import: building a loss never touches sympy) --------------------
+    @property
+    def loss_text(self) -> str:
+        from .latex import loss_text
+        return loss_text(self)
+
+    def __str__(self) -> str:
+        return self.loss_text
+
+    def __repr__(self) -> str:
+        return self.loss_text
+
+    def _repr_latex_(self) -> str:
+        return f"${self.loss_text}$"
+
+    def _short(self) -> str:
+        return type(self).__name__
+
+    # --- algebra --------------------------------------------------------------------------
+    def __add__(self, other):
+        from .ops import AddLoss
+        return AddLoss(self, other)
+
+    def __radd__(self, other):
+        from .ops import AddLoss
+        return AddLoss(other, self)
+
+    def __sub__(self, other):
+        from .ops import SubLoss
+        return SubLoss(self, other)
+
+    def __rsub__(self, other):
+        from .ops import SubLoss
+        return SubLoss(other, self)
+
+    def __mul__(self, other):
+        from .ops import MulLoss
+        return MulLoss(self, other)
+
+    def __rmul__(self, other):
+        from .ops import MulLoss
+        return MulLoss(other, self)
+
+    def __truediv__(self, other):
+        from .ops import DivLoss
+        return DivLoss(self, other)
+
+    def __rtruediv__(self, other):
+        from .ops import DivLoss
+        return DivLoss(other, self)
+
+    def __neg__(self):
+        from .ops import NegLoss
+        return NegLoss(self)
+
+    def __abs__(self):
+        return self.abs()
+
+    def abs(self):
+        from .ops import AbsLoss
+        return AbsLoss(self)
+
+    def mean(self):
+        from .ops import BatchMean
+        return BatchMean(self)
+
+    def sum(self):
+        from .ops import BatchSum
+        return BatchSum(self)
+
+    def detach(self):
+        from .ops import Detach
+        return Detach(self)
+
+    def expectation(self, p, sample_shape=torch.Size([1])):
+        from .expectation import Expectation
+        return Expectation(p, self, sample_shape=sample_shape)
+
+    def constant_var(self, constant_dict: Dict[str, object]):
+        from .values import ConstantVar
+        return ConstantVar(self, constant_dict)
+
+    # Losses are compared by identity (they are used as dict keys by the executor).
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        raise LossError("a loss expression has no truth value; call .eval() to compute it")
+
+
+def _batch_n(values: Values, names: List[str]) -> Optional[int]:
+    for k in names:
+        v = values.get(k)
+        if isinstance(v, torch.Tensor) and v.dim() > 0:
+            return v.shape[0]
+    return None
+
+
+def _term_label(term: Loss) -> str:
+    try:
+        return term.loss_text
+    except Exception:  # noqa: BLE001 - a label must never break an evaluation
+        return repr(type(term).__name__)
+
+
+def as_loss(value) -> Loss:
+    """Wrap numbers and tensors as :class:`~pixyz_pyro.loss.values.ValueLoss`."""
+    if isinstance(value, Loss):
+        return value
+    if isinstance(value, (int, float, torch.Tensor)):
+        from .values import ValueLoss
+        return ValueLoss(value)
+    raise LossError(f"cannot combine a loss with {type(value).__name__} ({value!r})")

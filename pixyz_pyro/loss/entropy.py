@@ -1,0 +1,50 @@
+"""Entropy and cross-entropy.
+
+.. math::
+
+    H[p] = -\\mathbb{E}_{p}[\\log p], \\qquad H[p, q] = -\\mathbb{E}_{p}[\\log q]
+"""
+import torch
+
+from .expectation import Expectation
+from .pdf import DistributionLoss, LogProb
+
+
+class Entropy(DistributionLoss):
+    """:math:`H[p]`: analytic (the family's entropy) or Monte Carlo.
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> from pixyz_pyro.dist import Normal
+    >>> p = Normal(loc=0., scale=1., var=["x"])
+    >>> print(Entropy(p))
+    H \\left[ {p(x)} \\right]
+    >>> torch.allclose(Entropy(p).eval(), torch.tensor(0.5 * math.log(2 * math.pi * math.e)))
+    True
+    """
+
+    def __init__(self, p, sample_shape=torch.Size([1]), analytical: bool = True):
+        super().__init__(p)
+        self.p = p
+        self.analytical = analytical
+        self.mc = None if analytical else -Expectation(p, LogProb(p), sample_shape)
+        self._freeze()
+
+    @property
+    def children(self):
+        return (self.mc,) if self.mc is not None else ()
+
+    @property
+    def _input_var(self):
+        return list(self.p.input_var)
+
+    def _eval(self, values, ctx):
+        if self.mc is not None:
+            return self.mc._run(values, ctx)
+        return self.p._entropy_values(values, ctx), {}
+
+
+def CrossEntropy(p, q, sample_shape=torch.Size([1])):  # noqa: N802 - Pixyz's name
+    """:math:`H[p, q] = -\\mathbb{E}_{p}[\\log q]` (Monte Carlo)."""
+    return -Expectation(p, LogProb(q), sample_shape)

@@ -1,0 +1,67 @@
+"""Leaves that are not densities: constants, named parameters, fixed inputs."""
+from typing import Dict
+
+import torch
+
+from .base import Loss
+
+
+class ValueLoss(Loss):
+    """A constant.
+
+    >>> ValueLoss(2.0).eval()
+    2.0
+    """
+
+    def __init__(self, value):
+        self.value = value
+        self._freeze()
+
+    @property
+    def _input_var(self):
+        return []
+
+    def _eval(self, values, ctx):
+        return self.value, {}
+
+
+class Parameter(Loss):
+    """A value read from the input dict by name, such as a KL weight :math:`\\beta`.
+
+    >>> Parameter("beta").eval({"beta": 0.5})
+    0.5
+    """
+
+    def __init__(self, input_var: str):
+        if not isinstance(input_var, str):
+            raise TypeError(f"Parameter takes a variable name, got {input_var!r}")
+        self.name = input_var
+        self._freeze()
+
+    @property
+    def _input_var(self):
+        return [self.name]
+
+    def _eval(self, values, ctx):
+        return values[self.name], {}
+
+
+class ConstantVar(Loss):
+    """``loss.constant_var({"x": value})``: the loss with some inputs fixed."""
+
+    def __init__(self, base_loss: Loss, constant_dict: Dict[str, object]):
+        self.base = base_loss
+        self.constants = {k: (v if not isinstance(v, (int, float)) else torch.tensor(float(v)))
+                          for k, v in constant_dict.items()}
+        self._freeze()
+
+    @property
+    def children(self):
+        return (self.base,)
+
+    @property
+    def _input_var(self):
+        return [v for v in self.base.input_var if v not in self.constants]
+
+    def _eval(self, values, ctx):
+        return self.base._run({**values, **self.constants}, ctx)
