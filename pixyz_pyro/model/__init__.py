@@ -1,0 +1,6 @@
+"""The Model API: ``Model`` and the presets ``VAE``, ``VI``, ``ML`` and ``GAN``."""
+from .model import Model
+from .optim import OptimizerError, build_optimizer
+from .presets import GAN, ML, VAE, VI
+
+__all__ = ["Model", "VAE", "VI", "ML", "GAN", "build_optimizer", "OptimizerError"]

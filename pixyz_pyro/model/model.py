@@ -1,0 +1,229 @@
+"""``Model``: train and test a loss over a set of distributions.
+
+One training step is
+
+1. set gradients to ``None``;
+2. evaluate the loss with the direct executor (per-term values kept as references);
+3. backward, optionally clip;
+4. read the loss once (``.item()``, the only host sync); if it or a gradient is not
+   finite, refuse the step and name the term that went non-finite;
+5. step the ONE optimizer that holds every parameter.
+"""
+import warnings
+from typing import Dict, Iterable, List, Optional
+
+import torch
+from torch import nn
+
+from ..dist.context import Context
+from ..errors import LossError, NonFiniteError, PixyzError
+from ..loss.base import Loss, _batch_n, _term_label
+from .checkpoint import (
+    FORMAT_VERSION,
+    atomic_save,
+    check_compatible,
+    read_checkpoint,
+    rng_state,
+    set_rng_state,
+)
+from .optim import build_optimizer
+
+
+def unique_parameters(modules: Iterable[nn.Module]) -> List[nn.Parameter]:
+    seen, out = set(), []
+    for m in modules:
+        for p in m.parameters():
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+    return out
+
+
+class Model:
+    """Train ``loss`` over the parameters of ``distributions``.
+
+    Parameters
+    ----------
+    loss : Loss
+        A scalar loss (reduce with ``.mean()`` or ``.sum()``).
+    test_loss : Loss, optional
+        Loss for :meth:`test`; defaults to ``loss``.
+    distributions : list of Distribution
+        Whose parameters are trained (all go to ONE optimizer).
+    optimizer : type or PyroOptim
+        ``torch.optim.Adam`` (the default) or ``pyro.optim.Adam({"lr": ...})``.
+    optimizer_params : dict
+        Keyword arguments of a torch optimizer class.
+    clip_grad_norm, clip_grad_value : float, optional
+        Gradient clipping.
+    retain_graph : bool
+        Passed to ``backward``.
+    compile : bool
+        Compile the loss with ``torch.compile`` after a warm-up step; falls back to eager
+        with one warning if compilation fails.
+    skip_nonfinite : bool
+        Skip (and count in ``skipped_steps``) steps whose loss or gradients are not
+        finite, instead of raising :class:`~pixyz_pyro.errors.NonFiniteError`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pixyz_pyro.dist import Normal
+    >>> from pixyz_pyro.loss import LogProb
+    >>> p = Normal(loc=torch.nn.Parameter(torch.zeros(1)), scale=1., var=["x"])
+    >>> model = Model(-LogProb(p).mean(), distributions=[p],
+    ...               optimizer_params={"lr": 0.1})
+    >>> for _ in range(200):
+    ...     _ = model.train({"x": torch.full((8, 1), 3.0)})
+    >>> round(float(p.loc), 2)
+    3.0
+    """
+
+    def __init__(self, loss: Loss, test_loss: Optional[Loss] = None, distributions=(),
+                 optimizer=torch.optim.Adam, optimizer_params: Optional[Dict] = None,
+                 clip_grad_norm: Optional[float] = None,
+                 clip_grad_value: Optional[float] = None, retain_graph: bool = False,
+                 compile: bool = False, skip_nonfinite: bool = False):
+        if not isinstance(loss, Loss):
+            raise LossError(f"Model needs a pixyz_pyro loss expression, got "
+                            f"{type(loss).__name__}")
+        self.loss_cls = loss
+        self.test_loss_cls = test_loss if test_loss is not None else loss
+        dists = list(distributions) if distributions else loss.distributions()
+        self.distributions = nn.ModuleList(dists)
+        params = unique_parameters(dists)
+        if not params:
+            names = [getattr(d, "prob_text", type(d).__name__) for d in dists]
+            raise PixyzError(f"no parameters to optimize: the distributions {names} have no "
+                             f"trainable parameters (constants are buffers; wrap a trainable "
+                             f"constant in nn.Parameter)")
+        self.optimizer = build_optimizer(optimizer, params, optimizer_params)
+        self._params = params
+        self.clip_norm = clip_grad_norm
+        self.clip_value = clip_grad_value
+        self.retain_graph = retain_graph
+        self.skip_nonfinite = skip_nonfinite
+        self.skipped_steps = 0
+        self.step_count = 0
+        self.compile = compile
+        self._compiled = None
+
+    # --- description --------------------------------------------------------------------
+    def __str__(self) -> str:
+        dists = "\n".join("  " + str(d).replace("\n", "\n  ") for d in self.distributions)
+        return (f"Distributions (for training):\n  "
+                f"{', '.join(d.prob_text for d in self.distributions)}\n"
+                f"Loss function:\n  {self.loss_cls.loss_text}\n"
+                f"Optimizer:\n  " + repr(self.optimizer).replace("\n", "\n  ") + "\n" + dists)
+
+    __repr__ = __str__
+
+    # --- one step -------------------------------------------------------------------------
+    def _evaluate(self, loss: Loss, x_dict: Dict, kwargs: Dict):
+        values = dict(x_dict) if x_dict is not None else {}
+        need = loss.input_var
+        if any(v not in values for v in need):
+            loss.eval(values, **kwargs)  # raises the user-facing error
+        ctx = Context(batch_n=_batch_n(values, need), kwargs=kwargs)
+        terms = loss.terms()
+        ctx.terms = {id(t): None for t in terms}
+        value, _ = loss._run(values, ctx)
+        return value, terms, ctx.terms
+
+    def _loss_fn(self, x_dict: Dict, kwargs: Dict):
+        return self._evaluate(self.loss_cls, x_dict, kwargs)
+
+    def train(self, train_x_dict: Optional[Dict] = None, **kwargs) -> torch.Tensor:
+        """One optimisation step on ``train_x_dict``; returns the loss (detached)."""
+        self.distributions.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        fn = self._compiled or self._loss_fn
+        value, terms, term_values = fn(train_x_dict, kwargs)
+        if not isinstance(value, torch.Tensor) or value.dim() != 0:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value)
+            raise LossError(f"the loss must be a scalar to train; {self.loss_cls.loss_text} "
+                            f"has shape {shape}. Reduce it with .mean() or .sum()")
+        value.backward(retain_graph=self.retain_graph)
+        if self.clip_norm:
+            nn.utils.clip_grad_norm_(self._params, self.clip_norm)
+        if self.clip_value:
+            nn.utils.clip_grad_value_(self._params, self.clip_value)
+        grads = [p.grad for p in self._params if p.grad is not None]
+        check = value.detach()
+        if grads:
+            check = check + 0.0 * torch.stack(torch._foreach_norm(grads)).sum()
+        read = check.item()
+        if read != read or read in (float("inf"), float("-inf")):
+            self._refuse(value, terms, term_values)
+            return value.detach()
+        self.optimizer.step()
+        self.step_count += 1
+        if self.compile and self._compiled is None:
+            self._try_compile()
+        return value.detach()
+
+    def _refuse(self, value, terms, term_values) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        bad = [_term_label(t) for t in terms
+               if isinstance(term_values.get(id(t)), torch.Tensor)
+               and not bool(torch.isfinite(term_values[id(t)]).all())]
+        where = "the loss" if torch.isfinite(value).all() else "the loss value"
+        if torch.isfinite(value).all():
+            where = "a gradient (the loss itself is finite)"
+        msg = (f"non-finite {where} at step {self.step_count}; the optimizer step was "
+               f"refused and parameters are unchanged. Non-finite terms: "
+               f"{bad or ['(none: only gradients)']}")
+        if self.skip_nonfinite:
+            self.skipped_steps += 1
+            return
+        raise NonFiniteError(msg)
+
+    def _try_compile(self) -> None:
+        try:
+            self._compiled = torch.compile(self._loss_fn)
+        except Exception as e:  # noqa: BLE001 - compile must never fail training
+            warnings.warn(f"torch.compile is unavailable ({type(e).__name__}: {e}); "
+                          f"training continues in eager mode", RuntimeWarning, stacklevel=3)
+            self.compile = False
+
+    def test(self, test_x_dict: Optional[Dict] = None, **kwargs) -> torch.Tensor:
+        """Evaluate the test loss without gradients."""
+        self.distributions.eval()
+        with torch.no_grad():
+            value = self.test_loss_cls.eval(test_x_dict, **kwargs)
+        return value
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> Dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "distributions": [(d.prob_text, d.state_dict()) for d in self.distributions],
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng_state(),
+            "step_count": self.step_count,
+            "skipped_steps": self.skipped_steps,
+        }
+
+    def save(self, path: str) -> None:
+        """Write an atomic checkpoint (see :mod:`pixyz_pyro.model.checkpoint`)."""
+        atomic_save(self.state_dict(), path)
+
+    def load(self, path: str) -> None:
+        """Restore a checkpoint written by :meth:`save`; validates before changing
+        anything."""
+        ckpt = read_checkpoint(path)
+        check_compatible(ckpt, list(self.distributions), path)
+        opt_state = ckpt["optimizer"]
+        ours = self.optimizer.state_dict()
+        if len(opt_state.get("param_groups", [])) != len(ours["param_groups"]) or any(
+                len(a["params"]) != len(b["params"])
+                for a, b in zip(opt_state["param_groups"], ours["param_groups"])):
+            from ..errors import CheckpointError
+            raise CheckpointError(f"{path!r}: the optimizer state does not fit this model's "
+                                  f"optimizer ({type(self.optimizer).__name__})")
+        for d, (_, state) in zip(self.distributions, ckpt["distributions"]):
+            d.load_state_dict(state)
+        self.optimizer.load_state_dict(opt_state)
+        set_rng_state(ckpt["rng"])
+        self.step_count = ckpt["step_count"]
+        self.skipped_steps = ckpt.get("skipped_steps", 0)

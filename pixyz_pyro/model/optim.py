@@ -1,0 +1,71 @@
+"""Build ONE torch optimizer over every parameter, from a torch class or a Pyro optimizer.
+
+Pixyz passes an optimizer *class* (``optim.Adam``) and its keyword arguments.  A Pyro
+optimizer (``pyro.optim.Adam({"lr": 1e-3})``) wraps a torch class and its arguments;
+we unwrap it into one torch optimizer over all parameters instead of Pyro's one
+optimizer per parameter tensor.  Per-parameter updates such as Adam's are elementwise,
+so the result is identical.
+"""
+import inspect
+from typing import Dict, Iterable, Optional
+
+import torch
+
+from ..errors import PixyzError
+
+
+class OptimizerError(PixyzError, TypeError):
+    """The optimizer argument is not a class, a Pyro optimizer, or has bad arguments."""
+
+
+def _pyro_optim_type():
+    try:
+        from pyro.optim.optim import PyroOptim
+        return PyroOptim
+    except ImportError:  # pragma: no cover - pyro is a dependency
+        return ()
+
+
+def build_optimizer(optimizer, params: Iterable[torch.nn.Parameter],
+                    optimizer_params: Optional[Dict] = None) -> torch.optim.Optimizer:
+    """A single torch optimizer over ``params``.
+
+    Parameters
+    ----------
+    optimizer : type or PyroOptim
+        A ``torch.optim.Optimizer`` subclass, or a Pyro optimizer instance.
+    params : iterable of Parameter
+    optimizer_params : dict, optional
+        Keyword arguments for a torch optimizer class.
+    """
+    params = list(params)
+    optimizer_params = dict(optimizer_params or {})
+    if isinstance(optimizer, torch.optim.Optimizer):
+        raise OptimizerError(
+            f"optimizer must be an optimizer class such as torch.optim.Adam (with "
+            f"optimizer_params={{'lr': ...}}), or a Pyro optimizer such as "
+            f"pyro.optim.Adam({{'lr': ...}}); got an instance of "
+            f"{type(optimizer).__name__}, which already owns other parameters")
+    pyro_optim = _pyro_optim_type()
+    if pyro_optim and isinstance(optimizer, pyro_optim):
+        if optimizer_params:
+            raise OptimizerError("a Pyro optimizer carries its own arguments; do not also "
+                                 "pass optimizer_params")
+        args = optimizer.pt_optim_args
+        if callable(args):
+            groups = [{"params": [p], **args(f"param_{i}")} for i, p in enumerate(params)]
+            return optimizer.pt_optim_constructor(groups)
+        return optimizer.pt_optim_constructor(params, **args)
+    if inspect.isclass(optimizer) and issubclass(optimizer, torch.optim.Optimizer):
+        try:
+            return optimizer(params, **optimizer_params)
+        except TypeError as e:
+            raise OptimizerError(f"{optimizer.__name__}(**{optimizer_params}) failed: {e}") \
+                from None
+    if callable(optimizer) and getattr(optimizer, "__module__", "").startswith("pyro.optim"):
+        raise OptimizerError(
+            f"{optimizer.__module__}.{getattr(optimizer, '__name__', optimizer)} is a Pyro "
+            f"optimizer factory; call it with its arguments, e.g. "
+            f"pyro.optim.Adam({{'lr': 1e-3}})")
+    raise OptimizerError(f"optimizer must be a torch.optim.Optimizer class or a Pyro "
+                         f"optimizer, got {optimizer!r}")

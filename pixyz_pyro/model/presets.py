@@ -1,0 +1,120 @@
+"""Presets: ``VAE``, ``VI``, ``ML`` and ``GAN``, with Pixyz's constructors.
+
+* ``VAE``: :math:`\\mathrm{mean}(-\\mathbb{E}_{q(z|x)}[\\log p(x|z)] + R)`
+* ``VI``: :math:`\\mathrm{mean}(-\\mathrm{ELBO}(p, q))`
+* ``ML``: :math:`\\mathrm{mean}(-\\log p(x))`
+* ``GAN``: the generator side of ``AdversarialJensenShannon(p_data, p, d)``; the
+  discriminator has its own optimizer and parameter group, stepped by the model.
+"""
+from typing import Dict, Optional, Sequence
+
+import torch
+
+from ..dist.special import EmpiricalDistribution
+from ..loss import ELBO, AdversarialJensenShannon, AdversarialWassersteinDistance, LogProb
+from .model import Model, unique_parameters
+from .optim import build_optimizer
+
+
+def _as_list(x) -> list:
+    if x is None:
+        return []
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+class VAE(Model):
+    """A VAE: reconstruction :math:`-\\mathbb{E}_{q}[\\log p]` plus a ``regularizer``."""
+
+    def __init__(self, encoder, decoder, other_distributions: Sequence = (),
+                 regularizer=None, optimizer=torch.optim.Adam,
+                 optimizer_params: Optional[Dict] = None, clip_grad_norm=None,
+                 clip_grad_value=None, **kwargs):
+        distributions = [encoder, decoder] + _as_list(other_distributions)
+        loss = -decoder.log_prob().expectation(encoder)
+        if regularizer is not None:
+            loss = loss + regularizer
+        loss = loss.mean()
+        super().__init__(loss, test_loss=loss, distributions=distributions,
+                         optimizer=optimizer, optimizer_params=optimizer_params,
+                         clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value,
+                         **kwargs)
+
+
+class VI(Model):
+    """Variational inference: minimise :math:`-\\mathrm{ELBO}(p, q)`."""
+
+    def __init__(self, p, approximate_dist, other_distributions: Sequence = (),
+                 optimizer=torch.optim.Adam, optimizer_params: Optional[Dict] = None,
+                 clip_grad_norm=None, clip_grad_value=None, **kwargs):
+        distributions = [approximate_dist] + _as_list(other_distributions)
+        loss = -ELBO(p, approximate_dist).mean()
+        super().__init__(loss, test_loss=loss, distributions=distributions,
+                         optimizer=optimizer, optimizer_params=optimizer_params,
+                         clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value,
+                         **kwargs)
+
+
+class ML(Model):
+    """Maximum likelihood: minimise :math:`-\\log p`."""
+
+    def __init__(self, p, other_distributions: Sequence = (), optimizer=torch.optim.Adam,
+                 optimizer_params: Optional[Dict] = None, clip_grad_norm=None,
+                 clip_grad_value=None, **kwargs):
+        distributions = [p] + _as_list(other_distributions)
+        loss = -LogProb(p).mean()
+        super().__init__(loss, test_loss=loss, distributions=distributions,
+                         optimizer=optimizer, optimizer_params=optimizer_params,
+                         clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value,
+                         **kwargs)
+
+
+class GAN(Model):
+    """A GAN.  ``train`` returns ``(loss, d_loss)``: one discriminator step on detached
+    samples, then one generator step, each with its own optimizer over its own
+    parameter group.  No optimizer hides inside the loss."""
+
+    def __init__(self, p, discriminator, optimizer=torch.optim.Adam,
+                 optimizer_params: Optional[Dict] = None, d_optimizer=torch.optim.Adam,
+                 d_optimizer_params: Optional[Dict] = None, clip_grad_norm=None,
+                 clip_grad_value=None, loss=None, **kwargs):
+        p_data = EmpiricalDistribution(p.var)
+        if loss is None:
+            loss = AdversarialJensenShannon(p_data, p, discriminator)
+        super().__init__(loss, test_loss=loss, distributions=[p], optimizer=optimizer,
+                         optimizer_params=optimizer_params, clip_grad_norm=clip_grad_norm,
+                         clip_grad_value=clip_grad_value, **kwargs)
+        self.discriminator = discriminator
+        self.d_optimizer = build_optimizer(d_optimizer, unique_parameters([discriminator]),
+                                           d_optimizer_params)
+
+    def train(self, train_x_dict=None, adversarial_loss: bool = True, **kwargs):
+        d_loss = None
+        if adversarial_loss:
+            self.discriminator.train()
+            self.d_optimizer.zero_grad(set_to_none=True)
+            d_value = self.loss_cls.d_loss(train_x_dict, **kwargs)
+            d_value.backward()
+            self.d_optimizer.step()
+            if isinstance(self.loss_cls, AdversarialWassersteinDistance):
+                with torch.no_grad():
+                    for q in self.discriminator.parameters():
+                        q.clamp_(-self.loss_cls.clip_value, self.loss_cls.clip_value)
+            d_loss = d_value.detach()
+        # Generator step: the discriminator's gradients from it are discarded.
+        loss = super().train(train_x_dict, **kwargs)
+        self.d_optimizer.zero_grad(set_to_none=True)
+        return (loss, d_loss) if adversarial_loss else loss
+
+    def test(self, test_x_dict=None, adversarial_loss: bool = True, **kwargs):
+        loss = super().test(test_x_dict, **kwargs)
+        if adversarial_loss:
+            with torch.no_grad():
+                d_loss = self.loss_cls.d_loss(test_x_dict, **kwargs)
+            return loss, d_loss
+        return loss
+
+    def state_dict(self) -> Dict:
+        state = super().state_dict()
+        state["discriminator"] = self.discriminator.state_dict()
+        state["d_optimizer"] = self.d_optimizer.state_dict()
+        return state
