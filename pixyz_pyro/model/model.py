@@ -75,7 +75,7 @@ class Model:
     ...               optimizer_params={"lr": 0.1})
     >>> for _ in range(200):
     ...     _ = model.train({"x": torch.full((8, 1), 3.0)})
-    >>> round(float(p.loc), 2)
+    >>> round(p.loc.detach().item(), 2)
     3.0
     """
 

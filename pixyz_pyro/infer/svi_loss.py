@@ -1,0 +1,64 @@
+"""Any pixyz_pyro loss as a Pyro SVI loss.
+
+``pyro.infer.SVI(model, guide, optim, loss=SVILoss(loss))`` trains any objective of the
+loss algebra with Pyro's own loop: ``svi.step(x=x)`` evaluates the loss with the direct
+executor on the keyword data, backpropagates, and registers every distribution's
+network with ``pyro.module`` so that SVI's optimizer finds the parameters.  ``model``
+and ``guide`` are accepted for the interface (``to_pyro`` programs, typically) and are
+not run: the loss already names its distributions.
+"""
+import torch
+
+from ..errors import LossError
+from ..loss.base import Loss
+from .program import register_modules
+
+
+class SVILoss:
+    """Wrap a scalar :class:`~pixyz_pyro.loss.Loss` for ``pyro.infer.SVI``.
+
+    Examples
+    --------
+    >>> import torch, pyro
+    >>> from pixyz_pyro.dist import Normal
+    >>> from pixyz_pyro.loss import LogProb
+    >>> from pixyz_pyro.infer import SVILoss, to_pyro
+    >>> p = Normal(loc=torch.nn.Parameter(torch.zeros(1)), scale=1., var=["x"])
+    >>> svi = pyro.infer.SVI(to_pyro(p, observed=["x"]), lambda **kw: None,
+    ...                      pyro.optim.Adam({"lr": 0.1}), loss=SVILoss(-LogProb(p).sum()))
+    >>> for _ in range(200):
+    ...     _ = svi.step(x=torch.full((4, 1), 2.0))
+    >>> round(p.loc.detach().item(), 2)
+    2.0
+    """
+
+    def __init__(self, loss: Loss):
+        if not isinstance(loss, Loss):
+            raise LossError(f"SVILoss needs a pixyz_pyro loss, got {type(loss).__name__}")
+        self.loss = loss
+        self._modules = loss.distributions()
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        register_modules(self._modules)
+        value = self.loss.eval(kwargs)
+        if not isinstance(value, torch.Tensor) or value.dim() != 0:
+            raise LossError(f"SVILoss: {self.loss.loss_text} is not a scalar; reduce it with "
+                            f".mean() or .sum()")
+        return value
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        with torch.no_grad():
+            return self.differentiable_loss(model, guide, *args, **kwargs).item()
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        value = self.differentiable_loss(model, guide, *args, **kwargs)
+        value.backward()
+        return value.detach().item()
+
+    def __call__(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        return self.differentiable_loss(model, guide, *args, **kwargs)
+
+
+def as_svi_loss(loss: Loss) -> SVILoss:
+    """``loss`` as an object that ``pyro.infer.SVI(..., loss=...)`` accepts."""
+    return SVILoss(loss)
