@@ -32,3 +32,6 @@ __all__ = [
 from .special import CustomProb, Deterministic, EmpiricalDistribution  # noqa: E402
 
 __all__ += ["Deterministic", "EmpiricalDistribution", "CustomProb"]
+from .transformed import InverseTransformedDistribution, TransformedDistribution  # noqa: E402
+
+__all__ += ["TransformedDistribution", "InverseTransformedDistribution"]

@@ -1,0 +1,149 @@
+"""Flows as distributions.
+
+``TransformedDistribution(prior, flow, var)``: :math:`z = f(x)`, :math:`x \\sim p(x)`,
+
+.. math::
+
+    \\log p(z) = \\log p_{prior}(f^{-1}(z)) - \\log \\left|\\det \\frac{\\partial f}{\\partial x}
+    \\right|_{x = f^{-1}(z)}
+
+``InverseTransformedDistribution(prior, flow, var, cond_var)``: :math:`x = f^{-1}(z, y)`,
+:math:`z \\sim p(z)`, scored by the change of variables through the forward flow,
+
+.. math::
+
+    \\log p(x|y) = \\log p_{prior}(f(x, y)) + \\log \\left|\\det \\frac{\\partial f(x, y)}
+    {\\partial x}\\right|
+
+Sampling returns the latent as well, as in Pixyz.  The flow is any
+:class:`pixyz_pyro.flows.Flow` (every one of which is a Pyro transform), so any Pyro
+``TransformModule`` works through ``Flow.from_pyro``.
+"""
+import torch
+
+from .distribution import Distribution
+
+
+def _features(flow) -> torch.Size:
+    n = getattr(flow, "in_features", None)
+    return torch.Size([n]) if isinstance(n, int) else torch.Size()
+
+
+def _run_flow(flow, x, y, inverse: bool):
+    if inverse:
+        return flow.inverse(x) if y is None else flow.inverse(x, y=y)
+    return flow(x, compute_jacobian=True) if y is None else flow(x, y=y, compute_jacobian=True)
+
+
+class TransformedDistribution(Distribution):
+    """:math:`p(z = f_{flow}(x))` with :math:`x \\sim p_{prior}(x)`."""
+
+    def __init__(self, prior: Distribution, flow, var, name: str = "p"):
+        super().__init__(var, prior.cond_var, name, _features(flow))
+        self.prior = prior
+        self.flow = flow
+
+    @property
+    def distribution_name(self) -> str:
+        return "TransformedDistribution"
+
+    @property
+    def flow_input_var(self):
+        return list(self.prior.var)
+
+    @property
+    def has_reparam(self) -> bool:
+        return self.prior.has_reparam
+
+    @property
+    def prob_factorized_text(self) -> str:
+        return f"{self.name}({self.var[0]}=f_{{flow}}({self.flow_input_var[0]}))"
+
+    @property
+    def logdet_jacobian(self):
+        return self.flow.logdet_jacobian
+
+    def forward(self, x, y=None, compute_jacobian: bool = True):
+        return self.flow(x, compute_jacobian=compute_jacobian) if y is None else \
+            self.flow(x, y=y, compute_jacobian=compute_jacobian)
+
+    def inverse(self, z, y=None):
+        return _run_flow(self.flow, z, y, inverse=True)
+
+    def _sample_values(self, values, ctx, reparam, batch_n):
+        latent = self.prior._sample_values(values, ctx, reparam, batch_n)
+        x = latent[self.flow_input_var[0]]
+        z = self.flow(x, compute_jacobian=False)
+        return {self.var[0]: z, **latent}
+
+    def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
+        self._require(values, self.var + self.cond_var, "log_prob")
+        z = values[self.var[0]]
+        x = self.inverse(z)
+        self.flow(x, compute_jacobian=True)
+        logdet = self.flow.logdet_jacobian
+        lp = self.prior._log_prob_values({**values, self.flow_input_var[0]: x}, ctx,
+                                         sum_features, feature_dims)
+        return lp - logdet
+
+
+class InverseTransformedDistribution(Distribution):
+    """:math:`p(x = f^{-1}_{flow}(z, y))` with :math:`z \\sim p_{prior}(z)`."""
+
+    def __init__(self, prior: Distribution, flow, var, cond_var=(), name: str = "p"):
+        super().__init__(var, cond_var, name, _features(flow))
+        self.prior = prior
+        self.flow = flow
+
+    @property
+    def distribution_name(self) -> str:
+        return "InverseTransformedDistribution"
+
+    @property
+    def flow_output_var(self):
+        return list(self.prior.var)
+
+    @property
+    def has_reparam(self) -> bool:
+        return self.prior.has_reparam
+
+    @property
+    def prob_factorized_text(self) -> str:
+        args = ",".join(self.flow_output_var + self.cond_var)
+        return f"{self.name}({self.var[0]}=f^{{-1}}_{{flow}}({args}))"
+
+    @property
+    def logdet_jacobian(self):
+        return self.flow.logdet_jacobian
+
+    def _y(self, values):
+        return values[self.cond_var[0]] if self.cond_var else None
+
+    def forward(self, x, y=None, compute_jacobian: bool = True):
+        return self.flow(x, compute_jacobian=compute_jacobian) if y is None else \
+            self.flow(x, y=y, compute_jacobian=compute_jacobian)
+
+    def inverse(self, z, y=None):
+        return _run_flow(self.flow, z, y, inverse=True)
+
+    def inference(self, x_dict, return_all: bool = True, compute_jacobian: bool = False):
+        """``{z: f(x, y)}`` (and the inputs with ``return_all``)."""
+        z = self.forward(x_dict[self.var[0]], self._y(x_dict), compute_jacobian)
+        out = {self.flow_output_var[0]: z}
+        return {**x_dict, **out} if return_all else out
+
+    def _sample_values(self, values, ctx, reparam, batch_n):
+        self._require(values, self.cond_var, "sampling")
+        if batch_n is None and self.cond_var:
+            batch_n = values[self.cond_var[0]].shape[0]
+        latent = self.prior._sample_values(values, ctx, reparam, batch_n)
+        x = self.inverse(latent[self.flow_output_var[0]], self._y(values))
+        return {self.var[0]: x, **latent}
+
+    def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
+        self._require(values, self.var + self.cond_var, "log_prob")
+        z = self.forward(values[self.var[0]], self._y(values), compute_jacobian=True)
+        logdet = self.flow.logdet_jacobian
+        lp = self.prior._log_prob_values({**values, self.flow_output_var[0]: z}, ctx,
+                                         sum_features, feature_dims)
+        return lp + logdet
