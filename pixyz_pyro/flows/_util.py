@@ -1,0 +1,41 @@
+"""Shape helpers shared by the flows.
+
+Shapes follow Pyro: a flow's input is ``batch_shape + features``, where ``features`` has
+``event_dim`` dimensions, and its log-determinant has shape ``batch_shape``. Pixyz's own
+convention, one batch dimension in front, is the case ``batch_shape == (batch,)``.
+"""
+
+from typing import Tuple
+
+import torch
+
+
+def sum_rightmost(value: torch.Tensor, dims: int) -> torch.Tensor:
+    """Sum the rightmost ``dims`` dimensions of ``value`` (none if ``dims <= 0``)."""
+    if dims <= 0:
+        return value
+    return value.reshape(value.shape[: value.dim() - dims] + (-1,)).sum(-1)
+
+
+def batch_shape(x: torch.Tensor, event_dim: int) -> Tuple[int, ...]:
+    """The shape left of the ``event_dim`` feature dimensions of ``x``."""
+    return tuple(x.shape[: x.dim() - event_dim])
+
+
+def to_batch_shape(logdet, x: torch.Tensor, event_dim: int) -> torch.Tensor:
+    """Broadcast a log-determinant to one value per sample: shape ``batch_shape(x)``."""
+    shape = batch_shape(x, event_dim)
+    if not torch.is_tensor(logdet):
+        logdet = x.new_tensor(logdet)
+    if tuple(logdet.shape) != shape:
+        logdet = logdet.expand(shape).contiguous()
+    return logdet
+
+
+def check_event_dims(who: str, x: torch.Tensor, event_dim: int, role: str = "input") -> None:
+    """Raise a ValueError in the user's terms when ``x`` has fewer dims than the features."""
+    if x.dim() < event_dim:
+        raise ValueError(
+            f"{who} expects its {role} to have shape batch_shape + features with "
+            f"{event_dim} feature dims, got shape {tuple(x.shape)}"
+        )
