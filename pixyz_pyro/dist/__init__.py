@@ -35,3 +35,7 @@ __all__ += ["Deterministic", "EmpiricalDistribution", "CustomProb"]
 from .transformed import InverseTransformedDistribution, TransformedDistribution  # noqa: E402
 
 __all__ += ["TransformedDistribution", "InverseTransformedDistribution"]
+from .mixture import MixtureModel, PosteriorMixtureModel  # noqa: E402
+from .moe import MixtureOfNormal  # noqa: E402
+
+__all__ += ["MixtureModel", "PosteriorMixtureModel", "MixtureOfNormal"]
