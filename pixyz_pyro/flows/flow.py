@@ -7,7 +7,7 @@ from pyro.distributions.conditional import ConditionalTransform, ConstantConditi
 from pyro.distributions.transforms import IndependentTransform, Transform, identity_transform
 from torch import nn
 
-from ._util import check_event_dims, to_batch_shape
+from ._util import check_event_dims, clear_cache, to_batch_shape
 
 AnyTransform = Union[Transform, ConditionalTransform]
 
@@ -112,7 +112,7 @@ class Flow(nn.Module):
         object. A conditional flow gives a transform that also has ``.condition(y)``.
         Like every Pyro transform with ``cache_size=1``, it answers a repeated call on the same
         tensor object from its cache: call ``clear_cache()`` on the distribution after each
-        step, as Pyro's flow tutorials do. :meth:`forward` and :meth:`inverse` never do that.
+        step, as Pyro's flow tutorials do. :meth:`forward` and :meth:`inverse` clear it first.
         """
         event_dim = self._known_event_dim()
         if self._is_pixyz_style():
@@ -178,7 +178,7 @@ class Flow(nn.Module):
         event_dim = self._event_dim_of(x)
         check_event_dims(self._get_name(), x, event_dim)
         t = self._bind(event_dim, y)
-        x = fresh(x)
+        clear_cache(t)
         z = t(x)
         if compute_jacobian:
             logdet = t.log_abs_det_jacobian(x, z)
@@ -191,14 +191,8 @@ class Flow(nn.Module):
         event_dim = self._event_dim_of(z)
         t = self._bind(event_dim, y)
         check_event_dims(self._get_name(), z, t.codomain.event_dim)
-        return t.inv(fresh(z))
-
-
-def fresh(x: torch.Tensor) -> torch.Tensor:
-    """A new tensor object for the same data, so that no Pyro transform answers from the
-    ``(x, y)`` pair it cached on an earlier call (made with earlier parameters and a graph that
-    ``backward`` may have freed). Gradients flow through it as through ``x``."""
-    return x.view_as(x)
+        clear_cache(t)
+        return t.inv(z)
 
 
 def reinterpret(t: Transform, event_dim: int) -> Transform:
@@ -213,8 +207,7 @@ def reinterpret(t: Transform, event_dim: int) -> Transform:
 
 
 class _Reinterpreted(IndependentTransform):
-    """``IndependentTransform`` whose ``clear_cache`` also clears the transform inside."""
+    """``IndependentTransform`` whose ``clear_cache`` also clears the transforms inside."""
 
     def clear_cache(self):
-        super().clear_cache()
-        self.base_transform.clear_cache()
+        clear_cache(self)

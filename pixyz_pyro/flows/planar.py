@@ -22,7 +22,8 @@ class PlanarFlow(Flow):
     The parameters are the transform's ``u``, ``w`` and ``bias``.
 
     The inverse has no closed form: :meth:`inverse` works only on the output of the most
-    recent forward call (Pyro's cache), and raises ``NotImplementedError`` otherwise.
+    recent forward call (Pyro's cache, which also serves a :class:`FlowList` of planar
+    flows), and raises ``NotImplementedError`` otherwise.
 
     Parameters
     ----------
