@@ -49,7 +49,12 @@ class MultiplyDistribution(Distribution):
 
     @property
     def input_var(self) -> List[str]:
-        return self.var + self.cond_var
+        """What sampling needs: the conditioning variables, plus the variables of factors
+        that take their own variable as input (the data distribution), as in Pixyz."""
+        out = list(self.cond_var)
+        for f in self._factors:
+            out.extend(v for v in f.input_var if v in f.var and v not in out)
+        return out
 
     @property
     def has_reparam(self) -> bool:
@@ -64,7 +69,7 @@ class MultiplyDistribution(Distribution):
         return "".join(f.prob_factorized_text for f in reversed(self._order))
 
     def _network_repr(self) -> str:
-        return "\n".join(f"{f.prob_text}:\n{f._network_repr()}" for f in reversed(self._order))
+        return "\n".join(f"{f.prob_text}:\n{f._network_repr()}" for f in self._order)
 
     def _sample_values(self, values, ctx, reparam, batch_n):
         values = dict(values)
@@ -121,6 +126,10 @@ class ReplaceVarDistribution(Distribution):
     @property
     def distribution_name(self) -> str:
         return self.p.distribution_name
+
+    @property
+    def input_var(self) -> List[str]:
+        return [self._fwd.get(v, v) for v in self.p.input_var]
 
     @property
     def has_reparam(self) -> bool:
@@ -192,6 +201,10 @@ class MarginalizeVarDistribution(Distribution):
     @property
     def distribution_name(self) -> str:
         return self.p.distribution_name
+
+    @property
+    def input_var(self) -> List[str]:
+        return [v for v in self.p.input_var if v not in self._marginalized]
 
     @property
     def prob_factorized_text(self) -> str:
