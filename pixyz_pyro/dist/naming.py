@@ -13,22 +13,39 @@ _GREEK = {
 
 
 def latex_name(name: str) -> str:
-    """LaTeX-ify a name as sympy prints a symbol of that name.
+    """LaTeX-ify a name as sympy prints a symbol of that name (Pixyz's
+    ``convert_latex_name``): trailing digits and ``_`` parts become a subscript, ``__``
+    and ``^`` parts a superscript, and Greek letters get a backslash.
 
     >>> latex_name("p_prior"), latex_name("p_{prior}"), latex_name("q1"), latex_name("beta")
     ('p_{prior}', 'p_{prior}', 'q_{1}', '\\\\beta')
+    >>> latex_name("z_t1"), latex_name("a_b_c"), latex_name("x_1__2")
+    ('z_{t1}', 'a_{b c}', 'x^{2}_{1}')
     """
     if not isinstance(name, str):
         raise TypeError(f"the name of a distribution must be a string, got {name!r}")
     if "{" in name or "\\" in name or " " in name:
         return name
-    m = re.fullmatch(r"([A-Za-z]+)(\d+)", name)
+    parts = re.split(r"(__|\^|_)", name)
+    head, supers, subs = parts[0], [], []
+    for sep, part in zip(parts[1::2], parts[2::2]):
+        (subs if sep == "_" else supers).append(part)
+    m = re.fullmatch(r"([A-Za-z]+)(\d+)", head)
     if m:
-        return f"{latex_name(m.group(1))}_{{{m.group(2)}}}"
-    if "_" in name:
-        head, sub = name.split("_", 1)
-        return f"{latex_name(head)}_{{{latex_name(sub)}}}"
-    return "\\" + name if name in _GREEK else name
+        head = m.group(1)
+        subs.insert(0, m.group(2))
+    text = _greek(head)
+    if supers:
+        text += "^{" + " ".join(map(_greek, supers)) + "}"
+    if subs:
+        text += "_{" + " ".join(map(_greek, subs)) + "}"
+    return text
+
+
+def _greek(part: str) -> str:
+    if part == "lamda":
+        return "\\lambda"
+    return "\\" + part if part in _GREEK else part
 
 
 def as_var_list(value: Union[str, Sequence[str], None], what: str) -> List[str]:
@@ -47,8 +64,9 @@ def as_var_list(value: Union[str, Sequence[str], None], what: str) -> List[str]:
 
 
 def prob_text(name: str, var: Sequence[str], cond_var: Sequence[str]) -> str:
-    """``p(x,z|y)``-style text."""
-    text = f"{name}({','.join(var)}"
+    """``p(x,z|y)``-style text; variable names are LaTeX-ified as in Pixyz
+    (``x_u`` prints ``x_{u}``)."""
+    text = f"{name}({','.join(map(latex_name, var))}"
     if cond_var:
-        text += f"|{','.join(cond_var)}"
+        text += f"|{','.join(map(latex_name, cond_var))}"
     return text + ")"
