@@ -87,7 +87,11 @@ def _value(node):
     v = node.value
     if hasattr(v, "numel") and v.numel() == 1:
         v = v.item()
-    return sympy.nsimplify(v) if isinstance(v, (int, float)) else _sym(str(v))
+    # Integers stay exact and floats stay floats, as Pixyz prints them (0.1 \log p, not
+    # \frac{\log p}{10}).
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return _sym(str(v))
+    return sympy.Integer(v) if isinstance(v, int) else sympy.Float(v)
 
 
 to_sympy.register(values.Parameter)(lambda n: sympy.Symbol(n.name))
