@@ -136,12 +136,14 @@ def REINFORCE(p, f, b=ValueLoss(0), sample_shape=torch.Size([1]), reparam: bool 
 
     .. math::
 
-        \\mathbb{E}_{p}\\left[f + \\log p \\cdot \\mathrm{detach}(f - b)\\right]
+        \\mathbb{E}_{p}\\left[f + (\\log p - \\mathrm{detach}(\\log p))
+        \\cdot \\mathrm{detach}(f - b)\\right]
 
-    whose value equals :math:`\\mathbb{E}_p[f]` and whose gradient is the REINFORCE
-    estimator with baseline ``b``.
+    whose value equals :math:`\\mathbb{E}_p[f]` (the second term is zero) and whose
+    gradient is the REINFORCE estimator with baseline ``b``.
     """
     f = as_loss(f)
     fb = f.detach() - b if not (isinstance(b, ValueLoss) and b.value == 0) else f.detach()
-    return Expectation(p, f + LogProb(p) * fb, sample_shape, reparam=reparam,
+    score = LogProb(p) - LogProb(p).detach()
+    return Expectation(p, f + score * fb, sample_shape, reparam=reparam,
                        _gradient_free=True)
