@@ -12,7 +12,7 @@ The loss gives both sides and owns no optimizer:
 import torch
 import torch.nn.functional as F
 
-from .base import Loss
+from .base import Loss, inputs_of
 
 
 class AdversarialLoss(Loss):
@@ -38,8 +38,10 @@ class AdversarialLoss(Loss):
 
     def _draw(self, values, ctx, detach: bool):
         b = ctx.batch_n
-        xp = self.p._sample_values(values, ctx, True, b)
-        xq = self.q._sample_values(values, ctx, True, b)
+        # Each side samples from its own inputs only: the data "x" in the dict must not
+        # stand in for the generator's "x" (a joint skips factors whose value is given).
+        xp = self.p._sample_values(inputs_of(self.p, values), ctx, True, b)
+        xq = self.q._sample_values(inputs_of(self.q, values), ctx, True, b)
         if detach:
             xp = {k: v.detach() for k, v in xp.items()}
             xq = {k: v.detach() for k, v in xq.items()}

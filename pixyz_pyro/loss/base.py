@@ -218,6 +218,12 @@ class Loss:
         raise LossError("a loss expression has no truth value; call .eval() to compute it")
 
 
+def inputs_of(dist, values: Values) -> Values:
+    """The entries of ``values`` that ``dist`` takes as input (to draw fresh samples of
+    all its variables, as Pixyz's ``sample`` does)."""
+    return {k: values[k] for k in dist.input_var if k in values}
+
+
 def _batch_n(values: Values, names: List[str]) -> Optional[int]:
     for k in names:
         v = values.get(k)

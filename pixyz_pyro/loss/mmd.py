@@ -10,7 +10,7 @@ reparameterised samples so that gradients reach both distributions.
 """
 import torch
 
-from .base import Loss
+from .base import Loss, inputs_of
 
 
 def _sqdist(x, y):
@@ -75,8 +75,8 @@ class MMD(Loss):
 
     def _eval(self, values, ctx):
         v = self.p.var[0]
-        x = self.p._sample_values(values, ctx, True, ctx.batch_n)[v]
-        y = self.q._sample_values(values, ctx, True, ctx.batch_n)[v]
+        x = self.p._sample_values(inputs_of(self.p, values), ctx, True, ctx.batch_n)[v]
+        y = self.q._sample_values(inputs_of(self.q, values), ctx, True, ctx.batch_n)[v]
         x, y = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
         if x.shape[1] != y.shape[1]:
             raise ValueError(f"MMD: {self.p.prob_text} gave {v} with features {x.shape[1]}, "

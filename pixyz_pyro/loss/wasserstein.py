@@ -6,7 +6,7 @@
 """
 from torch.nn import PairwiseDistance
 
-from .base import Loss
+from .base import Loss, inputs_of
 
 
 class WassersteinDistance(Loss):
@@ -33,6 +33,6 @@ class WassersteinDistance(Loss):
 
     def _eval(self, values, ctx):
         v = self.p.var[0]
-        x = self.p._sample_values(values, ctx, True, ctx.batch_n)[v]
-        y = self.q._sample_values(values, ctx, True, ctx.batch_n)[v]
+        x = self.p._sample_values(inputs_of(self.p, values), ctx, True, ctx.batch_n)[v]
+        y = self.q._sample_values(inputs_of(self.q, values), ctx, True, ctx.batch_n)[v]
         return self.metric(x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)), {}
