@@ -71,12 +71,21 @@ class Loss:
                     out.append(d)
         return out
 
+    def _is_linear(self) -> bool:
+        """Whether this node's value is a linear map of its terms' values (``+ - mean sum``
+        and scaling by a constant); then it is transparent when split into terms."""
+        return self._is_operator
+
+    def _linear_children(self) -> Tuple["Loss", ...]:
+        """The children that hold terms (a constant scale factor holds none)."""
+        return self.children
+
     def terms(self) -> List["Loss"]:
-        """The top-level terms: the maximal non-operator subexpressions."""
-        if not self._is_operator:
+        """The top-level terms: the maximal subexpressions that are not linear operators."""
+        if not self._is_linear():
             return [self]
         out: List[Loss] = []
-        for c in self.children:
+        for c in self._linear_children():
             out.extend(c.terms())
         return out
 
@@ -86,7 +95,7 @@ class Loss:
 
     def _run(self, values: Values, ctx: Context) -> Tuple[torch.Tensor, Values]:
         value, new = self._eval(values, ctx)
-        if ctx.terms is not None and not self._is_operator and id(self) in ctx.terms:
+        if ctx.terms is not None and id(self) in ctx.terms:
             ctx.terms[id(self)] = value
         return value, new
 
@@ -96,7 +105,9 @@ class Loss:
 
         Returns the value; with ``return_dict`` also the dict of inputs and samples
         (only the samples when ``return_all=False``); with ``return_terms`` also a dict
-        ``{term text: value}`` of the top-level terms, from the same evaluation.
+        ``{term text: contribution}`` of the top-level terms, from the same evaluation:
+        each term's value carried through the signs, scalings and reductions above it,
+        so that the contributions sum to the value.
         """
         values = dict(x_dict) if x_dict is not None else {}
         values.update(kwargs.pop("constants", {}))
@@ -106,10 +117,11 @@ class Loss:
             raise VariableError(missing_vars_message(f"the loss {self._short()}", missing,
                                                      values, "evaluation"))
         ctx = Context(batch_n=_batch_n(values, need), kwargs=kwargs)
-        terms = self.terms() if return_terms else None
-        if terms is not None:
-            ctx.terms = {id(t): None for t in terms}
-        value, new = self._run(values, ctx)
+        if return_terms:
+            from .ops import split_terms
+            value, new, parts = split_terms(self, values, ctx)
+        else:
+            value, new = self._run(values, ctx)
         out = [value]
         if return_dict:
             if return_all:
@@ -117,9 +129,13 @@ class Loss:
                 out.append(values)
             else:
                 out.append(new)
-        if terms is not None:
-            out.append({_term_label(t): ctx.terms[id(t)] for t in terms
-                        if ctx.terms.get(id(t)) is not None})
+        if return_terms:
+            from .ops import broadcast_like
+            split: Dict[str, object] = {}
+            for t, c in parts:
+                label, c = _term_label(t), broadcast_like(c, value)
+                split[label] = split[label] + c if label in split else c
+            out.append(split)
         return out[0] if len(out) == 1 else tuple(out)
 
     def estimate(self, x_dict: Optional[Values] = None, **kwargs):
