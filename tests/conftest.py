@@ -1,0 +1,28 @@
+"""Shared test settings: one torch thread, a fixed seed per test, a quiet hypothesis.
+
+Every test starts from ``torch.manual_seed(0)``, so a test that draws samples gives the
+same numbers however the suite is ordered or filtered.
+"""
+import random
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # hypothesis is a dev dependency; only the property tests need it
+    pass
+else:
+    settings.register_profile(
+        "pixyz_pyro", deadline=None, max_examples=40, derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("pixyz_pyro")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    random.seed(0)
+    yield
