@@ -39,3 +39,6 @@ from .mixture import MixtureModel, PosteriorMixtureModel  # noqa: E402
 from .moe import MixtureOfNormal  # noqa: E402
 
 __all__ += ["MixtureModel", "PosteriorMixtureModel", "MixtureOfNormal"]
+from .poe import ElementWiseProductOfNormal, ProductOfNormal  # noqa: E402
+
+__all__ += ["ProductOfNormal", "ElementWiseProductOfNormal"]
