@@ -10,7 +10,7 @@ so users lift any other Pyro distribution in one line:
 >>> StudentT = lift(pd.StudentT, params=("df", "loc", "scale"))
 >>> p = StudentT(df=3., loc=0., scale=1., var=["x"])
 >>> round(float(p.get_log_prob({"x": torch.zeros(1, 1)})), 4)
--1.0007
+-1.0009
 """
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
