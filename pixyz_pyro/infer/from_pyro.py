@@ -5,17 +5,23 @@ named in ``var``:
 
 * sampling runs ``fn`` under ``poutine.trace`` and reads the site values;
 * the log-density runs ``fn`` under ``poutine.condition`` (the values of ``var``) and
-  ``poutine.trace``, and sums the sites' log-densities over their event and feature
-  dimensions, one value per batch element.
+  ``poutine.trace``, and sums the sites' log-densities (with their ``poutine.scale``
+  and mask, as Pyro's ELBOs do) over their event and feature dimensions, one value per
+  batch element.
+
+``fn`` receives ``cond_var`` as keyword arguments, and also the variables of ``var``
+that it takes as arguments (a Pyro model ``model(x)`` that observes ``obs=x``).
 
 Its parameters are those of the ``nn.Module`` given as ``module`` (found automatically
 when ``fn`` is a bound method of an ``nn.Module``, as in Pyro's VAE tutorial).  Then
 ``KullbackLeibler``, ``ELBO``, ``Expectation`` and extra terms work on existing Pyro code.
 """
+import inspect
 from typing import Optional, Sequence
 
 import torch
 from pyro import poutine
+from pyro.distributions.util import scale_and_mask
 
 from ..dist.distribution import Distribution
 from ..dist.factor import _sum_features
@@ -34,14 +40,25 @@ class PyroFunctionDistribution(Distribution):
             module = fn.__self__
         if module is not None:
             self.module = module
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):  # a builtin or C callable: pass cond_var only
+            params = {}
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        object.__setattr__(self, "_arg_vars",
+                           tuple(v for v in self._var if takes_any or v in params))
 
     @property
     def distribution_name(self) -> str:
         return f"Pyro({getattr(self._fn, '__name__', 'fn')})"
 
     def _inputs(self, values):
+        """The keyword arguments: ``cond_var``, plus the variables of ``var`` that ``fn``
+        takes as arguments when they are known (a model's ``obs=x``)."""
         self._require(values, self._cond_var, "running the Pyro program")
-        return {v: values[v] for v in self._cond_var}
+        out = {v: values[v] for v in self._cond_var}
+        out.update({v: values[v] for v in self._arg_vars if v in values})
+        return out
 
     def _trace(self, values, condition: bool):
         fn = self._fn
@@ -59,7 +76,8 @@ class PyroFunctionDistribution(Distribution):
         total = None
         for v in self._var:
             site = tr.nodes[v]
-            lp = site["fn"].log_prob(site["value"])
+            lp = scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"],
+                                site["mask"])
             lp = _sum_features(lp, sum_features, feature_dims)
             total = lp if total is None else total + lp
         return total

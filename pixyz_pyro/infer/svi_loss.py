@@ -35,14 +35,18 @@ class SVILoss:
     def __init__(self, loss: Loss):
         if not isinstance(loss, Loss):
             raise LossError(f"SVILoss needs a pixyz_pyro loss, got {type(loss).__name__}")
-        self.loss = loss
+        self.objective = loss
         self._modules = loss.distributions()
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        if args:
+            raise LossError(f"SVILoss takes the data as keyword arguments, svi.step(x=...), "
+                            f"named after the variables {self.objective.input_var}; got "
+                            f"{len(args)} positional argument(s)")
         register_modules(self._modules)
-        value = self.loss.eval(kwargs)
+        value = self.objective.eval(kwargs)
         if not isinstance(value, torch.Tensor) or value.dim() != 0:
-            raise LossError(f"SVILoss: {self.loss.loss_text} is not a scalar; reduce it with "
+            raise LossError(f"SVILoss: {self.objective.loss_text} is not a scalar; reduce it with "
                             f".mean() or .sum()")
         return value
 
