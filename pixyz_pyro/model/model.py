@@ -18,6 +18,7 @@ from torch import nn
 from ..dist.context import Context
 from ..errors import LossError, NonFiniteError, PixyzError
 from ..loss.base import Loss, _batch_n, _term_label
+from . import distributed as _dist
 from .checkpoint import (
     FORMAT_VERSION,
     atomic_save,
@@ -64,6 +65,12 @@ class Model:
     skip_nonfinite : bool
         Skip (and count in ``skipped_steps``) steps whose loss or gradients are not
         finite, instead of raising :class:`~pixyz_pyro.errors.NonFiniteError`.
+    distributed : bool, optional
+        Data-parallel training on ``torch.distributed``: the distributions are wrapped in
+        ``DistributedDataParallel`` and gradients are averaged over the ranks once per
+        step (see :mod:`pixyz_pyro.model.distributed`).  ``None`` (the default) switches
+        it on when a process group is initialised.  The wrapper is ``model.ddp`` (``None``
+        when off), e.g. for ``model.ddp.register_comm_hook``.
 
     Examples
     --------
@@ -83,7 +90,8 @@ class Model:
                  optimizer=torch.optim.Adam, optimizer_params: Optional[Dict] = None,
                  clip_grad_norm: Optional[float] = None,
                  clip_grad_value: Optional[float] = None, retain_graph: bool = False,
-                 compile: bool = False, skip_nonfinite: bool = False):
+                 compile: bool = False, skip_nonfinite: bool = False,
+                 distributed: Optional[bool] = None):
         if not isinstance(loss, Loss):
             raise LossError(f"Model needs a pixyz_pyro loss expression, got "
                             f"{type(loss).__name__}")
@@ -107,6 +115,8 @@ class Model:
         self.step_count = 0
         self.compile = compile
         self._compiled = None
+        self.ddp = _dist.data_parallel(self.distributions, distributed)
+        self.distributed = self.ddp is not None
 
     # --- description --------------------------------------------------------------------
     def __str__(self) -> str:
@@ -133,12 +143,17 @@ class Model:
     def _loss_fn(self, x_dict: Dict, kwargs: Dict):
         return self._evaluate(self.loss_cls, x_dict, kwargs)
 
-    def train(self, train_x_dict: Optional[Dict] = None, **kwargs) -> torch.Tensor:
-        """One optimisation step on ``train_x_dict``; returns the loss (detached)."""
+    def train(self, train_x_dict: Optional[Dict] = None, average_across_ranks: bool = False,
+              **kwargs) -> torch.Tensor:
+        """One optimisation step on ``train_x_dict``; returns the loss (detached), averaged
+        over the ranks (one more all-reduce) when ``average_across_ranks`` and distributed."""
         self.distributions.train()
         self.optimizer.zero_grad(set_to_none=True)
         fn = self._compiled or self._loss_fn
-        value, terms, term_values = fn(train_x_dict, kwargs)
+        if self.ddp is not None:  # gradients are all-reduced inside backward
+            value, terms, term_values = self.ddp(fn, train_x_dict, kwargs)
+        else:
+            value, terms, term_values = fn(train_x_dict, kwargs)
         if not isinstance(value, torch.Tensor) or value.dim() != 0:
             shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value)
             raise LossError(f"the loss must be a scalar to train; {self.loss_cls.loss_text} "
@@ -150,6 +165,8 @@ class Model:
             nn.utils.clip_grad_value_(self._params, self.clip_value)
         grads = [p.grad for p in self._params if p.grad is not None]
         check = value.detach()
+        if average_across_ranks and self.ddp is not None:
+            check = value = _dist.average_across_ranks(check)
         if grads:
             check = check + 0.0 * torch.stack(torch._foreach_norm(grads)).sum()
         read = check.item()
@@ -205,8 +222,10 @@ class Model:
         }
 
     def save(self, path: str) -> None:
-        """Write an atomic checkpoint (see :mod:`pixyz_pyro.model.checkpoint`)."""
-        atomic_save(self.state_dict(), path)
+        """Write an atomic checkpoint (see :mod:`pixyz_pyro.model.checkpoint`); when
+        distributed, only rank 0 writes."""
+        if self.ddp is None or _dist.is_main_process():
+            atomic_save(self.state_dict(), path)
 
     def load(self, path: str) -> None:
         """Restore a checkpoint written by :meth:`save`; validates before changing

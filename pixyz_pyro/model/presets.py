@@ -12,6 +12,7 @@ import torch
 
 from ..dist.special import EmpiricalDistribution
 from ..loss import ELBO, AdversarialJensenShannon, AdversarialWassersteinDistance, LogProb
+from . import distributed as _dist
 from .model import Model, unique_parameters
 from .optim import build_optimizer
 
@@ -86,6 +87,8 @@ class GAN(Model):
         self.discriminator = discriminator
         self.d_optimizer = build_optimizer(d_optimizer, unique_parameters([discriminator]),
                                            d_optimizer_params)
+        if self.ddp is not None:  # the discriminator is trained outside DDP: same start
+            _dist.broadcast_from_rank0(discriminator)
 
     def train(self, train_x_dict=None, adversarial_loss: bool = True, **kwargs):
         d_loss = None
@@ -94,6 +97,8 @@ class GAN(Model):
             self.d_optimizer.zero_grad(set_to_none=True)
             d_value = self.loss_cls.d_loss(train_x_dict, **kwargs)
             d_value.backward()
+            if self.ddp is not None:
+                _dist.average_gradients(unique_parameters([self.discriminator]))
             self.d_optimizer.step()
             if isinstance(self.loss_cls, AdversarialWassersteinDistance):
                 with torch.no_grad():

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# GPU readiness check for a machine with CUDA and a python3 that has torch (see
+# docs/distributed.md).  It installs nothing into the system: the repository is put on
+# PYTHONPATH, and missing pure-Python packages come from wheels in .whl/ (offline) or,
+# failing that, from the package index.  Logs go to $OUT (default out/gpu_check).
+#
+#   bash scripts/gpu_check.sh            # all steps; exits non-zero if any failed
+#
+# Steps: 1. environment; 2. the GPU and distributed tests (tests/test_gpu.py,
+# tests/test_distributed.py); 3. the comparisons table on cuda, if comparisons/ exists;
+# 4. the VAE example on cuda, plain and under torchrun --distributed (nccl, 1 process).
+#
+# Offline machines: fetch the wheels beforehand, where pip works, into the ignored .whl/:
+#   python -m pip download --no-deps --only-binary=:all: -d .whl \
+#       pyro-ppl==1.9.2 pyro-api==0.1.2 mlxtend==0.25.0
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+OUT=${OUT:-out/gpu_check}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+status=0
+step() { echo; echo "=== $*"; }
+
+step "1. environment"
+need=()
+for mod in pyro:pyro-ppl pyroapi:pyro-api mlxtend:mlxtend; do
+  "$PY" -c "import ${mod%%:*}" 2>/dev/null || need+=("${mod##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "missing: ${need[*]}"
+  if ls .whl/*.whl >/dev/null 2>&1; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/pixyz_site .whl/*.whl && export PYTHONPATH=/tmp/pixyz_site
+  else
+    "$PY" -m pip install -q "${need[@]}" || echo "pip could not install ${need[*]}"
+  fi
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+"$PY" - <<'EOF' 2>&1 | tee "$OUT/env.txt"
+import torch, pyro
+print("python torch", torch.__version__, "| pyro", pyro.__version__)
+print("cuda available:", torch.cuda.is_available(),
+      "|", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU",
+      "| nccl:", torch.distributed.is_available() and torch.distributed.is_nccl_available())
+EOF
+"$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
+  || { echo "no CUDA here: nothing to check"; exit 1; }
+
+step "2. GPU and distributed tests"
+"$PY" -m pytest -q -p no:cacheprovider -rs tests/test_gpu.py tests/test_distributed.py 2>&1 \
+  | tee "$OUT/pytest.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+step "3. comparisons on cuda"
+if [ -d comparisons ] && ls comparisons/table1.py >/dev/null 2>&1; then
+  timeout 300 "$PY" -m comparisons.table1 --device cuda --quick 2>&1 | tee "$OUT/table1.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+else
+  echo "comparisons/table1.py not found: skipped"
+fi
+
+step "4. VAE example on cuda (mnist-5k), plain and torchrun --distributed"
+args=(--device cuda --dataset mnist-5k --epochs 1 --limit 2048 --test-limit 500 --no-progress)
+timeout 180 "$PY" -m examples.vae "${args[@]}" --out /tmp/gpu_check/vae 2>&1 | tee "$OUT/vae.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+if "$PY" -m examples.vae --help 2>/dev/null | grep -q -- --distributed; then
+  timeout 180 "$PY" -m torch.distributed.run --standalone --nproc_per_node=1 \
+    -m examples.vae --distributed "${args[@]}" --out /tmp/gpu_check/vae_ddp 2>&1 \
+    | tee "$OUT/vae_ddp.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fi
+
+step "done: status $status (logs in $OUT)"
+exit $status
