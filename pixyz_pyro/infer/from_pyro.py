@@ -83,10 +83,17 @@ class PyroFunctionDistribution(Distribution):
         return total
 
     def pyro_dist(self, values, ctx=None):
-        """The site distribution of the single variable (for analytic KL)."""
+        """The site distribution of the single variable (for analytic KL).
+
+        Running ``fn`` draws the site's value; the random state is restored afterwards,
+        so an analytic KL leaves the draws of the other terms as they were.
+        """
         if len(self._var) != 1:
             raise NotImplementedError("pyro_dist needs a single variable")
-        tr = self._trace(values, condition=False)
+        cuda = sorted({t.device.index or 0 for t in values.values()
+                       if isinstance(t, torch.Tensor) and t.is_cuda})
+        with torch.random.fork_rng(devices=cuda):
+            tr = self._trace(values, condition=False)
         d = tr.nodes[self._var[0]]["fn"]
         while hasattr(d, "base_dist") and type(d).__name__ in ("Independent",):
             d = d.base_dist
