@@ -24,10 +24,12 @@ from pixyz_pyro.dist import (
     Bernoulli,
     Categorical,
     Deterministic,
+    ElementWiseProductOfNormal,
     MixtureModel,
     MixtureOfNormal,
     Multinomial,
     Normal,
+    ProductOfNormal,
     RelaxedBernoulli,
     TransformedDistribution,
 )
@@ -94,6 +96,10 @@ def catalog():
                                                           var=["k"], name="p_k")), {}),
         "experts": (MixtureOfNormal(experts),
                     {"a": torch.zeros(4, 1), "b": torch.ones(4, 1)}),
+        "product of experts": (ProductOfNormal(experts, weight_modalities=[1.0, 2.0, 0.5]),
+                               {"a": torch.zeros(4, 1), "b": torch.ones(4, 1)}),
+        "product of experts, none given": (ProductOfNormal(experts), {}),
+        "element-wise experts": (ElementWiseProductOfNormal(Encoder()), {"x": x}),
         "flow": (TransformedDistribution(Normal(loc=torch.zeros(2), scale=1.0, var=["u"]),
                                          PlanarFlow(2), var=["v"]), {}),
     }

@@ -118,6 +118,9 @@ class ProductOfNormal(Normal):
         super().__init__(var=var, cond_var=cond_var, name=name, features_shape=features_shape)
         self.p = nn.ModuleList(experts)
         self.weight_modalities = weights
+        # The experts' weights as a tensor that .to()/.double() move (not saved): no host
+        # tensor is built, and nothing is copied to the device, per evaluation.
+        self.register_buffer("_expert_weights", torch.tensor(weights[1:]), persistent=False)
 
     @property
     def prob_factorized_text(self) -> str:
@@ -140,17 +143,17 @@ class ProductOfNormal(Normal):
         """``loc, scale`` stacked over the experts whose inputs are all given, and their
         weights; ``None`` when no expert is given."""
         locs, scales, weights = [], [], []
-        for e, w in zip(self.p, self.weight_modalities[1:]):
+        for i, e in enumerate(self.p):
             if all(v in values for v in e.cond_var):
                 params = e._params(values, ctx)
                 locs.append(params["loc"])
                 scales.append(params["scale"])
-                weights.append(w)
+                weights.append(self._expert_weights[i])
         if not locs:
             return None
         locs = torch.broadcast_tensors(*locs, *scales)
         n = len(weights)
-        return torch.stack(locs[:n]), torch.stack(locs[n:]), torch.tensor(weights)
+        return torch.stack(locs[:n]), torch.stack(locs[n:]), torch.stack(weights)
 
     def _params(self, values, ctx):
         given = tuple(values[v] for v in self._cond_var if v in values)
@@ -159,7 +162,7 @@ class ProductOfNormal(Normal):
             return ctx.memo[key][1]
         experts = self._expert_params(values, ctx)
         if experts is None:
-            zeros = torch.zeros(1, *self._features_shape)
+            zeros = self._expert_weights.new_zeros(1, *self._features_shape)
             params = {"loc": zeros, "scale": (zeros + 1.0) / self.weight_modalities[0] ** 0.5}
         else:
             loc, scale = product_params(*experts, prior_weight=self.weight_modalities[0])
@@ -206,4 +209,5 @@ class ElementWiseProductOfNormal(ProductOfNormal):
         loc, scale = loc.reshape(k, b, *loc.shape[1:]), scale.reshape(k, b, *scale.shape[1:])
         present = (x != 0).T.reshape(k, b, *([1] * (loc.dim() - 2)))
         scale = torch.where(present, scale, torch.zeros_like(scale))
-        return loc, scale, torch.full((k,), self.weight_modalities[1])
+        return loc, scale, torch.full((k,), self.weight_modalities[1], dtype=loc.dtype,
+                                      device=loc.device)
