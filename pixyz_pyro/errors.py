@@ -6,7 +6,7 @@ the same mistake (``KeyError``-like mistakes are ``ValueError`` here, so that th
 prints unquoted).
 """
 import difflib
-from typing import Iterable
+from typing import Callable, Iterable, Union
 
 
 class PixyzError(Exception):
@@ -45,6 +45,15 @@ class CheckpointError(PixyzError, ValueError):
     """A checkpoint does not fit the model, is corrupt, or is from a newer format."""
 
 
+class InputError(PixyzError, TypeError, ValueError):
+    """A value given for a variable is not usable: not a tensor, an empty batch, or of a
+    dtype, device or shape that the network reading it rejects."""
+
+
+class ModelError(PixyzError, ValueError):
+    """A ``Model`` cannot be built or stepped as asked (e.g. nothing to optimize)."""
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """Return ``' (did you mean "X"?)'`` for the closest candidate, or ``''``."""
     cands = [str(c) for c in candidates]
@@ -64,3 +73,72 @@ def missing_vars_message(who: str, missing: Iterable[str], given: Iterable[str],
         parts.append(f'"{m}"{did_you_mean(m, given)}')
     return (f"{who} needs {', '.join(parts)} for {purpose}, but the input has keys "
             f"{given}.")
+
+
+#: Values that are never a variable's value (a tensor or a number is).
+_NOT_VALUES = (type(None), str, bytes, list, tuple, dict, set)
+
+
+def describe(value: object) -> str:
+    """``float32 (8, 4) on cpu`` for a tensor; the type (and value if short) otherwise."""
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        dt = str(dtype).replace("torch.", "")
+        device = getattr(value, "device", None)
+        where = f" on {device}" if device is not None else ""
+        return f"{dt} {tuple(shape)}{where}"
+    if value is None:
+        return "None"
+    text = repr(value)
+    return f"{type(value).__name__} {text}" if len(text) <= 40 else type(value).__name__
+
+
+def describe_values(values, names: Iterable[str]) -> str:
+    """``x: float32 (8, 4) on cpu, y: None`` for the named entries of ``values``."""
+    return ", ".join(f"{n}: {describe(values[n])}" if n in values else f"{n}: (missing)"
+                     for n in names)
+
+
+def _text(who: Union[str, Callable[[], str]]) -> str:
+    return who() if callable(who) else who
+
+
+def check_values(who: Union[str, Callable[[], str]], values, names: Iterable[str]) -> None:
+    """Raise :class:`InputError` unless each named value is usable: not ``None``, a string,
+    a container or a NumPy array, and not an empty batch.
+
+    Cheap enough for every call (type and shape checks, no host sync).  ``who`` may be a
+    callable, so that the caller's name is formatted only for the error.
+    """
+    for n in names:
+        v = values[n]
+        if isinstance(v, _NOT_VALUES) or type(v).__name__ == "ndarray":
+            hint = " (use torch.as_tensor)" if not isinstance(v, (type(None), str)) else ""
+            raise InputError(f'{_text(who)} takes a tensor for "{n}", got '
+                             f"{describe(v)}{hint}.")
+        shape = getattr(v, "shape", None)
+        if shape is not None and len(shape) > 0 and shape[0] == 0:
+            raise InputError(f'{_text(who)} got an empty batch for "{n}" (shape '
+                             f"{tuple(shape)}); every input needs at least one row.")
+
+
+def check_mapping(who: Union[str, Callable[[], str]], x_dict) -> None:
+    """Raise :class:`InputError` unless ``x_dict`` is a dict ``{name: tensor}`` (or None)."""
+    if x_dict is not None and not hasattr(x_dict, "keys"):
+        raise InputError(f"{_text(who)} takes a dict {{name: tensor}}, got "
+                         f"{describe(x_dict)}.")
+
+
+def passes_through(error: BaseException) -> bool:
+    """Whether a boundary re-raises ``error`` unchanged: our own errors, "not
+    implemented" and non-``Exception`` s (KeyboardInterrupt)."""
+    return isinstance(error, (PixyzError, NotImplementedError)) or \
+        not isinstance(error, Exception)
+
+
+def wrap_error(who: str, error: Exception, values, names: Iterable[str]) -> PixyzError:
+    """Turn an exception raised deep inside torch while evaluating ``who`` into an
+    :class:`InputError` that names the inputs it was given (chain it with ``from``)."""
+    return InputError(f"{who} failed on the inputs {{{describe_values(values, names)}}}: "
+                      f"{type(error).__name__}: {error}")

@@ -17,13 +17,21 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from ..errors import VariableError, missing_vars_message
+from ..errors import (
+    VariableError,
+    check_mapping,
+    check_values,
+    missing_vars_message,
+    passes_through,
+    wrap_error,
+)
 from .context import Context
 from .naming import as_var_list, latex_name, prob_text
+from .running import restore_running, snapshot_running
 from .shapes import fold, numel, unfold
 
 
-def to_dict(x, keys: Sequence[str]) -> Dict[str, object]:
+def to_dict(x, keys: Sequence[str], who="a distribution") -> Dict[str, object]:
     """Accept a dict, a tensor (for the first key) or a list of tensors (for the keys)."""
     if x is None:
         return {}
@@ -33,9 +41,10 @@ def to_dict(x, keys: Sequence[str]) -> Dict[str, object]:
         if not keys:
             raise VariableError("a bare tensor was given, but the distribution takes no input")
         return {keys[0]: x}
-    if isinstance(x, (list, tuple)):
+    if isinstance(x, (list, tuple)) and len(x) == len(keys):
         return dict(zip(keys, x))
-    raise VariableError(f"expected a dict of tensors {{name: tensor}}, got {type(x).__name__}")
+    check_mapping(who, x)
+    return x
 
 
 class Distribution(nn.Module):
@@ -145,6 +154,31 @@ class Distribution(nn.Module):
         if missing:
             raise VariableError(missing_vars_message(self.prob_text, missing, values, purpose))
 
+    def _checked_input(self, x_dict, keys: Sequence[str], names: Sequence[str],
+                       purpose: str) -> Dict:
+        """The input dict of a public call, with ``names`` present and usable."""
+        def who():  # formatted only for an error
+            return f"{self.prob_text} ({purpose})"
+
+        values = to_dict(x_dict, keys, who)
+        self._require(values, names, purpose)
+        check_values(who, values, names)
+        return values
+
+    def _guarded(self, fn, purpose: str, values: Dict):
+        """``fn()``, with what it changes in running statistics put back and a torch error
+        re-raised in the user's terms if it raises."""
+        saved = snapshot_running((self,))
+        try:
+            return fn()
+        except BaseException as e:
+            restore_running(saved)
+            if passes_through(e):
+                raise
+            names = [v for v in self.var + self.input_var if v in values]
+            raise wrap_error(f"{purpose} of {self.prob_text}", e, values,
+                             list(dict.fromkeys(names))) from e
+
     # --- sampling -----------------------------------------------------------------------
     def sample(self, x_dict=None, batch_n: Optional[int] = None, sample_shape=torch.Size(),
                return_all: bool = True, reparam: bool = False) -> Dict[str, torch.Tensor]:
@@ -161,8 +195,7 @@ class Distribution(nn.Module):
         >>> p.sample(batch_n=3)["z"].shape, p.sample(sample_shape=[5])["z"].shape
         (torch.Size([3, 2]), torch.Size([5, 1, 2]))
         """
-        x_dict = to_dict(x_dict, self.cond_var)
-        self._require(x_dict, self.cond_var, "sampling")
+        x_dict = self._checked_input(x_dict, self.cond_var, self.input_var, "sampling")
         sample_shape = tuple(torch.Size(sample_shape))
         n = numel(sample_shape)
         known = set(self.var + self.cond_var + self.input_var)
@@ -172,7 +205,9 @@ class Distribution(nn.Module):
             has_input = any(isinstance(values[k], torch.Tensor) and values[k].dim() > 0
                             for k in names)
             batch_n = None if has_input else n * (batch_n or 1)
-        new = self._sample_values(values, Context(batch_n=batch_n), reparam, batch_n)
+        new = self._guarded(
+            lambda: self._sample_values(values, Context(batch_n=batch_n), reparam, batch_n),
+            "sampling", x_dict)
         new = {k: unfold(v, sample_shape) for k, v in new.items()}
         if not return_all:
             return {k: new[k] for k in self.var if k in new}
@@ -191,9 +226,11 @@ class Distribution(nn.Module):
                      **kwargs) -> torch.Tensor:
         """:math:`\\log p(x|y)` of the values in ``x_dict``, summed over the features
         (every dimension but the first) when ``sum_features``."""
-        x_dict = to_dict(x_dict, self.var + self.input_var)
-        self._require(x_dict, self.var + self.cond_var, "log_prob")
-        return self._log_prob_values(x_dict, Context(), sum_features, feature_dims)
+        need = self.var + [v for v in self.input_var if v not in self.var]
+        x_dict = self._checked_input(x_dict, self.var + self.input_var, need, "log_prob")
+        return self._guarded(
+            lambda: self._log_prob_values(x_dict, Context(), sum_features, feature_dims),
+            "log_prob", x_dict)
 
     def get_entropy(self, x_dict=None, sum_features: bool = True,
                     feature_dims=None) -> torch.Tensor:

@@ -16,7 +16,15 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from ..errors import ParameterError, ShapeError, SupportError, VariableError
+from ..errors import (
+    ParameterError,
+    PixyzError,
+    ShapeError,
+    SupportError,
+    VariableError,
+    describe,
+)
+from .checks import check_forward_batch, forward_error
 from .context import Context
 from .distribution import Distribution, to_dict
 from .family import Family
@@ -120,9 +128,14 @@ class FactorDistribution(Distribution):
         for k, v in self._bound.items():
             params[k] = values[v]
         if self._has_forward:
-            out = self.forward(**{v: values[v] for v in self._forward_vars})
+            try:
+                out = self.forward(**{v: values[v] for v in self._forward_vars})
+            except PixyzError:
+                raise
+            except Exception as e:  # noqa: BLE001 - re-raised in the user's terms
+                raise forward_error(self, values, self._forward_vars, e) from e
             if not self._checked:
-                self._check_forward(out)
+                self._check_forward(out, values)
             params.update(out)
         if not self._checked:
             self._check_params(params)
@@ -130,7 +143,7 @@ class FactorDistribution(Distribution):
             ctx.memo[key] = (inputs, params)
         return params
 
-    def _check_forward(self, out) -> None:
+    def _check_forward(self, out, values: Dict) -> None:
         fam = self.family
         if not isinstance(out, dict):
             raise ParameterError(f"{self.prob_text}.forward must return a dict of parameters "
@@ -140,6 +153,7 @@ class FactorDistribution(Distribution):
             raise ParameterError(
                 f"{self.prob_text}.forward returned parameter names {sorted(out)}; a "
                 f"{fam.name} expects {list(fam.params)} (unknown: {sorted(bad)})")
+        check_forward_batch(self, out, values, self._forward_vars)
 
     def _check_params(self, params: Dict[str, torch.Tensor]) -> None:
         fam = self.family
@@ -164,6 +178,8 @@ class FactorDistribution(Distribution):
                 raise ShapeError(
                     f"{self.prob_text}: parameter {k} has features {shape_str(t.shape[1:])}, "
                     f"but features_shape is {shape_str(self._features_shape)} ({SHAPES})")
+        if any(t.is_floating_point() and bool(torch.isnan(t).any()) for t in tensors.values()):
+            return  # checked on a later call; the NaN guard of Model.train names the term
         problem = fam.check_params(params)
         if problem:
             raise SupportError(f"{self.prob_text}: {problem}")
@@ -204,7 +220,13 @@ class FactorDistribution(Distribution):
         x = values[self._var[0]]
         if not self._checked_value:
             self._check_value(d, x)
-        lp = self.family.log_prob(d, x)
+        try:
+            lp = self.family.log_prob(d, x)
+        except Exception as e:  # noqa: BLE001 - re-raised in the user's terms
+            full = shape_str(tuple(d.batch_shape + d.event_shape))
+            raise ShapeError(
+                f'{self.prob_text}: cannot score "{self._var[0]}" ({describe(x)}) against '
+                f"parameters of shape {full} ({SHAPES}). {type(e).__name__}: {e}") from e
         return _sum_features(lp, sum_features, feature_dims)
 
     def _check_value(self, d, x) -> None:
@@ -214,6 +236,8 @@ class FactorDistribution(Distribution):
         if x.numel() == 0:
             raise ShapeError(f'{self.prob_text}: "{self._var[0]}" is an empty batch '
                              f"(shape {shape_str(x.shape)})")
+        if x.is_floating_point() and bool(torch.isnan(x).any()):
+            return  # not checked: the NaN guard of Model.train names the term
         ref = next((t for t in d.__dict__.values() if isinstance(t, torch.Tensor)), None)
         if ref is not None and ref.device != x.device:
             raise ShapeError(f'{self.prob_text}: "{self._var[0]}" is on {x.device}, but the '
@@ -235,20 +259,24 @@ class FactorDistribution(Distribution):
         self._checked_value = True
 
     # --- moments ------------------------------------------------------------------------
-    def _given(self, x_dict) -> Dict:
-        values = to_dict(x_dict, self._cond_var)
-        self._require(values, self._cond_var, "this")
-        return values
+    def _given(self, x_dict, purpose: str = "this") -> Dict:
+        return self._checked_input(x_dict, self._cond_var, self._cond_var, purpose)
 
     def sample_mean(self, x_dict=None) -> torch.Tensor:
-        return self.pyro_dist(self._given(x_dict)).mean
+        values = self._given(x_dict, "sample_mean")
+        return self._guarded(lambda: self.pyro_dist(values).mean, "sample_mean", values)
 
     def sample_variance(self, x_dict=None) -> torch.Tensor:
-        return self.pyro_dist(self._given(x_dict)).variance
+        values = self._given(x_dict, "sample_variance")
+        return self._guarded(lambda: self.pyro_dist(values).variance, "sample_variance",
+                             values)
 
     def get_entropy(self, x_dict=None, sum_features: bool = True,
                     feature_dims=None) -> torch.Tensor:
-        return self._entropy_values(self._given(x_dict), None, sum_features, feature_dims)
+        values = self._given(x_dict, "get_entropy")
+        return self._guarded(
+            lambda: self._entropy_values(values, None, sum_features, feature_dims),
+            "get_entropy", values)
 
     def _entropy_values(self, values, ctx, sum_features=True, feature_dims=None):
         return _sum_features(self.pyro_dist(values, ctx).entropy(), sum_features, feature_dims)

@@ -14,7 +14,7 @@ from typing import Dict, List
 
 from torch import nn
 
-from ..errors import VariableError, did_you_mean
+from ..errors import GraphError, VariableError, did_you_mean
 from ..graph import Graph
 from .distribution import Distribution
 from .naming import as_var_list
@@ -39,6 +39,7 @@ class MultiplyDistribution(Distribution):
         factors = a.factors() + b.factors()
         graph = Graph([(i, f.var, f.cond_var) for i, f in enumerate(factors)],
                       names=[f.prob_text for f in factors])
+        _check_marginals(factors)
         super().__init__(var=list(graph.var), cond_var=list(graph.cond_var), name=a.name)
         self._factors = nn.ModuleList(factors)
         self._order = tuple(factors[i] for i in graph.order)
@@ -92,6 +93,21 @@ class MultiplyDistribution(Distribution):
 
     def get_log_prob(self, x_dict, sum_features=True, feature_dims=None, **kwargs):
         return super().get_log_prob(x_dict, sum_features, feature_dims, **kwargs)
+
+
+def _check_marginals(factors: List[Distribution]) -> None:
+    """A factor may not condition on a variable that another factor marginalized out:
+    the product would read a different, unbound variable of the same name."""
+    for m in factors:
+        gone = getattr(m, "_marginalized", ())
+        for f in factors:
+            used = [v for v in f.cond_var if v in gone] if f is not m else []
+            if used:
+                raise GraphError(
+                    f'{f.prob_text} conditions on "{used[0]}", which {m.prob_text} = '
+                    f"{m.prob_factorized_text} has marginalized out; the product would read "
+                    f'a different, unbound "{used[0]}". Multiply first, then marginalize: '
+                    f"(a * b).marginalize_var({list(gone)})")
 
 
 class ReplaceVarDistribution(Distribution):

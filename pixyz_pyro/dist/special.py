@@ -4,7 +4,8 @@ from typing import Callable
 
 import torch
 
-from ..errors import ParameterError
+from ..errors import ParameterError, PixyzError
+from .checks import forward_error
 from .distribution import Distribution, to_dict
 from .factor import _sum_features
 
@@ -40,7 +41,12 @@ class Deterministic(Distribution):
         hit = ctx.memo.get(key) if ctx is not None else None
         if hit is not None:
             return hit[1]
-        out = self.forward(**{v: values[v] for v in self._cond_var})
+        try:
+            out = self.forward(**{v: values[v] for v in self._cond_var})
+        except PixyzError:
+            raise
+        except Exception as e:  # noqa: BLE001 - re-raised in the user's terms
+            raise forward_error(self, values, self._cond_var, e) from e
         if not isinstance(out, dict) or set(out) != set(self._var):
             got = sorted(out) if isinstance(out, dict) else type(out).__name__
             raise ParameterError(f"{self.prob_text}.forward must return a dict with keys "
@@ -80,8 +86,8 @@ class EmpiricalDistribution(Distribution):
 
     def sample(self, x_dict=None, batch_n=None, sample_shape=torch.Size(), return_all=True,
                reparam=False):
-        values = to_dict(x_dict, self._var)
-        self._require(values, self._var, "sampling (it returns the data)")
+        values = self._checked_input(x_dict, self._var, self._var,
+                                     "sampling (it returns the data)")
         return dict(values) if return_all else {k: values[k] for k in self._var}
 
     def _sample_values(self, values, ctx, reparam, batch_n):

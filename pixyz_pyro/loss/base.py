@@ -21,7 +21,16 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ..dist.context import Context
-from ..errors import LossError, VariableError, missing_vars_message
+from ..dist.running import restore_running, snapshot_running
+from ..errors import (
+    LossError,
+    VariableError,
+    check_mapping,
+    check_values,
+    missing_vars_message,
+    passes_through,
+    wrap_error,
+)
 
 Values = Dict[str, object]
 
@@ -109,19 +118,23 @@ class Loss:
         each term's value carried through the signs, scalings and reductions above it,
         so that the contributions sum to the value.
         """
-        values = dict(x_dict) if x_dict is not None else {}
+        values = self._checked_input(x_dict)
         values.update(kwargs.pop("constants", {}))
         need = self.input_var
-        missing = [v for v in need if v not in values]
-        if missing:
-            raise VariableError(missing_vars_message(f"the loss {self._short()}", missing,
-                                                     values, "evaluation"))
+        self._check_input_names(values, need)
         ctx = Context(batch_n=_batch_n(values, need), kwargs=kwargs)
-        if return_terms:
-            from .ops import split_terms
-            value, new, parts = split_terms(self, values, ctx)
-        else:
-            value, new = self._run(values, ctx)
+        saved = snapshot_running(self._modules())
+        try:
+            if return_terms:
+                from .ops import split_terms
+                value, new, parts = split_terms(self, values, ctx)
+            else:
+                value, new = self._run(values, ctx)
+        except BaseException as e:
+            restore_running(saved)
+            if passes_through(e):
+                raise
+            raise wrap_error(f"evaluating {self._short()}", e, values, need) from e
         out = [value]
         if return_dict:
             if return_all:
@@ -137,6 +150,33 @@ class Loss:
                 split[label] = split[label] + c if label in split else c
             out.append(split)
         return out[0] if len(out) == 1 else tuple(out)
+
+    def _checked_input(self, x_dict) -> Values:
+        """A copy of the input dict (validated as a dict)."""
+        if x_dict is not None and not hasattr(x_dict, "keys"):  # the formula only on error
+            check_mapping(f"the loss {self._short()}", x_dict)
+        return dict(x_dict) if x_dict is not None else {}
+
+    def _modules(self) -> List[object]:
+        """:meth:`distributions`, found once (nodes are immutable)."""
+        found = self.__dict__.get("_found_modules")
+        if found is None:
+            found = self.distributions()
+            object.__setattr__(self, "_found_modules", found)
+        return found
+
+    def _check_input_names(self, values: Values, need: List[str]) -> None:
+        """Raise unless every needed variable is present and usable (a cheap check: set
+        membership and types, no host sync)."""
+        missing = [v for v in need if v not in values]
+        if missing:
+            users = [d.prob_text for d in self.distributions()
+                     if any(v in getattr(d, "var", ()) + getattr(d, "cond_var", ())
+                            for v in missing)]
+            who = f"the loss {self._short()}" + (f" (through {', '.join(users)})"
+                                                 if users else "")
+            raise VariableError(missing_vars_message(who, missing, values, "evaluation"))
+        check_values(lambda: f"the loss {self._short()}", values, need)  # formula on error
 
     def estimate(self, x_dict: Optional[Values] = None, **kwargs):
         """The paper's spelling of :meth:`eval`."""
@@ -161,7 +201,11 @@ class Loss:
         return f"${self.loss_text}$"
 
     def _short(self) -> str:
-        return type(self).__name__
+        """The formula, for error messages (the class name if it cannot be printed)."""
+        try:
+            return self.loss_text
+        except Exception:  # noqa: BLE001 - a message must never raise
+            return type(self).__name__
 
     # --- algebra --------------------------------------------------------------------------
     def __add__(self, other):

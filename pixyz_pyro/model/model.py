@@ -8,6 +8,11 @@ One training step is
 4. read the loss once (``.item()``, the only host sync); if it or a gradient is not
    finite, refuse the step and name the term that went non-finite;
 5. step the ONE optimizer that holds every parameter.
+
+Bad input is refused before anything changes: inputs are checked by name and type before
+the forward pass, and :class:`~pixyz_pyro.model.guard.StepGuard` puts back what a
+failed or refused step changed in the forward pass (running statistics; everything on
+the first step).
 """
 import warnings
 from typing import Dict, Iterable, List, Optional
@@ -16,8 +21,8 @@ import torch
 from torch import nn
 
 from ..dist.context import Context
-from ..errors import LossError, NonFiniteError, PixyzError
-from ..loss.base import Loss, _batch_n, _term_label
+from ..errors import LossError, ModelError, passes_through, wrap_error
+from ..loss.base import Loss, _batch_n
 from . import distributed as _dist
 from .checkpoint import (
     FORMAT_VERSION,
@@ -27,6 +32,7 @@ from .checkpoint import (
     rng_state,
     set_rng_state,
 )
+from .guard import StepGuard, is_finite, nonfinite_error
 from .optim import build_optimizer
 
 
@@ -102,11 +108,14 @@ class Model:
         params = unique_parameters(dists)
         if not params:
             names = [getattr(d, "prob_text", type(d).__name__) for d in dists]
-            raise PixyzError(f"no parameters to optimize: the distributions {names} have no "
+            raise ModelError(f"no parameters to optimize: the distributions {names} have no "
                              f"trainable parameters (constants are buffers; wrap a trainable "
                              f"constant in nn.Parameter)")
         self.optimizer = build_optimizer(optimizer, params, optimizer_params)
         self._params = params
+        self._param_names = {f"{d.prob_text}: {n}": p for d in dists
+                             for n, p in d.named_parameters() if p.requires_grad}
+        self._guard = StepGuard(dists)
         self.clip_norm = clip_grad_norm
         self.clip_value = clip_grad_value
         self.retain_graph = retain_graph
@@ -130,14 +139,25 @@ class Model:
 
     # --- one step -------------------------------------------------------------------------
     def _evaluate(self, loss: Loss, x_dict: Dict, kwargs: Dict):
-        values = dict(x_dict) if x_dict is not None else {}
+        values = loss._checked_input(x_dict)
         need = loss.input_var
-        if any(v not in values for v in need):
-            loss.eval(values, **kwargs)  # raises the user-facing error
+        loss._check_input_names(values, need)
         ctx = Context(batch_n=_batch_n(values, need), kwargs=kwargs)
         terms = loss.terms()
         ctx.terms = {id(t): None for t in terms}
-        value, _ = loss._run(values, ctx)
+        self._guard.snapshot()
+        try:
+            value, _ = loss._run(values, ctx)
+            if not isinstance(value, torch.Tensor) or value.dim() != 0:
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value)
+                raise LossError(f"the loss must be a scalar to train; {loss.loss_text} has "
+                                f"shape {shape}. Reduce it with .mean() or .sum()")
+        except BaseException as e:
+            self._guard.restore()
+            if passes_through(e):
+                raise
+            raise wrap_error(f"evaluating {loss._short()}", e, values, need) from e
+        self._guard.values = values
         return value, terms, ctx.terms
 
     def _loss_fn(self, x_dict: Dict, kwargs: Dict):
@@ -154,10 +174,6 @@ class Model:
             value, terms, term_values = self.ddp(fn, train_x_dict, kwargs)
         else:
             value, terms, term_values = fn(train_x_dict, kwargs)
-        if not isinstance(value, torch.Tensor) or value.dim() != 0:
-            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value)
-            raise LossError(f"the loss must be a scalar to train; {self.loss_cls.loss_text} "
-                            f"has shape {shape}. Reduce it with .mean() or .sum()")
         value.backward(retain_graph=self.retain_graph)
         if self.clip_norm:
             nn.utils.clip_grad_norm_(self._params, self.clip_norm)
@@ -170,9 +186,10 @@ class Model:
         if grads:
             check = check + 0.0 * torch.stack(torch._foreach_norm(grads)).sum()
         read = check.item()
-        if read != read or read in (float("inf"), float("-inf")):
+        if not is_finite(read):
             self._refuse(value, terms, term_values)
             return value.detach()
+        self._guard.accept()
         self.optimizer.step()
         self.step_count += 1
         if self.compile and self._compiled is None:
@@ -180,20 +197,18 @@ class Model:
         return value.detach()
 
     def _refuse(self, value, terms, term_values) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        bad = [_term_label(t) for t in terms
-               if isinstance(term_values.get(id(t)), torch.Tensor)
-               and not bool(torch.isfinite(term_values[id(t)]).all())]
-        where = "the loss" if torch.isfinite(value).all() else "the loss value"
-        if torch.isfinite(value).all():
-            where = "a gradient (the loss itself is finite)"
-        msg = (f"non-finite {where} at step {self.step_count}; the optimizer step was "
-               f"refused and parameters are unchanged. Non-finite terms: "
-               f"{bad or ['(none: only gradients)']}")
+        """Refuse a non-finite step: put back what the forward pass changed, then count
+        it (``skip_nonfinite``) or raise a NonFiniteError that names the terms."""
+        values = self._guard.values
+        self._guard.restore()
         if self.skip_nonfinite:
+            self.optimizer.zero_grad(set_to_none=True)
             self.skipped_steps += 1
             return
-        raise NonFiniteError(msg)
+        error = nonfinite_error(value, terms, term_values, self._param_names, values,
+                                self.step_count, self.loss_cls.loss_text)
+        self.optimizer.zero_grad(set_to_none=True)
+        raise error
 
     def _try_compile(self) -> None:
         try:
@@ -211,15 +226,23 @@ class Model:
         return value
 
     # --- checkpoints ------------------------------------------------------------------------
+    def _checkpoint_extras(self) -> Dict:
+        """Modules and optimizers a preset adds to the checkpoint (the GAN's
+        discriminator), by key."""
+        return {}
+
     def state_dict(self) -> Dict:
-        return {
+        state = {
             "format_version": FORMAT_VERSION,
             "distributions": [(d.prob_text, d.state_dict()) for d in self.distributions],
             "optimizer": self.optimizer.state_dict(),
+            "optimizer_class": type(self.optimizer).__name__,
             "rng": rng_state(),
             "step_count": self.step_count,
             "skipped_steps": self.skipped_steps,
         }
+        state.update({k: v.state_dict() for k, v in self._checkpoint_extras().items()})
+        return state
 
     def save(self, path: str) -> None:
         """Write an atomic checkpoint (see :mod:`pixyz_pyro.model.checkpoint`); when
@@ -231,18 +254,13 @@ class Model:
         """Restore a checkpoint written by :meth:`save`; validates before changing
         anything."""
         ckpt = read_checkpoint(path)
-        check_compatible(ckpt, list(self.distributions), path)
-        opt_state = ckpt["optimizer"]
-        ours = self.optimizer.state_dict()
-        if len(opt_state.get("param_groups", [])) != len(ours["param_groups"]) or any(
-                len(a["params"]) != len(b["params"])
-                for a, b in zip(opt_state["param_groups"], ours["param_groups"])):
-            from ..errors import CheckpointError
-            raise CheckpointError(f"{path!r}: the optimizer state does not fit this model's "
-                                  f"optimizer ({type(self.optimizer).__name__})")
+        extras = self._checkpoint_extras()
+        check_compatible(ckpt, list(self.distributions), path, self.optimizer, extras)
         for d, (_, state) in zip(self.distributions, ckpt["distributions"]):
             d.load_state_dict(state)
-        self.optimizer.load_state_dict(opt_state)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        for key, obj in extras.items():
+            obj.load_state_dict(ckpt[key])
         set_rng_state(ckpt["rng"])
         self.step_count = ckpt["step_count"]
         self.skipped_steps = ckpt.get("skipped_steps", 0)

@@ -118,8 +118,6 @@ class GAN(Model):
             return loss, d_loss
         return loss
 
-    def state_dict(self) -> Dict:
-        state = super().state_dict()
-        state["discriminator"] = self.discriminator.state_dict()
-        state["d_optimizer"] = self.d_optimizer.state_dict()
-        return state
+    def _checkpoint_extras(self) -> Dict:
+        """The discriminator and its optimizer, saved and restored with the model."""
+        return {"discriminator": self.discriminator, "d_optimizer": self.d_optimizer}

@@ -1,0 +1,122 @@
+"""The step guard of ``Model.train``: a refused step changes nothing.
+
+Two things can change state *before* the optimizer steps:
+
+* running statistics (``BatchNorm``'s ``running_mean``, Pyro's ``BatchNorm`` transform)
+  are updated by the forward pass itself;
+* a data-dependent initialisation (``ActNorm``) writes parameters on the first call.
+
+:class:`StepGuard` copies what a step may change and puts it back when the step raises
+or is refused.  On the first step it copies every parameter and buffer (validation runs
+then, and first-call initialisations write parameters); after it, only the running
+statistics, which most models do not have, so the normal path copies nothing and never
+syncs with the device.
+
+The finiteness test itself reads the one value ``train`` already reads:
+
+.. math::
+
+    \\text{check} = \\ell + 0 \\cdot \\sum_i \\lVert g_i \\rVert
+
+is finite exactly when the loss :math:`\\ell` and every gradient :math:`g_i` are.
+"""
+from typing import Dict, List, Sequence
+
+import torch
+from torch import nn
+
+from ..dist.running import restore_running, snapshot_running
+from ..errors import NonFiniteError
+from ..loss.base import _term_label
+
+
+def all_state(modules: Sequence[nn.Module]) -> List[torch.Tensor]:
+    """Every parameter and buffer, once each."""
+    out, seen = [], set()
+    for m in modules:
+        for t in list(m.parameters()) + list(m.buffers()):
+            if id(t) not in seen:
+                seen.add(id(t))
+                out.append(t)
+    return out
+
+
+class StepGuard:
+    """Snapshot and restore what one training step may change before it is accepted.
+
+    Parameters
+    ----------
+    modules : sequence of nn.Module
+        The model's distributions.
+    """
+
+    def __init__(self, modules: Sequence[nn.Module]):
+        self.modules = list(modules)
+        self.first = True
+        self._saved: List[torch.Tensor] = []
+        self._copies: List[torch.Tensor] = []
+        self._running: list = []
+        #: The inputs of the current step, for the message of a refused one.
+        self.values: Dict = {}
+
+    def snapshot(self) -> None:
+        """Copy the tensors this step may change (nothing after the first step, unless
+        the model has running statistics)."""
+        if not self.first:
+            self._running = snapshot_running(self.modules)
+            return
+        self._saved = all_state(self.modules)
+        with torch.no_grad():
+            self._copies = [t.detach().clone() for t in self._saved]
+
+    def restore(self) -> None:
+        """Put the snapshot back (the step raised or was refused)."""
+        restore_running(self._running)
+        with torch.no_grad():
+            for t, c in zip(self._saved, self._copies):
+                t.copy_(c)
+        self._saved, self._copies, self._running, self.values = [], [], [], {}
+
+    def accept(self) -> None:
+        """The step went through: drop the snapshot."""
+        self.first = False
+        self._saved, self._copies, self._running, self.values = [], [], [], {}
+
+
+def is_finite(read: float) -> bool:
+    return read == read and read not in (float("inf"), float("-inf"))
+
+
+def nonfinite_error(value: torch.Tensor, terms, term_values: Dict, params: Dict[str, object],
+                    values: Dict, step: int, loss_text: str) -> NonFiniteError:
+    """The error of a refused step: which terms, gradients and inputs are not finite.
+
+    Runs only on the refused path, so it may sync with the device freely.
+    """
+    bad_terms = [_term_label(t) for t in terms
+                 if isinstance(term_values.get(id(t)), torch.Tensor)
+                 and not bool(torch.isfinite(term_values[id(t)]).all())]
+    bad_grads: Dict[str, List[str]] = {}
+    for name, p in params.items():
+        if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+            dist, _, tensor = name.partition(": ")
+            bad_grads.setdefault(dist, []).append(tensor)
+    bad_inputs = [k for k, v in values.items()
+                  if isinstance(v, torch.Tensor) and v.is_floating_point()
+                  and not bool(torch.isfinite(v).all())]
+    value = value.detach()
+    if not bool(torch.isfinite(value).all()):
+        what = f"the loss {loss_text} is {float(value)}"
+    else:
+        what = f"the loss is finite ({float(value):.6g}) but a gradient is not"
+    parts = [f"non-finite step {step}: {what}.",
+             f"Non-finite terms: {'; '.join(bad_terms) or 'none'}."]
+    if bad_grads:
+        parts.append("Non-finite gradients: " + "; ".join(
+            f"{d} ({', '.join(ts[:3])}{f' and {len(ts) - 3} more' if len(ts) > 3 else ''})"
+            for d, ts in bad_grads.items()) + ".")
+    if bad_inputs:
+        parts.append(f"Inputs with NaN or inf: {bad_inputs}.")
+    parts.append("The optimizer step was refused; parameters, buffers and optimizer state "
+                 "are unchanged (pass skip_nonfinite=True to skip such steps).")
+    return NonFiniteError(" ".join(parts))

@@ -1,0 +1,116 @@
+"""The error catalogue (docs/errors.md) as tests.
+
+Each case gives bad input to a small VAE (or to objects built beside it) and asserts
+
+* the error type, a :class:`~pixyz_pyro.errors.PixyzError`;
+* the message: it names the distribution, the variable, and the shapes or keys expected
+  and given;
+* that nothing changed: parameters, buffers (BatchNorm running statistics included),
+  optimizer state and step counts are bit-identical before and after.
+
+``docs/errors.md`` is generated from these cases with the real messages; a test checks
+it is current.  Regenerate it with ``python tests/test_errors_catalogue.py``.
+"""
+import os
+import re
+
+import _errors_cases_input  # noqa: F401 - registers the cases
+import _errors_cases_train
+import pytest
+from _errors_world import CASES, World, assert_same
+
+from pixyz_pyro.errors import PixyzError
+
+DOCS = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "errors.md")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_case(case):
+    error, before, after = case.run()
+    assert isinstance(error, case.error), f"{type(error).__name__}: {error}"
+    assert isinstance(error, PixyzError)
+    message = str(error)
+    for fragment in case.fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    assert_same(before, after)
+
+
+def test_extra_unknown_keys_stay_allowed():
+    """As in Pixyz, keys that no distribution reads are ignored."""
+    w = World(warm=False)
+    w.model.train({"x": w.x, "label": "anything", "X_unused": None})
+    assert w.model.step_count == 1
+
+
+def test_the_catalogue_has_at_least_25_kinds():
+    assert len(CASES) >= 25
+    assert len({c.title for c in CASES}) == len(CASES)
+
+
+def _message(case) -> str:
+    error = case.run()[0]
+    text = str(error)
+    text = text.replace(_errors_cases_train._TMP + os.sep, "")
+    return re.sub(r"\n", " ", text)
+
+
+def render() -> str:
+    """docs/errors.md, with each case's real message."""
+    lines = [
+        "# Error catalogue",
+        "",
+        "Every error pixyz_pyro raises for bad input is a subclass of",
+        "`pixyz_pyro.errors.PixyzError` (and of the builtin exception you would catch for",
+        "the same mistake: `ValueError`, `TypeError`, `FloatingPointError`). Its message",
+        "names the distribution, the variable, and the shapes or keys expected and given.",
+        "",
+        "Errors are raised **before any state changes**: parameters, buffers (BatchNorm",
+        "running statistics too), optimizer state and step counts are left exactly as they",
+        "were, so a typo costs a message, not a run. `Model.train` checks the input names",
+        "and types before the forward pass; what the forward pass itself changes (running",
+        "statistics; everything on the first step) is put back when the step fails or is",
+        "refused. Shapes follow `sample_shape + batch_shape + features_shape`",
+        "(`pixyz_pyro.dist.shapes`). Extra unknown keys in an input dict stay allowed, as",
+        "in Pixyz.",
+        "",
+        "Names, shapes and supports are validated on the first call of each distribution;",
+        "later calls pay nothing for it. Errors that a network raises deep inside torch",
+        "(a wrong dtype, device or feature size reaching `nn.Linear`) are re-raised as",
+        "`InputError`, naming the distribution, the inputs it got, and what it got on its",
+        "first call; the original error is chained.",
+        "",
+        "Two behaviours are decisions, not accidents:",
+        "",
+        "* **Marginalizing.** `marginalize_var` integrates out variables a distribution",
+        "  *defines*; a conditioning variable cannot be marginalized. A product may not",
+        "  condition on a variable that one of its factors marginalized out (the product",
+        "  would read a different, unbound variable of that name): multiply first, then",
+        "  marginalize.",
+        "* **NaN and inf.** A non-finite loss or gradient makes `Model.train` refuse the",
+        "  step (nothing changes) and raise `NonFiniteError` naming the terms, gradients",
+        "  and inputs that are not finite; `Model(..., skip_nonfinite=True)` skips such",
+        "  steps and counts them in `model.skipped_steps` instead. The check reads only",
+        "  the value `train` already reads: no extra host sync.",
+        "",
+        "The examples below run on the small VAE of `tests/_errors_world.py`",
+        "(`q(z|x)`: 4 features to 2, `p(x|z)`: Bernoulli, `p_{prior}(z)`: standard normal,",
+        "a batch `x` of 8) and are the tests of `tests/test_errors_catalogue.py`.",
+        "Regenerate this file with `python tests/test_errors_catalogue.py`.",
+        "",
+    ]
+    for i, c in enumerate(CASES, 1):
+        lines += [f"## {i}. {c.title}", "", f"`{c.error.__name__}` from", "",
+                  "```python", c.code, "```", "", "```text", _message(c), "```", ""]
+    return "\n".join(lines)
+
+
+def test_docs_are_current():
+    with open(DOCS) as f:
+        assert f.read() == render(), ("docs/errors.md is stale: regenerate it with "
+                                      "python tests/test_errors_catalogue.py")
+
+
+if __name__ == "__main__":
+    with open(DOCS, "w") as f:
+        f.write(render())
+    print(f"wrote {os.path.normpath(DOCS)} ({len(CASES)} cases)")

@@ -1,0 +1,140 @@
+"""The NaN/Inf guard of ``Model.train``.
+
+A step whose loss or gradient is not finite is refused: parameters, buffers (running
+statistics included) and optimizer state stay bit-identical, and the error names the
+term of the loss that went non-finite.  ``skip_nonfinite=True`` skips and counts such
+steps.  On the normal path the guard reads one value per step and nothing else.
+"""
+import collections
+
+import pytest
+import torch
+from _errors_world import World, assert_same, snapshot
+from torch import nn
+
+from pixyz_pyro.dist import Normal
+from pixyz_pyro.errors import NonFiniteError
+from pixyz_pyro.loss import KullbackLeibler, LogProb
+from pixyz_pyro.model import Model
+
+
+class Shift(Normal):
+    """p(y|x) = N(y; sqrt(w) x + b, 1): the gradient in ``w`` is infinite at w = 0."""
+
+    def __init__(self, w=1.0):
+        super().__init__(var=["y"], cond_var=["x"], name="p")
+        self.w = nn.Parameter(torch.tensor(w))
+        self.b = nn.Parameter(torch.zeros(4))
+
+    def forward(self, x):
+        return {"loc": torch.sqrt(self.w) * x + self.b, "scale": torch.ones_like(x)}
+
+
+def two_terms(world, **kwargs):
+    """KL over q(z|x) plus -log p(y|x): two terms that read different inputs."""
+    p = Shift()
+    loss = KullbackLeibler(world.q, world.prior).mean() - LogProb(p).mean()
+    model = Model(loss, distributions=[world.q, p], optimizer_params={"lr": 1e-2}, **kwargs)
+    return model, p
+
+
+def test_the_term_that_went_nonfinite_is_named():
+    w = World(warm=False)
+    model, _ = two_terms(w)
+    y = torch.zeros(8, 4)
+    model.train({"x": w.x, "y": y})
+    before = snapshot([model])
+    y[3, 1] = float("inf")
+    with pytest.raises(NonFiniteError) as info:
+        model.train({"x": w.x, "y": y})
+    message = str(info.value)
+    assert "non-finite step 1: the loss" in message and "is inf" in message
+    assert "Non-finite terms: \\log p(y|x)." in message
+    assert "D_{KL}" not in message.split("Non-finite terms:")[1]
+    assert "Inputs with NaN or inf: ['y']." in message
+    assert_same(before, snapshot([model]))
+
+
+def test_a_nonfinite_gradient_of_a_finite_loss_is_refused():
+    w = World(warm=False)
+    model, p = two_terms(w)
+    with torch.no_grad():
+        p.w.zero_()  # d sqrt(w) / dw = inf at w = 0; the loss itself is finite
+    before = snapshot([model])
+    with pytest.raises(NonFiniteError) as info:
+        model.train({"x": w.x, "y": torch.ones(8, 4)})
+    message = str(info.value)
+    assert "the loss is finite" in message and "but a gradient is not" in message
+    assert "Non-finite terms: none." in message
+    assert "Non-finite gradients: p(y|x) (w)." in message
+    assert_same(before, snapshot([model]))
+    assert all(q.grad is None for q in model._params)
+
+
+def test_running_statistics_are_restored():
+    """The encoder's BatchNorm sees the NaN batch; its running stats must not."""
+    w = World(warm=True)
+    bn = w.q.net[1]
+    mean, var, n = bn.running_mean.clone(), bn.running_var.clone(), int(bn.num_batches_tracked)
+    x = w.x.clone()
+    x[:, 0] = float("nan")
+    with pytest.raises(NonFiniteError):
+        w.model.train({"x": x})
+    assert torch.equal(bn.running_mean, mean) and torch.equal(bn.running_var, var)
+    assert int(bn.num_batches_tracked) == n
+
+
+def test_skip_nonfinite_skips_counts_and_changes_nothing():
+    """good, bad, good with skipping == good, good: bit for bit."""
+    def run(with_bad):
+        w = World(warm=False)
+        model = Model(w.loss, distributions=[w.p, w.q], optimizer_params={"lr": 1e-2},
+                      skip_nonfinite=True)
+        bad = w.x.clone()
+        bad[0, 0] = float("nan")
+        batches = [w.x, bad, w.x] if with_bad else [w.x, w.x]
+        values = []
+        for i, x in enumerate(batches):
+            torch.manual_seed(100 + (i if not with_bad or i == 0 else i - 1))
+            values.append(model.train({"x": x}))
+        return model, values
+
+    skipping, values = run(True)
+    straight, _ = run(False)
+    assert skipping.skipped_steps == 1 and skipping.step_count == 2
+    assert straight.skipped_steps == 0 and straight.step_count == 2
+    assert torch.isnan(values[1])  # the refused step still reports its value
+    assert_same(snapshot([skipping])[0]["distributions"],
+                snapshot([straight])[0]["distributions"])
+    assert_same(snapshot([skipping])[0]["optimizer"]["state"],
+                snapshot([straight])[0]["optimizer"]["state"])
+
+
+class _SyncCounter:
+    """Count the Python-level host reads of tensors (``item``, ``bool``, ``float``...)."""
+
+    NAMES = ("item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy")
+
+    def __init__(self, monkeypatch):
+        self.counts = collections.Counter()
+        for name in self.NAMES:
+            original = getattr(torch.Tensor, name)
+
+            def counted(t, *args, _original=original, _name=name, **kwargs):
+                self.counts[_name] += 1
+                return _original(t, *args, **kwargs)
+
+            monkeypatch.setattr(torch.Tensor, name, counted)
+
+
+def test_the_normal_path_reads_one_value_per_step(monkeypatch):
+    """The guard adds no host sync: after the first (validating) step, a step reads the
+    one value ``train`` returns, once.  SGD, because Adam reads its own step counter."""
+    w = World(warm=False)
+    model = Model(w.loss, distributions=[w.p, w.q], optimizer=torch.optim.SGD,
+                  optimizer_params={"lr": 1e-2}, clip_grad_norm=10.0)
+    model.train({"x": w.x})
+    counter = _SyncCounter(monkeypatch)
+    for _ in range(3):
+        model.train({"x": w.x})
+    assert counter.counts == {"item": 3}
