@@ -111,7 +111,8 @@ def not_reparameterisable(w):
 
 
 @case("IterativeLoss with series of unequal lengths", ShapeError,
-      "IterativeLoss: series_var have different lengths on dim 0 (time): {'x': 5, 'y': 4}",
+      "IterativeLoss over \\log p(x|y): the series_var ['x', 'y'] must have one length on "
+      "dim 0 (time), got {'x': 5, 'y': 4}",
       code="IterativeLoss(step, series_var=['x', 'y']).eval({'x': (5, B, 1), 'y': (4, B, 1)})")
 def iterative_unequal(w):
     h = nn.Parameter(torch.zeros(1))

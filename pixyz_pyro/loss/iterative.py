@@ -78,12 +78,14 @@ class IterativeLoss(Loss):
         lengths = {v: values[v].shape[0] for v in self.series_var
                    if isinstance(values.get(v), torch.Tensor)}
         if len(set(lengths.values())) > 1:
-            raise ShapeError(f"IterativeLoss: series_var have different lengths on dim 0 "
-                             f"(time): {lengths}")
+            raise ShapeError(f"IterativeLoss over {self.step_loss._short()}: the series_var "
+                             f"{self.series_var} must have one length on dim 0 (time), got "
+                             f"{lengths}")
         if self.max_iter and lengths and min(lengths.values()) < self.max_iter \
                 and self.slice_step is None:
-            raise ShapeError(f"IterativeLoss: max_iter={self.max_iter} but the series are "
-                             f"only {min(lengths.values())} steps long: {lengths}")
+            raise ShapeError(f"IterativeLoss over {self.step_loss._short()}: max_iter="
+                             f"{self.max_iter} but the series are only "
+                             f"{min(lengths.values())} steps long: {lengths}")
 
     def _eval(self, values, ctx):
         self._check_series(values)
