@@ -1,0 +1,141 @@
+"""A GAN on Fashion-MNIST with MLP generator and discriminator, via the ``GAN`` preset.
+
+The generator is a deterministic map of prior noise, marginalised to a distribution over
+images; the discriminator :math:`d(t|x)` outputs the probability that ``x`` is real:
+
+.. math::
+
+    p(x) = \\int p(x|z) p_{prior}(z) dz, \\qquad
+    \\min_p \\max_d \\; \\mathbb{E}_{p_{data}(x)}[\\log d(x)]
+    + \\mathbb{E}_{p(x)}[\\log(1 - d(x))]
+
+``GAN(p, d)`` builds ``AdversarialJensenShannon(p_data, p, d)`` (the non-saturating
+generator loss) and alternates one discriminator step on detached samples with one
+generator step, each with its own Adam (lr 2e-4, betas (0.5, 0.999), as in DCGAN), on
+batches of 64.
+Pixels are grey levels in ``[0, 1]``; the generator ends in a sigmoid.
+
+Run from the repository root::
+
+    python -m examples.gan                 # 20 epochs
+"""
+from typing import Dict, Optional, Sequence
+
+import torch
+from torch import nn
+
+from examples.common import Logger, example_parser, parse, setup
+from examples.data import iterate_minibatches, num_batches
+from examples.nets import X_DIM, fit, load_data, mlp
+from examples.plotting import save_image_grid, save_loss_curve
+from pixyz_pyro.dist import Deterministic, Normal
+from pixyz_pyro.model import GAN
+
+EPOCHS = 20
+
+
+def _leaky():
+    return nn.LeakyReLU(0.2)
+
+
+class Generator(Deterministic):
+    """:math:`x = G(z)`: ``z-128-256-512-1024-784``, batch norm and LeakyReLU between the
+    layers, a sigmoid output (the MLP generator of the PyTorch-GAN collection)."""
+
+    def __init__(self, z_dim: int):
+        super().__init__(var=["x"], cond_var=["z"], name="p")
+        layers = [nn.Linear(z_dim, 128), _leaky()]
+        for a, b in ((128, 256), (256, 512), (512, 1024)):
+            layers += [nn.Linear(a, b), nn.BatchNorm1d(b), _leaky()]
+        self.net = nn.Sequential(*layers, nn.Linear(1024, X_DIM), nn.Sigmoid())
+
+    def forward(self, z):
+        return {"x": self.net(z)}
+
+
+class Discriminator(Deterministic):
+    """:math:`d(t|x)`: ``784-512-256-1`` with LeakyReLU and a sigmoid output."""
+
+    def __init__(self):
+        super().__init__(var=["t"], cond_var=["x"], name="d")
+        self.net = mlp([X_DIM, 512, 256, 1], activation=_leaky, last=nn.Sigmoid())
+
+    def forward(self, x):
+        return {"t": self.net(x)}
+
+
+class DiscriminatorLoss:
+    """Adapter for :func:`examples.nets.fit`: trains the GAN, returns the generator's loss
+    and keeps the discriminator's."""
+
+    def __init__(self, model: GAN):
+        self.model, self.d_losses = model, []
+
+    def train(self, x_dict):
+        loss, d_loss = self.model.train(x_dict)
+        self.d_losses.append(float(d_loss))
+        return loss
+
+    def epoch_mean(self) -> float:
+        value = sum(self.d_losses) / max(len(self.d_losses), 1)
+        self.d_losses.clear()
+        return value
+
+
+def build(z_dim: int = 64, lr: float = 2e-4):
+    """Generator ``p`` (marginal over ``z``), its prior, the discriminator and the model."""
+    prior = Normal(loc=torch.tensor(0.0), scale=torch.tensor(1.0), var=["z"],
+                   features_shape=[z_dim], name="p_{prior}")
+    generator = Generator(z_dim)
+    p = (generator * prior).marginalize_var("z")
+    d = Discriminator()
+    adam = {"lr": lr, "betas": (0.5, 0.999)}
+    model = GAN(p, d, optimizer=torch.optim.Adam, optimizer_params=adam,
+                d_optimizer=torch.optim.Adam, d_optimizer_params=adam)
+    return generator, prior, p, d, model
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    """Train the GAN; return the metrics (also written to ``<out>/metrics.json``)."""
+    ap = example_parser("MLP GAN on Fashion-MNIST with the GAN preset", epochs=EPOCHS,
+                        batch_size=64, lr=2e-4)
+    ap.add_argument("--z-dim", type=int, default=64)
+    args = parse(ap, argv)
+    out = setup(args, "gan")
+    dataset, x_train, _, x_test, _ = load_data(args, bernoulli=False)
+    generator, prior, p, d, model = build(args.z_dim, args.lr)
+    for m in (generator, prior, d):
+        m.to(args.device)
+    print(model)
+    trainer = DiscriminatorLoss(model)
+
+    def test():
+        d_train = trainer.epoch_mean()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(args.seed + 1)
+            g_test, d_test = model.test({"x": x_test})
+        return float(g_test), {"d_loss": d_train, "test_d_loss": float(d_test)}
+
+    gen = torch.Generator().manual_seed(args.seed)
+    logger = Logger(out, args.tensorboard)
+    metrics = fit(trainer, args, logger,
+                  lambda: iterate_minibatches(x_train, None, args.batch_size, True, gen),
+                  num_batches(len(x_train), args.batch_size), lambda x: {"x": x}, test,
+                  label="generator loss", unit="")
+    save_loss_curve({"generator (train)": metrics["train"],
+                     "discriminator (train)": metrics["d_loss"]},
+                    out / "loss_curve.png", ylabel="loss (binary cross-entropy)",
+                    title="GAN")
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        x = p.sample(batch_n=64, return_all=False)["x"]
+    save_image_grid(x.cpu(), out / "samples.png", nrow=8, title="samples x = G(z), z ~ p(z)")
+    save_image_grid(x_test[:64].cpu(), out / "real.png", nrow=8, title="real test images")
+    metrics["dataset"] = dataset
+    logger.save(metrics)
+    print(f"wrote {out}/")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
