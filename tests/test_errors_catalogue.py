@@ -17,9 +17,10 @@ import re
 import _errors_cases_input  # noqa: F401 - registers the cases
 import _errors_cases_train
 import pytest
-from _errors_world import CASES, World, assert_same
+import torch
+from _errors_world import CASES, World, assert_same, snapshot
 
-from pixyz_pyro.errors import PixyzError
+from pixyz_pyro.errors import InputError, PixyzError
 
 DOCS = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "errors.md")
 
@@ -40,6 +41,22 @@ def test_extra_unknown_keys_stay_allowed():
     w = World(warm=False)
     w.model.train({"x": w.x, "label": "anything", "X_unused": None})
     assert w.model.step_count == 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("model_on, data_on", [("cuda", "cpu"), ("cpu", "cuda")])
+def test_a_real_device_mismatch_is_refused_and_changes_nothing(model_on, data_on):
+    w = World(warm=False)
+    for d in (w.p, w.q, w.prior):
+        d.to(model_on)
+    w.model.train({"x": w.x.to(model_on)})
+    before = snapshot([w.model])
+    with pytest.raises(InputError) as info:
+        w.model.train({"x": w.x.to(data_on)})
+    where = "cuda:0" if data_on == "cuda" else "cpu"
+    assert f"q(z|x).forward failed on {{x: float32 (8, 4) on {where}}}" in str(info.value)
+    assert_same(before, snapshot([w.model]))
 
 
 def test_the_catalogue_has_at_least_25_kinds():

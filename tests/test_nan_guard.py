@@ -138,3 +138,35 @@ def test_the_normal_path_reads_one_value_per_step(monkeypatch):
     for _ in range(3):
         model.train({"x": w.x})
     assert counter.counts == {"item": 3}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_a_step_syncs_once_and_a_refused_one_changes_nothing():
+    """On CUDA the host syncs are real: ``set_sync_debug_mode("warn")`` reports each one.
+    A normal step of a model with BatchNorm (its running statistics are copied on the
+    device every step) syncs once; a NaN batch is refused with the state intact."""
+    import warnings
+
+    w = World(warm=False)
+    for d in (w.p, w.q, w.prior):
+        d.to("cuda")
+    x = w.x.cuda()
+    w.model.train({"x": x})
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        try:
+            torch.cuda.set_sync_debug_mode("warn")  # itself warns: a prototype feature
+            for _ in range(3):
+                w.model.train({"x": x})
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [r for r in record if "called a synchronizing" in str(r.message)]
+    assert len(syncs) == 3, [str(r.message) for r in syncs]
+    before = snapshot([w.model])
+    bad = x.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match="Inputs with NaN or inf: \\['x'\\]"):
+        w.model.train({"x": bad})
+    assert_same(before, snapshot([w.model]))
