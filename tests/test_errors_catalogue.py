@@ -21,6 +21,7 @@ import torch
 from _errors_world import CASES, World, assert_same, snapshot
 
 from pixyz_pyro.errors import InputError, PixyzError
+from pixyz_pyro.model import Model
 
 DOCS = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "errors.md")
 
@@ -57,6 +58,33 @@ def test_a_real_device_mismatch_is_refused_and_changes_nothing(model_on, data_on
     where = "cuda:0" if data_on == "cuda" else "cpu"
     assert f"q(z|x).forward failed on {{x: float32 (8, 4) on {where}}}" in str(info.value)
     assert_same(before, snapshot([w.model]))
+
+
+def test_compile_on_an_unsupported_platform_falls_back_with_one_warning(monkeypatch):
+    """``Model(compile=True)`` where ``torch.compile`` fails: ONE warning, then eager
+    training with eager's numbers (skipped until ``pixyz_pyro.model.compile`` exists)."""
+    pytest.importorskip("pixyz_pyro.model.compile")
+
+    def unsupported(fn, **kwargs):
+        raise RuntimeError("Dynamo is not supported on this platform")
+
+    def run(compile):
+        w = World(warm=False)
+        model = Model(w.loss, distributions=[w.p, w.q], optimizer_params={"lr": 1e-2},
+                      compile=compile)
+        torch.manual_seed(1)
+        for _ in range(3):
+            model.train({"x": w.x})
+        return snapshot([model])
+
+    eager = run(False)
+    monkeypatch.setattr(torch, "compile", unsupported)
+    with pytest.warns(RuntimeWarning) as record:
+        fallen_back = run(True)
+    assert len(record) == 1
+    assert "Dynamo is not supported on this platform" in str(record[0].message)
+    assert "training continues in eager mode" in str(record[0].message)
+    assert_same(eager, fallen_back)
 
 
 def test_the_catalogue_has_at_least_25_kinds():
@@ -96,7 +124,7 @@ def render() -> str:
         "`InputError`, naming the distribution, the inputs it got, and what it got on its",
         "first call; the original error is chained.",
         "",
-        "Two behaviours are decisions, not accidents:",
+        "Three behaviours are decisions, not accidents:",
         "",
         "* **Marginalizing.** `marginalize_var` integrates out variables a distribution",
         "  *defines*; a conditioning variable cannot be marginalized. A product may not",
@@ -108,6 +136,10 @@ def render() -> str:
         "  and inputs that are not finite; `Model(..., skip_nonfinite=True)` skips such",
         "  steps and counts them in `model.skipped_steps` instead. The check reads only",
         "  the value `train` already reads: no extra host sync.",
+        "* **compile=True where torch.compile cannot run.** Training falls back to eager",
+        "  mode with ONE `RuntimeWarning` (\"Model(compile=True): torch.compile failed on",
+        "  the ...; training continues in eager mode, with the same results at eager",
+        "  speed\") and eager's numbers; it is not an error.",
         "",
         "The examples below run on the small VAE of `tests/_errors_world.py`",
         "(`q(z|x)`: 4 features to 2, `p(x|z)`: Bernoulli, `p_{prior}(z)`: standard normal,",
