@@ -7,6 +7,12 @@ one evaluation ``q(z|x)`` runs once however many terms use it.
 """
 from typing import Any, Dict, Optional, Tuple
 
+try:
+    from torch.compiler import is_compiling
+except ImportError:  # torch < 2.3: nothing is compiled
+    def is_compiling() -> bool:
+        return False
+
 
 class Context:
     """Scratch space of one evaluation.
@@ -22,7 +28,7 @@ class Context:
         Batch size of the evaluation, used when sampling unconditioned distributions.
     """
 
-    __slots__ = ("memo", "terms", "batch_n", "kwargs")
+    __slots__ = ("memo", "terms", "batch_n", "kwargs", "traced")
 
     def __init__(self, batch_n: Optional[int] = None, record_terms: bool = False,
                  kwargs: Optional[Dict[str, Any]] = None):
@@ -30,3 +36,29 @@ class Context:
         self.terms: Optional[Dict[str, Any]] = {} if record_terms else None
         self.batch_n = batch_n
         self.kwargs = kwargs or {}
+        #: Whether the evaluation runs under ``torch.compile`` (see :meth:`recall`).
+        self.traced = is_compiling()
+
+    def recall(self, owner: object, inputs: Tuple) -> Any:
+        """What :meth:`remember` stored for ``owner`` on these very input objects, or
+        ``None``.
+
+        Eagerly the key is the ``id`` of each input (a dict lookup).  Under
+        ``torch.compile`` the inputs are compared with ``is`` instead, so that Dynamo
+        traces the lookup without guarding on the identity of each batch.
+        """
+        if self.traced:
+            for seen, value in self.memo.get((id(owner), "traced"), ()):
+                if len(seen) == len(inputs) and all(a is b for a, b in zip(seen, inputs)):
+                    return value
+            return None
+        hit = self.memo.get((id(owner), *map(id, inputs)))
+        return None if hit is None else hit[1]
+
+    def remember(self, owner: object, inputs: Tuple, value: Any) -> None:
+        """Store ``value`` for ``owner`` on ``inputs`` (see :meth:`recall`); the inputs are
+        kept, so that their ids stay unique while the context lives."""
+        if self.traced:
+            self.memo.setdefault((id(owner), "traced"), []).append((inputs, value))
+        else:
+            self.memo[(id(owner), *map(id, inputs))] = (inputs, value)

@@ -117,12 +117,11 @@ class FactorDistribution(Distribution):
 
     # --- parameters ---------------------------------------------------------------------
     def _params(self, values: Dict, ctx: Optional[Context]) -> Dict[str, torch.Tensor]:
-        inputs = tuple(values[v] for v in self._cond_var)
-        key = (id(self),) + tuple(map(id, inputs))
+        inputs = tuple([values[v] for v in self._cond_var])
         if ctx is not None:
-            hit = ctx.memo.get(key)
+            hit = ctx.recall(self, inputs)
             if hit is not None:
-                return hit[1]
+                return hit
         params = {k: getattr(self, k) for k in self._param_names if k not in self._bound}
         params.update(self._static)
         for k, v in self._bound.items():
@@ -140,7 +139,7 @@ class FactorDistribution(Distribution):
         if not self._checked:
             self._check_params(params)
         if ctx is not None:
-            ctx.memo[key] = (inputs, params)
+            ctx.remember(self, inputs, params)
         return params
 
     def _check_forward(self, out, values: Dict) -> None:
@@ -203,25 +202,47 @@ class FactorDistribution(Distribution):
     def _sample_values(self, values, ctx, reparam, batch_n):
         self._require(values, self._cond_var, "sampling")
         params = self._params(values, ctx)
-        d = self.family.build_sampler(params)
-        draw = d.rsample if (reparam and d.has_rsample) else d.sample
-        tensors = [t for t in params.values() if isinstance(t, torch.Tensor) and t.dim() > 0]
-        b = max((t.shape[0] for t in tensors), default=1)
-        if batch_n is not None and batch_n != b and b == 1:
-            x = draw((batch_n,))
-            x = x.reshape(batch_n, *x.shape[2:]) if x.dim() > 1 else x
-        else:
-            x = draw()
+        b = max([1] + [t.shape[0] for t in params.values()
+                       if isinstance(t, torch.Tensor) and t.dim() > 0])
+        widen = batch_n is not None and batch_n != b and b == 1
+        shape = (batch_n,) if widen else ()
+        closed = self.family.closed_rsample if reparam and self._closed_ok() else None
+        x = closed(params, shape) if closed is not None else None  # the same draw, faster
+        if x is None:
+            d = self.family.build_sampler(params)
+            x = (d.rsample if (reparam and d.has_rsample) else d.sample)(shape)
+        if widen and x.dim() > 1:
+            x = x.reshape(batch_n, *x.shape[2:])
         return {self._var[0]: x}
 
+    def _closed_ok(self) -> bool:
+        """Whether the family's closed forms stand for :meth:`pyro_dist` (a subclass that
+        overrides it gets the pyro object)."""
+        return type(self).pyro_dist is FactorDistribution.pyro_dist
+
+    def _lp_names(self):
+        """``var + cond_var``, the names a log-density needs (built once)."""
+        names = self.__dict__.get("_lp_names_cache")
+        if names is None:
+            names = self.__dict__["_lp_names_cache"] = self._var + self._cond_var
+        return names
+
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
-        self._require(values, self._var + self._cond_var, "log_prob")
-        d = self.pyro_dist(values, ctx)
+        self._require(values, self._lp_names(), "log_prob")
         x = values[self._var[0]]
+        closed = self.family.closed_log_prob if self._closed_ok() else None
+        if closed is not None and self._checked_value:  # the hot path: no pyro object
+            lp = closed(self._params(values, ctx), x)
+            if lp is not None:
+                return _sum_features(lp, sum_features, feature_dims)
+        params = self._params(values, ctx)
+        d = self.family.build(params)
         if not self._checked_value:
             self._check_value(d, x)
         try:
-            lp = self.family.log_prob(d, x)
+            lp = closed(params, x) if closed is not None else None
+            if lp is None:
+                lp = self.family.log_prob(d, x)
         except Exception as e:  # noqa: BLE001 - re-raised in the user's terms
             full = shape_str(tuple(d.batch_shape + d.event_shape))
             raise ShapeError(

@@ -12,16 +12,104 @@ so users lift any other Pyro distribution in one line:
 >>> round(float(p.get_log_prob({"x": torch.zeros(1, 1)})), 4)
 -1.0009
 """
+import math
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
+import pyro.distributions as pd
 import torch
 from pyro.distributions import constraints
 
 _LOG_PROB = Callable[[object, torch.Tensor], torch.Tensor]
+_Params = Mapping[str, object]
 
 
 def _default_log_prob(d, x: torch.Tensor) -> torch.Tensor:
     return d.log_prob(x)
+
+
+# --- closed forms: the same numbers as the pyro class, without building it ------------------
+# The hot path of the direct executor computes log-densities, reparameterised draws and
+# KL divergences of the common families straight from their parameters.  Building a
+# ``pyro.distributions`` object costs ``broadcast_all`` and bookkeeping on every step; the
+# formulas below are the pyro/torch methods' own, term for term, so the values agree to
+# rounding (tests check it).  Each returns ``None`` where it does not apply (a parameter
+# that is not a tensor), and the caller falls back to the pyro object.
+
+_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+
+
+def _normal_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tensor]:
+    """``Normal.log_prob``: :math:`-\\frac{(x - \\mu)^2}{2\\sigma^2} - \\log\\sigma
+    - \\log\\sqrt{2\\pi}`."""
+    loc, scale = params.get("loc"), params.get("scale")
+    if not isinstance(loc, torch.Tensor) or not isinstance(scale, torch.Tensor):
+        return None
+    return -((x - loc) ** 2) / (2 * scale ** 2) - scale.log() - _LOG_SQRT_2PI
+
+
+def _normal_rsample(params: _Params, sample_shape: Tuple[int, ...]) -> Optional[torch.Tensor]:
+    """``Normal.rsample``: :math:`\\mu + \\epsilon\\sigma`, with the same draw of
+    :math:`\\epsilon` (``empty(shape).normal_()``)."""
+    loc, scale = params.get("loc"), params.get("scale")
+    if not isinstance(loc, torch.Tensor) or not isinstance(scale, torch.Tensor):
+        return None
+    batch = loc.shape if loc.shape == scale.shape else torch.broadcast_shapes(loc.shape,
+                                                                              scale.shape)
+    shape = tuple(sample_shape) + tuple(batch)
+    eps = torch.empty(shape, dtype=loc.dtype, device=loc.device).normal_()
+    return loc + eps * scale
+
+
+def _bernoulli_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tensor]:
+    """``Bernoulli.log_prob`` for values in :math:`[0, 1]`.
+
+    From ``logits`` it is Pyro's own expression.  From ``probs`` Pyro clamps
+    :math:`\\pi` to :math:`\\pi_c \\in [\\epsilon, 1 - \\epsilon]`, forms the logit and takes
+    the cross-entropy with logits.  Here the same value,
+    :math:`x \\log \\pi_c + (1 - x) \\log(1 - \\pi_c)`, is one ``lerp`` of the two
+    logarithms: half the time of the logit route or of ``binary_cross_entropy`` on
+    batches of images (which also raises on NaN, where this gives NaN for the NaN guard).
+    The clamp only guards the logarithms: its gradient passes straight through, so where
+    the decoder saturates (:math:`\\pi < \\epsilon`) the gradient is that of
+    :math:`\\pi_c`, finite, like ``binary_cross_entropy``'s, where Pyro's vanishes;
+    elsewhere they agree.
+    """
+    probs = params.get("probs")
+    if isinstance(probs, torch.Tensor) and x.dtype == probs.dtype:
+        eps = torch.finfo(probs.dtype).eps
+        held = probs.detach()
+        pc = probs + (held.clamp(min=eps, max=1 - eps) - held)
+        return torch.lerp(torch.log1p(-pc), pc.log(), x)
+    logits = params.get("logits")
+    if isinstance(logits, torch.Tensor):
+        logits, x = torch.broadcast_tensors(logits, x)
+        return -torch.nn.functional.binary_cross_entropy_with_logits(logits, x,
+                                                                      reduction="none")
+    return None
+
+
+def _kl_normal_normal(p: _Params, q: _Params) -> Optional[torch.Tensor]:
+    """``kl_divergence(Normal, Normal)``: :math:`\\frac12(r + t - 1 - \\log r)` with
+    :math:`r = (\\sigma_p / \\sigma_q)^2`, :math:`t = ((\\mu_p - \\mu_q) / \\sigma_q)^2`."""
+    p_loc, p_scale, q_loc, q_scale = p.get("loc"), p.get("scale"), q.get("loc"), q.get("scale")
+    if not (isinstance(p_loc, torch.Tensor) and isinstance(p_scale, torch.Tensor) and
+            isinstance(q_loc, torch.Tensor) and isinstance(q_scale, torch.Tensor)):
+        return None
+    var_ratio = (p_scale / q_scale).pow(2)
+    t1 = ((p_loc - q_loc) / q_scale).pow(2)
+    return 0.5 * (var_ratio + t1 - 1 - var_ratio.log())
+
+
+#: pyro class -> closed-form log-density / reparameterised sampler.
+CLOSED_LOG_PROB = {pd.Normal: _normal_log_prob, pd.Bernoulli: _bernoulli_log_prob}
+CLOSED_RSAMPLE = {pd.Normal: _normal_rsample}
+#: (pyro class of p, pyro class of q) -> closed-form KL between them.
+CLOSED_KL = {(pd.Normal, pd.Normal): _kl_normal_normal}
+
+
+def closed_kl(p_family: "Family", q_family: "Family"):
+    """The closed-form KL between two families (``None`` if there is none)."""
+    return CLOSED_KL.get((p_family.pyro_cls, q_family.pyro_cls))
 
 
 class Family:
@@ -73,6 +161,10 @@ class Family:
         self.float_values = float_values
         self.static = dict(static or {})
         self.all_params += tuple(self.static)
+        #: Closed forms for the hot path (see above); ``None`` where the row customises
+        #: scoring or sampling, or the class has none.
+        self.closed_log_prob = CLOSED_LOG_PROB.get(pyro_cls) if log_prob is None else None
+        self.closed_rsample = CLOSED_RSAMPLE.get(pyro_cls) if sampler_cls is None else None
 
     def __repr__(self) -> str:
         return f"Family({self.name}, {self.pyro_cls.__name__}, params={self.params})"

@@ -11,6 +11,7 @@ estimate above.
 import torch
 from torch.distributions import kl_divergence
 
+from ..dist.family import closed_kl
 from ..dist.shapes import SHAPES, shape_str
 from ..errors import LossError, ShapeError
 from .expectation import Expectation
@@ -59,11 +60,15 @@ class KullbackLeibler(DistributionLoss):
             raise LossError(f"KullbackLeibler({self.p.prob_text}, {self.q.prob_text}): an "
                             f"analytic KL needs two single-factor distributions; use "
                             f"analytical=False for joints")
-        dp = self.p.pyro_dist(values, ctx)
-        dq = self.q.pyro_dist(values, ctx)
-        if not getattr(self, "_checked", False):
-            self._check(dp, dq)
-        kl = kl_divergence(dp, dq)
+        closed = getattr(self, "_closed", None)
+        kl = closed(self.p._params(values, ctx), self.q._params(values, ctx)) \
+            if closed is not None else None  # the hot path: no pyro objects
+        if kl is None:
+            dp = self.p.pyro_dist(values, ctx)
+            dq = self.q.pyro_dist(values, ctx)
+            if not getattr(self, "_checked", False):
+                self._check(dp, dq)
+            kl = kl_divergence(dp, dq)
         if self.dim is not None:
             return kl.sum(dim=self.dim), {}
         if kl.dim() > 1:
@@ -87,3 +92,13 @@ class KullbackLeibler(DistributionLoss):
                 f"({self.p.prob_text}) and {type(dq).__name__} ({self.q.prob_text}); "
                 f"use KullbackLeibler(..., analytical=False)") from None
         object.__setattr__(self, "_checked", True)
+        object.__setattr__(self, "_closed", _closed_kl(self.p, self.q))
+
+
+def _closed_kl(p, q):
+    """The family's closed-form KL (:mod:`pixyz_pyro.dist.family`) when both sides are
+    plain factors of families that have one, else ``None`` (``kl_divergence`` on the
+    pyro objects)."""
+    if not all(getattr(d, "_closed_ok", lambda: False)() for d in (p, q)):
+        return None
+    return closed_kl(p.family, q.family)

@@ -14,7 +14,6 @@ the forward pass, and :class:`~pixyz_pyro.model.guard.StepGuard` puts back what 
 failed or refused step changed in the forward pass (running statistics; everything on
 the first step).
 """
-import warnings
 from typing import Dict, Iterable, List, Optional
 
 import torch
@@ -32,6 +31,7 @@ from .checkpoint import (
     rng_state,
     set_rng_state,
 )
+from .compile import compile_step, finite_check
 from .guard import StepGuard, is_finite, nonfinite_error
 from .optim import build_optimizer
 
@@ -124,6 +124,8 @@ class Model:
         self.step_count = 0
         self.compile = compile
         self._compiled = None
+        self._plans: Dict = {}
+        self._modules = list(self.distributions.modules())
         self.ddp = _dist.data_parallel(self.distributions, distributed)
         self.distributed = self.ddp is not None
 
@@ -140,14 +142,13 @@ class Model:
     # --- one step -------------------------------------------------------------------------
     def _evaluate(self, loss: Loss, x_dict: Dict, kwargs: Dict):
         values = loss._checked_input(x_dict)
-        need = loss.input_var
+        need, terms = self._plan(loss)
         loss._check_input_names(values, need)
         ctx = Context(batch_n=_batch_n(values, need), kwargs=kwargs)
-        terms = loss.terms()
-        ctx.terms = {id(t): None for t in terms}
+        ctx.terms = dict.fromkeys(map(id, terms))
         self._guard.snapshot()
         try:
-            value, _ = loss._run(values, ctx)
+            value, _ = self._run_loss(loss, values, ctx)
             if not isinstance(value, torch.Tensor) or value.dim() != 0:
                 shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value)
                 raise LossError(f"the loss must be a scalar to train; {loss.loss_text} has "
@@ -160,6 +161,18 @@ class Model:
         self._guard.values = values
         return value, terms, ctx.terms
 
+    def _plan(self, loss: Loss):
+        """``(input_var, terms)`` of ``loss``, worked out once (losses are immutable)."""
+        plan = self._plans.get(loss)
+        if plan is None:
+            plan = self._plans[loss] = (loss.input_var, loss.terms())
+        return plan
+
+    def _run_loss(self, loss: Loss, values: Dict, ctx: Context):
+        if self._compiled is not None and loss is self.loss_cls:
+            return self._compiled.run(values, ctx)
+        return loss._run(values, ctx)
+
     def _loss_fn(self, x_dict: Dict, kwargs: Dict):
         return self._evaluate(self.loss_cls, x_dict, kwargs)
 
@@ -167,9 +180,10 @@ class Model:
               **kwargs) -> torch.Tensor:
         """One optimisation step on ``train_x_dict``; returns the loss (detached), averaged
         over the ranks (one more all-reduce) when ``average_across_ranks`` and distributed."""
-        self.distributions.train()
+        if not all(m.training for m in self._modules):
+            self.distributions.train()
         self.optimizer.zero_grad(set_to_none=True)
-        fn = self._compiled or self._loss_fn
+        fn = self._loss_fn
         if self.ddp is not None:  # gradients are all-reduced inside backward
             value, terms, term_values = self.ddp(fn, train_x_dict, kwargs)
         else:
@@ -184,13 +198,17 @@ class Model:
         if average_across_ranks and self.ddp is not None:
             check = value = _dist.average_across_ranks(check)
         if grads:
-            check = check + 0.0 * torch.stack(torch._foreach_norm(grads)).sum()
+            check = self._compiled.check(check, grads) if self._compiled is not None \
+                else finite_check(check, grads)
         read = check.item()
         if not is_finite(read):
             self._refuse(value, terms, term_values)
             return value.detach()
         self._guard.accept()
-        self.optimizer.step()
+        if self._compiled is not None:
+            self._compiled.step()
+        else:
+            self.optimizer.step()
         self.step_count += 1
         if self.compile and self._compiled is None:
             self._try_compile()
@@ -211,11 +229,10 @@ class Model:
         raise error
 
     def _try_compile(self) -> None:
-        try:
-            self._compiled = torch.compile(self._loss_fn)
-        except Exception as e:  # noqa: BLE001 - compile must never fail training
-            warnings.warn(f"torch.compile is unavailable ({type(e).__name__}: {e}); "
-                          f"training continues in eager mode", RuntimeWarning, stacklevel=3)
+        """Compile the step (see :mod:`pixyz_pyro.model.compile`); ONE warning and eager
+        mode if that fails."""
+        self._compiled = compile_step(self)
+        if self._compiled is None:
             self.compile = False
 
     def test(self, test_x_dict: Optional[Dict] = None, **kwargs) -> torch.Tensor:

@@ -1,0 +1,117 @@
+"""``Model(..., compile=True)``: the training step under ``torch.compile``.
+
+After one eager warm-up step, which runs every first-call validation and creates every
+lazily built parameter and the optimizer's state, three pieces of the step are compiled:
+
+1. the loss evaluation (the direct executor's forward pass; AOTAutograd compiles its
+   backward), for the model's training loss;
+2. the finiteness reduction over the gradients (:func:`finite_check`), which Inductor
+   fuses into one pass;
+3. the optimizer step.
+
+The host still reads one number per step, and a non-finite step is refused exactly as
+in eager mode.  Compilation is lazy: it happens on the first compiled call of each
+piece.  If ``torch.compile`` is unavailable or a piece fails to compile (no C++ compiler,
+an operation Dynamo cannot trace), that call is redone eagerly, ONE ``RuntimeWarning``
+says so, and training goes on in eager mode; an error that eager mode raises too is the
+user's and propagates unchanged.
+
+Random draws inside a compiled graph come from Inductor's own generator unless
+``torch._inductor.config.fallback_random = True``, which makes compiled and eager steps
+draw the same numbers for the same seed (the tests and ``comparisons/`` set it).
+"""
+import warnings
+from typing import Callable, List, Optional
+
+import torch
+
+_WARNING = ("Model(compile=True): torch.compile failed on the {what} ({error}); training "
+            "continues in eager mode, with the same results at eager speed")
+
+
+def finite_check(value: torch.Tensor, grads: List[torch.Tensor]) -> torch.Tensor:
+    """:math:`\\ell + \\sum_i \\lVert g_i \\rVert_2`: finite exactly when the loss and every
+    gradient are finite (up to overflow of a norm beyond ``3e38``), in three dispatches;
+    ``Model.train`` reads this one number per step.
+
+    Examples
+    --------
+    >>> finite_check(torch.tensor(2.0), [torch.ones(4)])
+    tensor(4.)
+    >>> finite_check(torch.tensor(2.0), [torch.ones(3), torch.tensor([float("nan")])])
+    tensor(nan)
+    """
+    if not grads:
+        return value.detach()
+    return torch.stack([value.detach(), *torch._foreach_norm(grads)]).sum()
+
+
+class CompiledStep:
+    """The compiled pieces of one model's training step, with the eager fallback.
+
+    Parameters
+    ----------
+    model : Model
+        Its ``loss_cls`` and ``optimizer`` are compiled.
+    compiler : callable
+        ``torch.compile`` (a parameter so that tests can make it fail).
+    """
+
+    def __init__(self, model, compiler: Optional[Callable] = None):
+        compiler = compiler or torch.compile
+        loss, optimizer = model.loss_cls, model.optimizer
+        self._eager = {"loss": loss._run, "gradient check": finite_check,
+                       "optimizer step": optimizer.step}
+        with warnings.catch_warnings():  # torch's own deprecation notes on first import
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._compiled = {k: compiler(f) for k, f in self._eager.items()}
+        self._warm = set()
+        self.failed: Optional[str] = None
+
+    def _call(self, what: str, *args):
+        if self.failed is not None:
+            return self._eager[what](*args)
+        if what in self._warm:
+            return self._compiled[what](*args)
+        with warnings.catch_warnings():  # torch's own deprecation notes while compiling
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                out = self._compiled[what](*args)
+            except Exception as error:  # noqa: BLE001 - compilation never fails training
+                try:
+                    out = self._eager[what](*args)
+                except Exception as user_error:  # noqa: BLE001 - eager fails too: the user's
+                    raise user_error from None
+                self._fail(what, error)
+                return out
+        self._warm.add(what)
+        return out
+
+    def _fail(self, what: str, error: Exception) -> None:
+        self.failed = what
+        message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        warnings.warn(_WARNING.format(what=what, error=message[:300]), RuntimeWarning,
+                      stacklevel=2)
+
+    def run(self, values, ctx):
+        """The loss on ``values``: ``(value, new samples)``, as ``Loss._run``."""
+        ctx.traced = self.failed is None  # memoise by identity, not by id (Context.recall)
+        return self._call("loss", values, ctx)
+
+    def check(self, value: torch.Tensor, grads: List[torch.Tensor]) -> torch.Tensor:
+        return self._call("gradient check", value, grads)
+
+    def step(self) -> None:
+        self._call("optimizer step")
+
+
+def compile_step(model, compiler: Optional[Callable] = None) -> Optional[CompiledStep]:
+    """A :class:`CompiledStep` for ``model``, or ``None`` after ONE warning if
+    ``torch.compile`` itself is unavailable."""
+    try:
+        return CompiledStep(model, compiler)
+    except Exception as error:  # noqa: BLE001 - compilation never fails training
+        warnings.warn(_WARNING.format(what="training step",
+                                      error=f"{type(error).__name__}: {error}"),
+                      RuntimeWarning, stacklevel=3)
+        return None

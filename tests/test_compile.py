@@ -1,0 +1,169 @@
+"""``Model(..., compile=True)``: compiled and eager steps agree; failures fall back.
+
+Most tests pass a stand-in for ``torch.compile`` (the identity, or one that raises), so
+that the wiring is checked in milliseconds; one slow test compiles for real.
+"""
+import warnings
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from pixyz_pyro.dist import Bernoulli, Normal
+from pixyz_pyro.errors import NonFiniteError
+from pixyz_pyro.loss import Expectation, KullbackLeibler, LogProb
+from pixyz_pyro.model import Model
+from pixyz_pyro.model import compile as compile_mod
+
+X, Z, H = 6, 2, 8
+
+
+class Q(Normal):
+    def __init__(self):
+        super().__init__(var=["z"], cond_var=["x"], name="q")
+        self.fc = nn.Linear(X, H)
+        self.loc = nn.Linear(H, Z)
+        self.scale = nn.Linear(H, Z)
+
+    def forward(self, x):
+        h = F.relu(self.fc(x))
+        return {"loc": self.loc(h), "scale": F.softplus(self.scale(h))}
+
+
+class P(Bernoulli):
+    def __init__(self):
+        super().__init__(var=["x"], cond_var=["z"], name="p")
+        self.fc = nn.Linear(Z, X)
+
+    def forward(self, z):
+        return {"probs": torch.sigmoid(self.fc(z))}
+
+
+def make_model(compile: bool) -> Model:
+    torch.manual_seed(0)
+    q, p = Q(), P()
+    prior = Normal(loc=torch.tensor(0.0), scale=torch.tensor(1.0), var=["z"],
+                   features_shape=[Z], name="p_{prior}")
+    loss = (KullbackLeibler(q, prior) - Expectation(q, LogProb(p))).mean()
+    return Model(loss, distributions=[p, q], optimizer_params={"lr": 1e-2}, compile=compile)
+
+
+def train(model: Model, steps: int = 4):
+    data = torch.rand(steps, 5, X, generator=torch.Generator().manual_seed(1)).round()
+    torch.manual_seed(2)
+    return [model.train({"x": x}).item() for x in data]
+
+
+def params(model: Model):
+    return torch.cat([p.detach().flatten() for p in model._params])
+
+
+def test_identity_compiler_matches_eager_exactly(monkeypatch):
+    """With ``torch.compile`` replaced by the identity, the compiled code path (loss,
+    gradient check and optimizer step through CompiledStep) gives eager's numbers."""
+    eager = make_model(False)
+    expected = train(eager)
+    monkeypatch.setattr(torch, "compile", lambda f, **kw: f)
+    model = make_model(True)
+    assert train(model) == expected
+    assert model._compiled is not None and model._compiled.failed is None
+    assert model._compiled._warm == {"loss", "gradient check", "optimizer step"}
+    assert torch.equal(params(model), params(eager))
+
+
+def test_compile_unavailable_warns_once_and_trains_eagerly(monkeypatch):
+    expected = train(make_model(False))
+
+    def unavailable(f, **kw):
+        raise RuntimeError("torch.compile is not supported here")
+
+    monkeypatch.setattr(torch, "compile", unavailable)
+    model = make_model(True)
+    with pytest.warns(RuntimeWarning) as record:
+        losses = train(model)
+    assert losses == expected
+    assert len(record) == 1
+    assert str(record[0].message).startswith(
+        "Model(compile=True): torch.compile failed on the training step (RuntimeError: "
+        "torch.compile is not supported here); training continues in eager mode")
+    assert model.compile is False and model._compiled is None
+
+
+def test_compiled_call_failure_is_redone_eagerly_with_one_warning(monkeypatch):
+    """A backend that fails when the compiled function first runs (no C++ compiler):
+    that step is redone eagerly, one warning, and the rest of training is eager."""
+    expected = train(make_model(False), steps=5)
+
+    def failing_backend(f, **kw):
+        def compiled(*args, **kwargs):
+            raise RuntimeError("BackendCompilerFailed: no working C++ compiler")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", failing_backend)
+    model = make_model(True)
+    with pytest.warns(RuntimeWarning) as record:
+        losses = train(model, steps=5)
+    assert losses == expected
+    assert len(record) == 1
+    assert str(record[0].message) == (
+        "Model(compile=True): torch.compile failed on the loss (RuntimeError: "
+        "BackendCompilerFailed: no working C++ compiler); training continues in eager "
+        "mode, with the same results at eager speed")
+    assert model._compiled.failed == "loss"
+
+
+def test_users_error_is_not_taken_for_a_compile_failure(monkeypatch):
+    """If eager mode fails too, the error is the user's: it propagates, no warning."""
+    def failing_backend(f, **kw):
+        def compiled(*args, **kwargs):
+            raise RuntimeError("compiled code failed")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", failing_backend)
+    model = make_model(True)
+    model.train({"x": torch.rand(5, X).round()})  # the eager warm-up step
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(Exception) as info:
+            model.train({"x": torch.rand(5, X + 1).round()})  # wrong feature size
+    assert "compiled code failed" not in str(info.value)
+    assert "mat1 and mat2 shapes cannot be multiplied" in str(info.value)
+    assert model._compiled.failed is None
+
+
+def test_nonfinite_step_is_refused_through_the_compiled_path(monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda f, **kw: f)
+    model = make_model(True)
+    model.train({"x": torch.rand(5, X).round()})
+    before = params(model)
+    bad = torch.rand(5, X).round()
+    bad[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match="non-finite step"):
+        model.train({"x": bad})
+    assert torch.equal(params(model), before)
+
+
+def test_finite_check_propagates_nan_and_inf():
+    value = torch.tensor(3.0)
+    assert float(compile_mod.finite_check(value, [torch.full((4,), 2.0)])) == 3.0 + 4.0
+    assert float(compile_mod.finite_check(value, [])) == 3.0
+    assert not torch.isfinite(compile_mod.finite_check(torch.tensor(float("nan")),
+                                                       [torch.ones(2)]))
+    inf = compile_mod.finite_check(value, [torch.ones(2), torch.tensor([float("inf")])])
+    assert not torch.isfinite(inf)
+
+
+@pytest.mark.slow
+def test_compiled_and_eager_give_the_same_losses():
+    """A real ``torch.compile`` (Inductor, drawing from eager's generator): the same
+    losses and parameters as eager, to float rounding of the fused kernels."""
+    eager = make_model(False)
+    expected = train(eager)
+    with torch._inductor.config.patch(fallback_random=True):
+        model = make_model(True)
+        losses = train(model)
+    assert model._compiled.failed is None
+    assert model._compiled._warm == {"loss", "gradient check", "optimizer step"}
+    assert losses == pytest.approx(expected, rel=1e-5)
+    assert torch.allclose(params(model), params(eager), rtol=1e-4, atol=1e-6)

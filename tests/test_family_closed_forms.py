@@ -1,0 +1,141 @@
+"""The hot path's closed forms (``dist/family.py``) give Pyro's numbers.
+
+The direct executor scores, samples and takes KLs of Normal and Bernoulli factors
+straight from their parameters; these tests pin each formula to the ``pyro.distributions``
+method it stands for, and check the memo that keeps ``forward`` to one call.
+"""
+import math
+
+import pyro.distributions as pd
+import pytest
+import torch
+from torch.distributions import kl_divergence
+
+from pixyz_pyro.dist import Bernoulli, Normal
+from pixyz_pyro.dist.context import Context
+from pixyz_pyro.dist.family import (
+    _bernoulli_log_prob,
+    _kl_normal_normal,
+    _normal_log_prob,
+    _normal_rsample,
+    closed_kl,
+)
+from pixyz_pyro.loss import KullbackLeibler
+
+
+def normal_params(shape=(5, 3)):
+    return {"loc": torch.randn(shape), "scale": torch.rand(shape) + 0.1}
+
+
+def test_normal_log_prob_is_pyros_bit_for_bit():
+    params, x = normal_params(), torch.randn(5, 3)
+    expected = pd.Normal(params["loc"], params["scale"]).log_prob(x)
+    assert torch.equal(_normal_log_prob(params, x), expected)
+
+
+def test_normal_log_prob_broadcasts_like_pyro():
+    params = {"loc": torch.zeros(1, 3), "scale": torch.ones(1, 3)}
+    x = torch.randn(4, 3)
+    assert torch.equal(_normal_log_prob(params, x),
+                       pd.Normal(params["loc"], params["scale"]).log_prob(x))
+
+
+def test_normal_rsample_draws_pyros_numbers():
+    params = normal_params()
+    torch.manual_seed(3)
+    ours = _normal_rsample(params, (2,))
+    torch.manual_seed(3)
+    theirs = pd.Normal(params["loc"], params["scale"]).rsample((2,))
+    assert torch.equal(ours, theirs) and ours.shape == (2, 5, 3)
+
+
+def test_kl_normal_normal_is_torchs_bit_for_bit():
+    p, q = normal_params(), {"loc": torch.zeros(1, 3), "scale": torch.full((1, 3), 2.0)}
+    expected = kl_divergence(pd.Normal(p["loc"], p["scale"]), pd.Normal(q["loc"], q["scale"]))
+    assert torch.equal(_kl_normal_normal(p, q), expected)
+
+
+def test_bernoulli_log_prob_equals_pyros_values_including_saturation():
+    probs = torch.rand(50, 30)
+    probs[0, :4] = torch.tensor([0.0, 1.0, 1e-9, 1 - 1e-9])
+    x = torch.rand(50, 30)
+    x[0, :4] = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    ours = _bernoulli_log_prob({"probs": probs}, x)
+    theirs = pd.Bernoulli(probs=probs, validate_args=False).log_prob(x)
+    assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert float(ours[0, 0]) == pytest.approx(math.log(torch.finfo().eps), abs=1e-4)  # p=0, x=1
+    assert float(ours.sum()) == pytest.approx(float(theirs.sum()), rel=1e-6)
+
+
+def test_bernoulli_gradient_agrees_inside_and_stays_finite_at_saturation():
+    probs = torch.rand(20, 6) * 0.98 + 0.01
+    probs[0, 0] = 0.0
+    x = (torch.rand(20, 6) > 0.5).float()
+    x[0, 0] = 1.0
+    ours_p, theirs_p = probs.clone().requires_grad_(), probs.clone().requires_grad_()
+    _bernoulli_log_prob({"probs": ours_p}, x).sum().backward()
+    pd.Bernoulli(probs=theirs_p, validate_args=False).log_prob(x).sum().backward()
+    inside = torch.ones_like(probs, dtype=torch.bool)
+    inside[0, 0] = False
+    assert torch.allclose(ours_p.grad[inside], theirs_p.grad[inside], rtol=1e-4)
+    assert float(theirs_p.grad[0, 0]) == 0.0  # Pyro's clamp stops the gradient
+    assert float(ours_p.grad[0, 0]) == pytest.approx(1 / torch.finfo().eps)  # d/dp log p_c
+
+
+def test_bernoulli_from_logits_is_pyros():
+    logits, x = torch.randn(4, 3), torch.rand(4, 3)
+    assert torch.equal(_bernoulli_log_prob({"logits": logits}, x),
+                       pd.Bernoulli(logits=logits, validate_args=False).log_prob(x))
+
+
+def test_non_tensor_parameters_fall_back():
+    assert _normal_log_prob({"loc": 0.0, "scale": torch.ones(1)}, torch.zeros(1)) is None
+    assert _normal_rsample({"loc": torch.zeros(1), "scale": 1.0}, ()) is None
+    assert _bernoulli_log_prob({}, torch.zeros(1)) is None
+
+
+def test_families_carry_their_closed_forms():
+    assert Normal.family.closed_log_prob is _normal_log_prob
+    assert Normal.family.closed_rsample is _normal_rsample
+    assert Bernoulli.family.closed_log_prob is _bernoulli_log_prob
+    assert Bernoulli.family.closed_rsample is None  # not reparameterisable
+    assert closed_kl(Normal.family, Normal.family) is _kl_normal_normal
+    assert closed_kl(Normal.family, Bernoulli.family) is None
+
+
+def test_executor_kl_and_log_prob_match_the_pyro_objects():
+    q = Normal(loc="x", scale=torch.tensor(0.5), var=["z"], cond_var=["x"], name="q")
+    prior = Normal(loc=torch.tensor(0.0), scale=torch.tensor(1.0), var=["z"],
+                   features_shape=[3], name="p")
+    x = torch.randn(4, 3)
+    kl = KullbackLeibler(q, prior)
+    first, second = kl.eval({"x": x}), kl.eval({"x": x})  # pyro objects, then closed form
+    expected = kl_divergence(pd.Normal(x, 0.5), pd.Normal(0.0, 1.0)).sum(-1)
+    assert torch.equal(first, second) and torch.allclose(second, expected)
+    z = torch.randn(4, 3)
+    lp = [q.get_log_prob({"z": z, "x": x}) for _ in range(2)]
+    assert torch.equal(lp[0], lp[1])
+    assert torch.allclose(lp[1], pd.Normal(x, 0.5).log_prob(z).sum(-1))
+
+
+def test_memo_runs_forward_once_per_input_identity():
+    calls = []
+
+    class Q(Normal):
+        def __init__(self):
+            super().__init__(var=["z"], cond_var=["x"], name="q")
+
+        def forward(self, x):
+            calls.append(1)
+            return {"loc": x, "scale": torch.ones_like(x)}
+
+    q, ctx = Q(), Context()
+    x, y = torch.zeros(2, 1), torch.zeros(2, 1)
+    a = q._params({"x": x}, ctx)
+    assert q._params({"x": x}, ctx) is a and len(calls) == 1
+    q._params({"x": y}, ctx)  # equal values, another tensor: another call
+    assert len(calls) == 2
+    traced = Context()
+    traced.traced = True  # as under torch.compile: compared with ``is``
+    b = q._params({"x": x}, traced)
+    assert q._params({"x": x}, traced) is b and len(calls) == 3
