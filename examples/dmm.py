@@ -164,10 +164,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         return {"x": x, "z_prev": torch.zeros(x.shape[1], args.z_dim)}
 
     logger, step, start = Logger(out, args.tensorboard), 0, time.perf_counter()
-    for epoch in progress(range(1, args.epochs + 1), args, desc="epochs"):
+    for epoch in range(1, args.epochs + 1):
         perm = torch.randperm(x_train.shape[1], generator=gen)
         total, seen = 0.0, 0
-        for i in range(0, len(perm), args.batch_size):
+        for i in progress(range(0, len(perm), args.batch_size), args,
+                          desc=f"epoch {epoch}/{args.epochs}", leave=False):
             batch = x_train[:, perm[i:i + args.batch_size]]
             total += float(model.train(inputs(batch))) * batch.shape[1]
             seen, step = seen + batch.shape[1], step + 1

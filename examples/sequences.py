@@ -5,14 +5,15 @@ slices dimension 0.  Grey levels stay in ``[0, 1]``.
 
 * :func:`bouncing_items`: an item moves on a larger canvas with a constant velocity and
   bounces off the walls (the deep Markov model example);
-* :func:`rolling_items`: an item rolls circularly left or right by one pixel per frame
-  (the TD-VAE example, after the moving-MNIST toy of Gregor et al., 2019).
+* :func:`sliding_items`: an item slides left or right along a strip, one pixel per frame,
+  and bounces off its ends (the TD-VAE example, after the moving-MNIST toy of Gregor et
+  al., 2019).
 
 >>> x = torch.rand(3, 784)
 >>> bouncing_items(x, steps=5, canvas=20, side=14).shape
 torch.Size([5, 3, 400])
->>> rolling_items(x, steps=4, side=14).shape
-torch.Size([4, 3, 196])
+>>> sliding_items(x, steps=4, width=24, side=12).shape
+torch.Size([4, 3, 288])
 """
 from typing import Optional
 
@@ -59,24 +60,27 @@ def bouncing_items(images: torch.Tensor, steps: int = 12, canvas: int = 20, side
     return frames.reshape(steps, n, canvas * canvas)
 
 
-def rolling_items(images: torch.Tensor, steps: int = 16, side: int = 14,
+def sliding_items(images: torch.Tensor, steps: int = 12, width: int = 24, side: int = 12,
                   generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Each item, shrunk to ``side`` pixels, rolls circularly left or right (at random,
-    one pixel per frame) from a random starting shift.
+    """Each item, shrunk to ``side`` pixels, slides left or right (at random) by one pixel
+    per frame along a ``side`` x ``width`` strip from a random start, and bounces off its
+    ends.
 
     Returns
     -------
     torch.Tensor
-        ``(steps, N, side * side)``.
+        ``(steps, N, side * width)``.
     """
     items = downsample(images, side)
-    n = len(items)
-    direction = torch.randint(0, 2, (n,), generator=generator) * 2 - 1
-    start = torch.randint(0, side, (n,), generator=generator)
-    cols = torch.arange(side)
-    frames = []
+    n, room = len(items), width - side
+    pos = torch.randint(0, room + 1, (n,), generator=generator)
+    vel = torch.randint(0, 2, (n,), generator=generator) * 2 - 1
+    frames = torch.zeros(steps, n, side, width)
+    rows = torch.arange(n).unsqueeze(1)
     for t in range(steps):
-        shift = (start + direction * t).unsqueeze(1)
-        idx = (cols.unsqueeze(0) - shift) % side  # (N, side): source column of each column
-        frames.append(items.gather(2, idx.unsqueeze(1).expand(n, side, side)))
-    return torch.stack(frames).reshape(steps, n, side * side)
+        frames[t, rows, :, pos.unsqueeze(1) + torch.arange(side)] = items.transpose(1, 2)
+        pos = pos + vel
+        bounce = (pos > room) | (pos < 0)
+        pos = torch.where(bounce, pos - 2 * vel, pos)
+        vel = torch.where(bounce, -vel, vel)
+    return frames.reshape(steps, n, side * width)

@@ -1,4 +1,4 @@
-"""Temporal-difference VAE (Gregor et al., 2019) on rolling Fashion-MNIST items.
+"""Temporal-difference VAE (Gregor et al., 2019) on sliding Fashion-MNIST items.
 
 A belief state :math:`b_t = \\mathrm{LSTM}(x_{\\le t})` summarises the past.  For a time
 :math:`t_1` and a jump to :math:`t_2 = t_1 + d`, with the paper's five distributions --
@@ -18,10 +18,11 @@ index ``t`` (supplied by ``IterativeLoss``), draws the jump :math:`d` and picks
 :math:`x_{t_2}, b_{t_1}, b_{t_2}`.  The outer ``LossExpectation(belief_state_net, ...)``
 runs the LSTM once per sequence.
 
-The data follow the paper's moving-MNIST toy: a real Fashion-MNIST item, shrunk to 14x14,
-rolls one pixel per frame to the left or to the right
-(:func:`examples.sequences.rolling_items`).  The model has to infer the direction from the
-frames it has seen, then roll it forward in latent space.
+The data follow the paper's moving-MNIST toy: a real Fashion-MNIST item, shrunk to 12x12,
+slides one pixel per frame to the left or to the right along a 12x24 strip and bounces off
+its ends (:func:`examples.sequences.sliding_items`).  The model has to infer the item, its
+position and its direction from the frames it has seen, then roll them forward in latent
+space.
 
 Run from the repository root::
 
@@ -35,13 +36,15 @@ import time
 from typing import Dict, Optional, Sequence
 
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from torch import nn
 from torch.nn import functional as F
 
 from examples.common import Logger, example_parser, parse, progress, setup, stop_early
 from examples.data import load_dataset, resolve_name
-from examples.plotting import save_image_grid, save_loss_curve
-from examples.sequences import rolling_items
+from examples.plotting import image_grid, save_loss_curve
+from examples.sequences import sliding_items
 from pixyz_pyro.dist import Bernoulli, Deterministic, Normal
 from pixyz_pyro.loss import NLL, IterativeLoss, KullbackLeibler, LossExpectation
 from pixyz_pyro.model import Model
@@ -138,13 +141,25 @@ def rollout(belief_state_net, p_b1, p_t, p_d, x: torch.Tensor, observed: int,
     return torch.stack(frames)
 
 
+def save_strips(frames: torch.Tensor, path, ncol: int, title: str) -> None:
+    """A grid of non-square ``(N, H, W)`` frames, ``ncol`` per row, at their aspect."""
+    grid = image_grid(frames, nrow=ncol)
+    fig = Figure(figsize=(grid.shape[1] / 45, grid.shape[0] / 45 + 0.35))
+    ax = fig.add_axes((0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    fig.suptitle(title, fontsize=9, y=0.995, va="top")
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=100)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     """Train TD-VAE; return the metrics (also written to ``<out>/metrics.json``)."""
-    ap = example_parser("TD-VAE on rolling Fashion-MNIST items", epochs=8, batch_size=64,
-                        lr=5e-4)
-    ap.add_argument("--steps", type=int, default=16, help="frames per sequence")
-    ap.add_argument("--max-jump", type=int, default=4)
-    ap.add_argument("--z-dim", type=int, default=8)
+    ap = example_parser("TD-VAE on sliding Fashion-MNIST items", epochs=20, batch_size=64,
+                        lr=2e-3)
+    ap.add_argument("--steps", type=int, default=12, help="frames per sequence")
+    ap.add_argument("--max-jump", type=int, default=3)
+    ap.add_argument("--z-dim", type=int, default=16)
     ap.add_argument("--b-dim", type=int, default=64)
     ap.add_argument("--h-dim", type=int, default=128)
     ap.set_defaults(limit=5000, test_limit=500)
@@ -153,10 +168,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     gen = torch.Generator().manual_seed(args.seed)
     images, _ = load_dataset(args.dataset, "train", args.data_dir, args.limit)
     test_images, _ = load_dataset(args.dataset, "test", args.data_dir, args.test_limit)
-    x_train = rolling_items(images, args.steps, generator=gen)
-    x_test = rolling_items(test_images, args.steps, generator=gen)
+    x_train = sliding_items(images, args.steps, generator=gen)
+    x_test = sliding_items(test_images, args.steps, generator=gen)
     print(f"{resolve_name(args.dataset, args.data_dir)}: {x_train.shape[1]} train / "
-          f"{x_test.shape[1]} test sequences of {args.steps} frames of 14x14")
+          f"{x_test.shape[1]} test sequences of {args.steps} frames of 12x24")
 
     dists, loss = build(x_train.shape[-1], args.z_dim, args.b_dim, args.h_dim, args.steps,
                         args.max_jump)
@@ -167,10 +182,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
 
     logger, step, start = Logger(out, args.tensorboard), 0, time.perf_counter()
     per = args.steps - 1
-    for epoch in progress(range(1, args.epochs + 1), args, desc="epochs"):
+    for epoch in range(1, args.epochs + 1):
         perm = torch.randperm(x_train.shape[1], generator=gen)
         total, seen = 0.0, 0
-        for i in range(0, len(perm), args.batch_size):
+        for i in progress(range(0, len(perm), args.batch_size), args,
+                          desc=f"epoch {epoch}/{args.epochs}", leave=False):
             batch = x_train[:, perm[i:i + args.batch_size]]
             total += float(model.train({"x": batch})) * batch.shape[1]
             seen, step = seen + batch.shape[1], step + 1
@@ -191,10 +207,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     pred = rollout(belief_state_net, p_b1, p_t, p_d, shown, observed, args.max_jump)
     full = torch.cat([shown[:observed], pred])
     mse = float(((pred - shown[observed:]) ** 2).sum(-1).mean())
-    rows = torch.stack([shown, full], 1).permute(2, 1, 0, 3).reshape(-1, shown.shape[-1])
-    save_image_grid(rows, out / "rollouts.png", nrow=args.steps,
-                    title=f"pairs of rows: test sequence / the first {observed} frames, then "
-                          f"the TD-VAE rollout")
+    rows = torch.stack([shown, full], 1).permute(2, 1, 0, 3).reshape(-1, 12, 24)
+    save_strips(rows, out / "rollouts.png", args.steps,
+                f"pairs of rows: test sequence / its first {observed} frames, then the "
+                f"TD-VAE rollout")
     save_loss_curve(logger.curves, out / "loss_curve.png", ylabel="loss (nats per step)",
                     title="TD-VAE")
     metrics = {"test_loss_per_step": logger.curves["test"][-1],

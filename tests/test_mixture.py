@@ -160,3 +160,15 @@ def test_mixture_of_normal_errors():
         MixtureOfNormal([px, py], weight_modalities=[0.5, 0.6])
     with pytest.raises(VariableError, match="at least one expert"):
         MixtureOfNormal([px, py]).sample({"w": torch.zeros(1, 1)})
+
+
+def test_mixtures_follow_the_module_dtype():
+    p = mixture().double()
+    x = torch.zeros(3, 1, dtype=torch.float64)
+    assert p.get_log_prob({"x": x}).dtype == torch.float64
+    assert p.posterior().get_log_prob({"x": x, "z": torch.eye(3, dtype=torch.float64)}).dtype \
+        == torch.float64
+    moe = MixtureOfNormal(list(experts())).double()
+    v = {"z": x, "x": x, "y": x}
+    assert moe.get_log_prob(v).dtype == torch.float64
+    assert moe.sample({"x": x, "y": x})["z"].dtype == torch.float64

@@ -219,8 +219,8 @@ class PosteriorMixtureModel(Distribution):
 
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
         self._require(values, self.var + self.cond_var, "log_prob")
-        z = values[self.var[0]]
-        return (self._logits(values, ctx) * z.to(torch.get_default_dtype())).sum(-1)
+        logits = self._logits(values, ctx)
+        return (logits * values[self.var[0]].to(logits.dtype)).sum(-1)
 
     def _sample_values(self, values, ctx, reparam, batch_n):
         self._require(values, self.cond_var, "sampling")

@@ -74,7 +74,7 @@ class MixtureOfNormal(Distribution):
         super().__init__(var=var, cond_var=_union(e.cond_var for e in experts), name=name,
                          features_shape=features_shape or experts[0].features_shape)
         self.p = nn.ModuleList(experts)
-        self.register_buffer("weight_modalities", w)
+        self.register_buffer("weight_modalities", w, persistent=False)
 
     @property
     def distribution_name(self) -> str:
