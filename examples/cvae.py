@@ -95,7 +95,8 @@ def save_pictures(q, p, prior, x_test, y_test, out, seed: int, names) -> None:
         z = prior.sample(batch_n=cols, return_all=False)["z"].repeat(N_CLASSES, 1)
         y = one_hot(torch.arange(N_CLASSES).repeat_interleave(cols), N_CLASSES).to(z)
         save_image_grid(p.sample_mean({"z": z, "y": y}).cpu(), out / "samples.png", nrow=cols,
-                        title="one row per class: " + ", ".join(names))
+                        title=f"rows: {names[0]}, {names[1]}, ..., {names[-1]}; "
+                        "columns share z")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:

@@ -17,7 +17,7 @@ Pixels are grey levels in ``[0, 1]``; the generator ends in a sigmoid.
 
 Run from the repository root::
 
-    python -m examples.gan                 # 20 epochs
+    python -m examples.gan                 # 10 epochs
 """
 from typing import Dict, Optional, Sequence
 
@@ -31,7 +31,7 @@ from examples.plotting import save_image_grid, save_loss_curve
 from pixyz_pyro.dist import Deterministic, Normal
 from pixyz_pyro.model import GAN
 
-EPOCHS = 20
+EPOCHS = 10
 
 
 def _leaky():

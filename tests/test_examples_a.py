@@ -111,3 +111,21 @@ def test_vae_formula_and_networks_match_the_handwritten_reference():
     expected = (torch.nn.functional.binary_cross_entropy(ref.decode(z), x, reduction="none")
                 .sum(-1) + 0.5 * (loc ** 2 + scale ** 2 - 1 - 2 * scale.log()).sum(-1)).mean()
     torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-3)
+
+
+@needs_data
+def test_mvae_objective_runs(tmp_path):
+    from examples import jmvae
+
+    metrics = jmvae.main(SMOKE + ["--objective", "mvae", "--out", str(tmp_path)])
+    assert metrics["steps"] == 2 and (tmp_path / "samples.png").is_file()
+    _finite_numbers(metrics)
+
+
+def test_shared_helpers_doctests():
+    import doctest
+
+    from examples import nets
+
+    result = doctest.testmod(nets, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 4 and result.failed == 0
