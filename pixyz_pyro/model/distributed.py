@@ -5,8 +5,9 @@ its own shard :math:`B_r` of every batch :math:`B`, one :meth:`Model.train` step
 
 1. every rank evaluates its loss :math:`L_r(\\theta)` inside
    ``DistributedDataParallel.forward`` (the Model's distributions are the wrapped module);
-2. ``backward`` computes :math:`\\nabla_\\theta L_r` and DDP all-reduces it in buckets
-   (one bucket for a model under 25 MB, so one collective per step), leaving on every rank
+2. ``backward`` computes :math:`\\nabla_\\theta L_r` and DDP all-reduces each gradient
+   once, in buckets that overlap with backward (one bucket for a small model), leaving on
+   every rank
 
    .. math::
 
