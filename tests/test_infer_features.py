@@ -74,7 +74,8 @@ def test_svi_loss_trains_a_beta_weighted_objective_like_model_does():
     torch.manual_seed(0)
     v4 = SVILoss(beta_vae(q, p))(None, None, x=x, beta=4.0)
     kl = KullbackLeibler(q, prior).sum().eval({"x": x})
-    torch.testing.assert_close(v4 - v1, 3 * kl)
+    # v4 - v1 cancels two sums of ~100 nats in float32: compare at that scale.
+    torch.testing.assert_close(v4 - v1, 3 * kl, rtol=1e-4, atol=1e-4)
 
 
 def test_svi_loss_trains_an_m2_classifier_term():
