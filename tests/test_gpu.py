@@ -269,13 +269,16 @@ def test_ddp_on_nccl_with_one_rank_trains_like_no_ddp():
             model.train({"x": x})
         return model, torch.cat([t.detach().flatten() for t in model._params])
 
-    torch.distributed.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}",
-                                         rank=0, world_size=1,
-                                         timeout=datetime.timedelta(seconds=60))
-    try:
-        model, ddp_params = run(None)  # switches on by itself
-        assert model.distributed
-        _, plain = run(False)
-    finally:
-        torch.distributed.destroy_process_group()
+    with warnings.catch_warnings():  # NCCL's start-up notices are not what is tested
+        warnings.simplefilter("ignore")
+        torch.distributed.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}",
+                                             rank=0, world_size=1, device_id=torch.device(
+                                                 "cuda", torch.cuda.current_device()),
+                                             timeout=datetime.timedelta(seconds=60))
+        try:
+            model, ddp_params = run(None)  # switches on by itself
+            assert model.distributed
+            _, plain = run(False)
+        finally:
+            torch.distributed.destroy_process_group()
     torch.testing.assert_close(ddp_params, plain, rtol=0, atol=1e-6)

@@ -94,10 +94,12 @@ def init_from_env(device="cpu", timeout: float = 300.0) -> Tuple[int, int, int]:
                 f"Start with `torchrun --nproc_per_node=N ...` (see docs/distributed.md)")
         backend = backend_for(device)
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        if backend == "nccl":
+        extra = {}
+        if backend == "nccl":  # bind this rank to its GPU (no guessing, no warning)
             torch.cuda.set_device(local_rank)
+            extra["device_id"] = torch.device("cuda", local_rank)
         torch.distributed.init_process_group(
-            backend, timeout=datetime.timedelta(seconds=timeout))
+            backend, timeout=datetime.timedelta(seconds=timeout), **extra)
     return get_rank(), get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
 
 
