@@ -7,8 +7,9 @@
 #   bash scripts/gpu_check.sh            # all steps; exits non-zero if any failed
 #
 # Steps: 1. environment; 2. the GPU and distributed tests (tests/test_gpu.py,
-# tests/test_distributed.py); 3. the comparisons table on cuda, if comparisons/ exists;
-# 4. the VAE example on cuda, plain and under torchrun --distributed (nccl, 1 process).
+# tests/test_distributed.py); 3. the VAE example on cuda, plain and under
+# torchrun --distributed (nccl, 1 process); 4. the comparisons table on cuda (full sizes;
+# TABLE1_ARGS=--quick for tiny ones).  At most 7 files land in $OUT.
 #
 # Offline machines: fetch the wheels beforehand, where pip works, into the ignored .whl/:
 #   python -m pip download --no-deps --only-binary=:all: -d .whl \
@@ -52,23 +53,24 @@ step "2. GPU and distributed tests"
   | tee "$OUT/pytest.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
-step "3. comparisons on cuda"
-if [ -d comparisons ] && ls comparisons/table1.py >/dev/null 2>&1; then
-  timeout 300 "$PY" -m comparisons.table1 --device cuda --quick 2>&1 | tee "$OUT/table1.txt"
+step "3. VAE example on cuda (mnist-5k), plain and torchrun --distributed (nccl, 1 rank)"
+args=(--device cuda --dataset mnist-5k --epochs 1 --limit 2048 --test-limit 500 --no-progress)
+timeout 180 "$PY" -m examples.vae "${args[@]}" --out /tmp/gpu_check/vae 2>&1 \
+  | tee "$OUT/examples.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+timeout 180 "$PY" -m torch.distributed.run --standalone --nproc_per_node=1 \
+  -m examples.vae --distributed "${args[@]}" --out /tmp/gpu_check/vae_ddp 2>&1 \
+  | tee -a "$OUT/examples.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+step "4. the comparisons table on cuda (TABLE1_ARGS='--quick' for tiny sizes)"
+if [ -f comparisons/table1.py ]; then
+  # shellcheck disable=SC2086
+  timeout "${TABLE1_TIMEOUT:-360}" "$PY" -m comparisons.table1 --device cuda \
+    --out "$OUT/table1" ${TABLE1_ARGS:-} 2>&1 | tee "$OUT/table1.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 else
   echo "comparisons/table1.py not found: skipped"
-fi
-
-step "4. VAE example on cuda (mnist-5k), plain and torchrun --distributed"
-args=(--device cuda --dataset mnist-5k --epochs 1 --limit 2048 --test-limit 500 --no-progress)
-timeout 180 "$PY" -m examples.vae "${args[@]}" --out /tmp/gpu_check/vae 2>&1 | tee "$OUT/vae.txt"
-[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-if "$PY" -m examples.vae --help 2>/dev/null | grep -q -- --distributed; then
-  timeout 180 "$PY" -m torch.distributed.run --standalone --nproc_per_node=1 \
-    -m examples.vae --distributed "${args[@]}" --out /tmp/gpu_check/vae_ddp 2>&1 \
-    | tee "$OUT/vae_ddp.txt"
-  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
 
 step "done: status $status (logs in $OUT)"
