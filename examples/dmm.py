@@ -187,6 +187,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     shown = x_test[:, :6]
     pred = reconstruct_and_predict(rnn, p, prior, q, shown, observed)
     mse = float(((pred[observed:] - shown[observed:]) ** 2).sum(-1).mean())
+    still = float(((shown[observed - 1:observed] - shown[observed:]) ** 2).sum(-1).mean())
     save_image_grid(as_rows(shown, pred), out / "predictions.png", nrow=args.steps,
                     title=f"pairs of rows: test sequence / model (first {observed} frames "
                           f"reconstructed, then predicted)")
@@ -195,9 +196,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     save_loss_curve(logger.curves, out / "loss_curve.png",
                     ylabel="negative ELBO (nats/frame)", title="deep Markov model")
     metrics = {"test_neg_elbo_per_frame": logger.curves["test"][-1],
-               "prediction_sq_error_per_frame": mse, "steps": step, "seconds": seconds}
+               "prediction_sq_error_per_frame": mse, "last_frame_sq_error_per_frame": still,
+               "steps": step, "seconds": seconds}
     print(f"test negative ELBO {metrics['test_neg_elbo_per_frame']:.2f} nats/frame; "
-          f"prediction squared error {mse:.2f}/frame; {step} steps in {seconds:.0f} s")
+          f"prediction squared error {mse:.2f}/frame (repeating the last frame: {still:.2f}); "
+          f"{step} steps in {seconds:.0f} s")
     logger.save(metrics)
     print(f"wrote {out}/")
     return metrics

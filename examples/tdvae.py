@@ -207,6 +207,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     pred = rollout(belief_state_net, p_b1, p_t, p_d, shown, observed, args.max_jump)
     full = torch.cat([shown[:observed], pred])
     mse = float(((pred - shown[observed:]) ** 2).sum(-1).mean())
+    still = float(((shown[observed - 1:observed] - shown[observed:]) ** 2).sum(-1).mean())
     rows = torch.stack([shown, full], 1).permute(2, 1, 0, 3).reshape(-1, 12, 24)
     save_strips(rows, out / "rollouts.png", args.steps,
                 f"pairs of rows: test sequence / its first {observed} frames, then the "
@@ -214,9 +215,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     save_loss_curve(logger.curves, out / "loss_curve.png", ylabel="loss (nats per step)",
                     title="TD-VAE")
     metrics = {"test_loss_per_step": logger.curves["test"][-1],
-               "rollout_sq_error_per_frame": mse, "steps": step, "seconds": seconds}
+               "rollout_sq_error_per_frame": mse, "last_frame_sq_error_per_frame": still,
+               "steps": step, "seconds": seconds}
     print(f"test loss {metrics['test_loss_per_step']:.2f} nats per step; rollout squared "
-          f"error {mse:.2f}/frame; {step} steps in {seconds:.0f} s")
+          f"error {mse:.2f}/frame (repeating the last frame: {still:.2f}); {step} steps in "
+          f"{seconds:.0f} s")
     logger.save(metrics)
     print(f"wrote {out}/")
     return metrics
