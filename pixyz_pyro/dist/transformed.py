@@ -29,46 +29,50 @@ def _features(flow) -> torch.Size:
     return torch.Size([n]) if isinstance(n, int) else torch.Size()
 
 
-def _run_flow(flow, x, y, inverse: bool):
-    if inverse:
-        return flow.inverse(x) if y is None else flow.inverse(x, y=y)
-    return flow(x, compute_jacobian=True) if y is None else flow(x, y=y, compute_jacobian=True)
+class FlowDistribution(Distribution):
+    """What both flow distributions share: a prior, a flow, and the flow's two directions."""
 
-
-class TransformedDistribution(Distribution):
-    """:math:`p(z = f_{flow}(x))` with :math:`x \\sim p_{prior}(x)`."""
-
-    def __init__(self, prior: Distribution, flow, var, name: str = "p"):
-        super().__init__(var, prior.cond_var, name, _features(flow))
+    def __init__(self, prior: Distribution, flow, var, cond_var, name: str):
+        super().__init__(var, cond_var, name, _features(flow))
         self.prior = prior
         self.flow = flow
 
     @property
     def distribution_name(self) -> str:
-        return "TransformedDistribution"
-
-    @property
-    def flow_input_var(self):
-        return list(self.prior.var)
+        return type(self).__name__
 
     @property
     def has_reparam(self) -> bool:
         return self.prior.has_reparam
 
     @property
-    def prob_factorized_text(self) -> str:
-        return f"{self.name}({self.var[0]}=f_{{flow}}({self.flow_input_var[0]}))"
-
-    @property
     def logdet_jacobian(self):
         return self.flow.logdet_jacobian
 
     def forward(self, x, y=None, compute_jacobian: bool = True):
-        return self.flow(x, compute_jacobian=compute_jacobian) if y is None else \
-            self.flow(x, y=y, compute_jacobian=compute_jacobian)
+        """:math:`f(x, y)`; stores the log-determinant in ``logdet_jacobian``."""
+        if y is None:
+            return self.flow(x, compute_jacobian=compute_jacobian)
+        return self.flow(x, y=y, compute_jacobian=compute_jacobian)
 
     def inverse(self, z, y=None):
-        return _run_flow(self.flow, z, y, inverse=True)
+        """:math:`f^{-1}(z, y)`."""
+        return self.flow.inverse(z) if y is None else self.flow.inverse(z, y=y)
+
+
+class TransformedDistribution(FlowDistribution):
+    """:math:`p(z = f_{flow}(x))` with :math:`x \\sim p_{prior}(x)`."""
+
+    def __init__(self, prior: Distribution, flow, var, name: str = "p"):
+        super().__init__(prior, flow, var, prior.cond_var, name)
+
+    @property
+    def flow_input_var(self):
+        return list(self.prior.var)
+
+    @property
+    def prob_factorized_text(self) -> str:
+        return f"{self.name}({self.var[0]}=f_{{flow}}({self.flow_input_var[0]}))"
 
     def _sample_values(self, values, ctx, reparam, batch_n):
         latent = self.prior._sample_values(values, ctx, reparam, batch_n)
@@ -87,44 +91,23 @@ class TransformedDistribution(Distribution):
         return lp - logdet
 
 
-class InverseTransformedDistribution(Distribution):
+class InverseTransformedDistribution(FlowDistribution):
     """:math:`p(x = f^{-1}_{flow}(z, y))` with :math:`z \\sim p_{prior}(z)`."""
 
     def __init__(self, prior: Distribution, flow, var, cond_var=(), name: str = "p"):
-        super().__init__(var, cond_var, name, _features(flow))
-        self.prior = prior
-        self.flow = flow
-
-    @property
-    def distribution_name(self) -> str:
-        return "InverseTransformedDistribution"
+        super().__init__(prior, flow, var, cond_var, name)
 
     @property
     def flow_output_var(self):
         return list(self.prior.var)
 
     @property
-    def has_reparam(self) -> bool:
-        return self.prior.has_reparam
-
-    @property
     def prob_factorized_text(self) -> str:
         args = ",".join(self.flow_output_var + self.cond_var)
         return f"{self.name}({self.var[0]}=f^{{-1}}_{{flow}}({args}))"
 
-    @property
-    def logdet_jacobian(self):
-        return self.flow.logdet_jacobian
-
     def _y(self, values):
         return values[self.cond_var[0]] if self.cond_var else None
-
-    def forward(self, x, y=None, compute_jacobian: bool = True):
-        return self.flow(x, compute_jacobian=compute_jacobian) if y is None else \
-            self.flow(x, y=y, compute_jacobian=compute_jacobian)
-
-    def inverse(self, z, y=None):
-        return _run_flow(self.flow, z, y, inverse=True)
 
     def inference(self, x_dict, return_all: bool = True, compute_jacobian: bool = False):
         """``{z: f(x, y)}`` (and the inputs with ``return_all``)."""

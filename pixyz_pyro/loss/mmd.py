@@ -10,7 +10,7 @@ reparameterised samples so that gradients reach both distributions.
 """
 import torch
 
-from .base import Loss, inputs_of
+from .sample_distance import SampleDistance
 
 
 def _sqdist(x, y):
@@ -38,7 +38,7 @@ def _offdiag_mean(k):
     return (k.sum() - k.diagonal().sum()) / (n * (n - 1))
 
 
-class MMD(Loss):
+class MMD(SampleDistance):
     """:math:`D_{MMD^2}[p\\|q]` with a gaussian or inverse-multiquadratic kernel.
 
     Examples
@@ -51,37 +51,19 @@ class MMD(Loss):
     """
 
     def __init__(self, p, q, kernel: str = "gaussian", **kernel_params):
-        if set(p.var) != set(q.var) or len(p.var) != 1:
-            raise ValueError(f"MMD needs two distributions of the same single variable, got "
-                             f"{p.prob_text} and {q.prob_text}")
         if kernel not in _KERNELS:
             raise ValueError(f"unknown kernel {kernel!r}; choose from {sorted(_KERNELS)}")
-        self.p, self.q = p, q
+        super().__init__(p, q)
         self.kernel_name = kernel
         self.kernel = _KERNELS[kernel]
         self.kernel_params = kernel_params
         self._freeze()
 
-    def distributions(self):
-        return [self.p, self.q]
-
-    @property
-    def _input_var(self):
-        out = list(self.p.input_var)
-        return out + [v for v in self.q.input_var if v not in out]
-
     def _latex_text(self):
         return f"D_{{MMD^2}} \\left[{self.p.prob_text}||{self.q.prob_text} \\right]"
 
     def _eval(self, values, ctx):
-        v = self.p.var[0]
-        x = self.p._sample_values(inputs_of(self.p, values), ctx, True, ctx.batch_n)[v]
-        y = self.q._sample_values(inputs_of(self.q, values), ctx, True, ctx.batch_n)[v]
-        x, y = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
-        if x.shape[1] != y.shape[1]:
-            raise ValueError(f"MMD: {self.p.prob_text} gave {v} with features {x.shape[1]}, "
-                             f"{self.q.prob_text} gave {y.shape[1]}")
-        k = self.kernel
-        kp = self.kernel_params
+        x, y = self._draw(values, ctx)
+        k, kp = self.kernel, self.kernel_params
         return (_offdiag_mean(k(x, x, **kp)) + _offdiag_mean(k(y, y, **kp))
                 - 2 * k(x, y, **kp).mean()), {}
