@@ -19,6 +19,7 @@ Sampling returns the latent as well, as in Pixyz.  The flow is any
 :class:`pixyz_pyro.flows.Flow` (every one of which is a Pyro transform), so any Pyro
 ``TransformModule`` works through ``Flow.from_pyro``.
 """
+import pyro.distributions as pd
 import torch
 
 from .distribution import Distribution
@@ -59,9 +60,44 @@ class FlowDistribution(Distribution):
         """:math:`f^{-1}(z, y)`."""
         return self.flow.inverse(z) if y is None else self.flow.inverse(z, y=y)
 
+    def pyro_dist(self, values, ctx=None):
+        """This flow distribution as one ``pyro.distributions`` object over its variable,
+        for ``to_pyro``: it samples and scores through the direct executor, so both
+        executors agree by construction."""
+        return _FlowSite(self, values, ctx)
+
+
+class _FlowSite(pd.TorchDistribution):
+    """A Pyro distribution over ``dist.var[0]`` that delegates to a flow distribution."""
+
+    arg_constraints = {}
+    support = pd.constraints.real_vector
+
+    def __init__(self, dist: FlowDistribution, values, ctx):
+        self.dist, self.values, self.ctx = dist, values, ctx
+        self.has_rsample = dist.has_reparam
+        batch = next((v.shape[:1] for v in values.values()
+                      if isinstance(v, torch.Tensor) and v.dim() > 0), torch.Size([1]))
+        super().__init__(batch, dist.features_shape, validate_args=False)
+
+    def rsample(self, sample_shape=torch.Size()):
+        if sample_shape:
+            raise NotImplementedError("flow sites draw one sample per call")
+        n = self.batch_shape[0]
+        return self.dist._sample_values(self.values, self.ctx, True, n)[self.dist.var[0]]
+
+    def sample(self, sample_shape=torch.Size()):
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+    def log_prob(self, value):
+        return self.dist._log_prob_values({**self.values, self.dist.var[0]: value}, self.ctx)
+
 
 class TransformedDistribution(FlowDistribution):
     """:math:`p(z = f_{flow}(x))` with :math:`x \\sim p_{prior}(x)`."""
+
+    _inverse = False
 
     def __init__(self, prior: Distribution, flow, var, name: str = "p"):
         super().__init__(prior, flow, var, prior.cond_var, name)
@@ -93,6 +129,8 @@ class TransformedDistribution(FlowDistribution):
 
 class InverseTransformedDistribution(FlowDistribution):
     """:math:`p(x = f^{-1}_{flow}(z, y))` with :math:`z \\sim p_{prior}(z)`."""
+
+    _inverse = True
 
     def __init__(self, prior: Distribution, flow, var, cond_var=(), name: str = "p"):
         super().__init__(prior, flow, var, cond_var, name)
