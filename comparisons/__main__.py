@@ -1,4 +1,6 @@
-"""``python -m comparisons``: Table 1, then the extras (flags go to both)."""
+"""``python -m comparisons``: Table 1, then the extras (``--threads``, ``--rounds``,
+``--out`` and ``--quick`` go to both; the rest to Table 1)."""
+import argparse
 import sys
 
 from . import extras, table1
@@ -7,11 +9,15 @@ from . import extras, table1
 def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     table1.main(argv)
-    keep = [a for a in argv if a.split("=")[0] in ("--threads", "--rounds", "--out", "--quick")]
-    for flag in ("--threads", "--rounds", "--out"):  # flags with a value
-        if flag in argv and flag in keep:
-            keep.insert(keep.index(flag) + 1, argv[argv.index(flag) + 1])
-    extras.main(keep)
+    shared = argparse.ArgumentParser(add_help=False)
+    for flag in ("--threads", "--rounds", "--out"):
+        shared.add_argument(flag)
+    shared.add_argument("--quick", action="store_true")
+    known, _ = shared.parse_known_args(argv)
+    forwarded = [a for flag in ("--threads", "--rounds", "--out")
+                 if getattr(known, flag[2:]) is not None
+                 for a in (flag, getattr(known, flag[2:]))]
+    extras.main(forwarded + (["--quick"] if known.quick else []))
 
 
 if __name__ == "__main__":

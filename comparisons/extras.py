@@ -8,8 +8,8 @@
 3. Scaling (:mod:`comparisons.scaling`): per-step overhead in ms against the number of
    factors in a joint, K in {1, 4, 16, 64}.
 
-Same settings as Table 1 (``--threads 1``, flush denormal).  Writes ``extras.md`` and
-``extras.json`` to ``--out``.  Reported, never asserted.
+Same settings as Table 1 (``--threads 1``, flush denormal, glibc keeps freed memory).
+Writes ``extras.md`` and ``extras.json`` to ``--out``.  Reported, never asserted.
 """
 import argparse
 import json
@@ -19,7 +19,7 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from . import dmm, formula, scaling
-from .timing import interleaved, load_average, summarise
+from .timing import interleaved, keep_freed_memory, load_average, summarise
 
 TOLERANCE = 1e-6
 
@@ -87,6 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
+    keep_freed_memory()
     result = {"threads": torch.get_num_threads(), "load_before": load_average()}
     result["dmm"] = run_dmm(args)
     result["formula"] = formula.measure(50, 3 if args.quick else 20)

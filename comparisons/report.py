@@ -44,6 +44,7 @@ def markdown(result: Dict) -> str:
     lines = ["# Table 1, side by side", "",
              f"{meta['machine']}; torch {meta['torch']}, pyro {meta['pyro']}; "
              f"{meta['threads']} torch thread(s); flush denormal {meta['flush_denormal']}; "
+             f"glibc keeps freed memory {meta.get('keep_freed_memory')}; "
              f"device {meta['device']}; batch {meta['batch_size']}; "
              f"{meta['rounds']} rounds x {meta['steps']} steps after {meta['warmup']} "
              f"warm-up steps.", "",
@@ -52,12 +53,13 @@ def markdown(result: Dict) -> str:
     for cfg in result["configs"]:
         lines += [f"## z={cfg['z']}, h={cfg['h']}", "", _check_table(cfg["check"]), "",
                   "| implementation | ms/step, median [IQR] | ratio to hand-written PyTorch, "
-                  "median [quartiles] | s/epoch equiv. | target |",
-                  "|---|---|---|---|---|"]
+                  "median [quartiles] | s/epoch equiv. | page faults/step | target |",
+                  "|---|---|---|---|---|---|"]
         for name, row in cfg["timing"].items():
             lines.append(f"| {row['label']} | {_cell(row['ms'], '.2f')} | "
                          f"{_cell(row['ratio'], '.3f')} | "
                          f"{row['ms']['median'] * STEPS_PER_EPOCH / 1e3:.1f} | "
+                         f"{row.get('faults_per_step', float('nan')):.0f} | "
                          f"{_target_text(cfg['targets'].get(name))} |")
         lines.append("")
     lines += ["## Targets", "", _targets_table(result), "", "## Reference figures", "",
@@ -135,7 +137,7 @@ def bar_chart(result: Dict, path: Path) -> Path:
     configs = result["configs"]
     names = list(configs[0]["timing"])
     width = 0.8 / len(names)
-    fig, ax = plt.subplots(figsize=(2.2 + 2.2 * len(configs), 4.2))
+    fig, ax = plt.subplots(figsize=(max(7.5, 2.2 + 2.2 * len(configs)), 4.6))
     for i, name in enumerate(names):
         xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(configs))]
         med = [c["timing"][name]["ratio"]["median"] for c in configs]
@@ -148,8 +150,8 @@ def bar_chart(result: Dict, path: Path) -> Path:
     ax.set_ylabel("time per step / hand-written PyTorch")
     ax.set_title(f"Table 1 side by side ({result['meta']['threads']} thread(s), "
                  f"load {result['meta']['load_before']})")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    ax.legend(fontsize=7, ncol=4 if len(configs) > 2 else 2, loc="upper center",
+              bbox_to_anchor=(0.5, -0.08))
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path

@@ -19,7 +19,11 @@ Settings, and why:
 * ``torch._inductor.config.fallback_random = True``: compiled graphs draw from the same
   generator as eager code, so that the compiled step passes the same-objective check;
 * Pyro's argument validation is off (``pyro.enable_validation(False)``), as pixyz_pyro
-  validates once on the first call: both sides then pay only for the computation.
+  validates once on the first call: both sides then pay only for the computation;
+* glibc keeps freed memory (``mallopt``, see :mod:`comparisons.timing`; off with
+  ``--no-malloc-tuning``): otherwise freeing and re-faulting 13 MB of gradients costs
+  thousands of page faults per step at h=2000, unevenly across implementations.  The page
+  faults per step are reported beside the times.
 
 Outputs (``--out``, default ``comparisons/results``): ``table1.md``, ``table1.json`` and
 ``table1.png``.  ``--quick`` runs tiny sizes in seconds (the tests use it).
@@ -34,7 +38,7 @@ import pyro
 import torch
 
 from . import report
-from .timing import interleaved, load_average, summarise
+from .timing import interleaved, keep_freed_memory, load_average, summarise
 from .vae import TorchBCE, TorchLogits, mc_reference, reference_weights
 from .vae_pixyz import PixyzAnalytic, PixyzCompiled, PixyzMC
 from .vae_pyro import PixyzSVI, PyroJit, PyroSVI
@@ -60,6 +64,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="comparisons/results")
     ap.add_argument("--no-plot", action="store_true", help="skip the PNG chart")
+    ap.add_argument("--no-malloc-tuning", action="store_true",
+                    help="let glibc return freed memory to the OS (page faults every step)")
     ap.add_argument("--quick", action="store_true",
                     help="tiny sizes, 2 rounds of 2 steps (a smoke test, not a measurement)")
     args = ap.parse_args(argv)
@@ -119,12 +125,14 @@ def run_config(args, z: int, h: int, names: List[str]) -> Dict:
     if bad:
         raise SystemExit(f"z={z}, h={h}: {bad} do not compute the same objective "
                          f"(tolerance {TOLERANCE:g} relative); not timing them")
+    faults: Dict[str, List[float]] = {}
     samples = interleaved({n: i.step for n, i in impls.items()}, data, args.rounds,
-                          args.steps, args.warmup)
+                          args.steps, args.warmup, faults)
     ref = "torch" if "torch" in samples else names[0]
     timing = summarise(samples, ref)
     for n, row in timing.items():
         row["label"] = impls[n].label
+        row["faults_per_step"] = sorted(faults[n])[len(faults[n]) // 2]
     targets = {}
     for name, (ref_name, limit) in report.TARGETS.items():
         if name in samples and ref_name in samples:
@@ -141,6 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     torch.set_flush_denormal(True)
     torch._inductor.config.fallback_random = True
     pyro.enable_validation(False)
+    kept = keep_freed_memory() if not args.no_malloc_tuning else False
     names = [n.strip() for n in args.impls.split(",") if n.strip()]
     unknown = sorted(set(names) - set(IMPLEMENTATIONS))
     if unknown:
@@ -150,6 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                        f"({platform.system()}, Python {platform.python_version()})",
             "torch": torch.__version__, "pyro": pyro.__version__,
             "threads": torch.get_num_threads(), "flush_denormal": True,
+            "keep_freed_memory": kept,
             "device": args.device, "batch_size": args.batch_size, "rounds": args.rounds,
             "steps": args.steps, "warmup": args.warmup, "load_before": load_average(),
             "argv": list(sys.argv[1:] if argv is None else argv)}

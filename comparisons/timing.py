@@ -12,14 +12,41 @@ The method, for a set of step functions ``f_i(x)``:
    the median (and quartiles) of the per-round ratios: a load spike that slows one
    round slows every implementation in it, and largely cancels in that round's ratio.
 
-The machine's load average is recorded before and after, so that a noisy run shows.
+The machine's load average is recorded before and after, and the page faults of each
+block, so that a noisy run shows.
+
+Freed memory: glibc gives large freed blocks back to the OS and page-faults them in again
+on the next allocation.  With ``zero_grad(set_to_none=True)`` every step frees and
+reallocates the gradients (13 MB at h=2000), which costs thousands of page faults per
+step, unevenly across implementations depending on the order of allocations in the one
+process.  :func:`keep_freed_memory` asks glibc to keep freed memory (``mallopt``), the
+same for every implementation.
 """
+import ctypes
 import os
+import resource
 import statistics
 import time
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory(limit: int = 1 << 30) -> bool:
+    """Keep freed blocks up to ``limit`` bytes in the process (glibc ``mallopt``);
+    ``False`` where the C library has no ``mallopt``."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, limit)) and \
+            bool(libc.mallopt(_M_TRIM_THRESHOLD, limit))
+    except (OSError, AttributeError):
+        return False
+
+
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def quartiles(xs: Sequence[float]) -> Dict[str, float]:
@@ -41,9 +68,10 @@ def load_average() -> List[float]:
 
 def interleaved(steps_fns: Dict[str, Callable[[torch.Tensor], float]],
                 batches: Sequence[torch.Tensor], rounds: int, steps: int,
-                warmup: int) -> Dict[str, List[float]]:
+                warmup: int, faults: Optional[Dict[str, List[float]]] = None
+                ) -> Dict[str, List[float]]:
     """Time ``steps_fns`` interleaved (see the module docstring): ms per step, one sample
-    per round, per implementation."""
+    per round, per implementation; minor page faults per step go to ``faults``."""
     names = list(steps_fns)
     for name in names:
         for i in range(warmup):
@@ -53,10 +81,13 @@ def interleaved(steps_fns: Dict[str, Callable[[torch.Tensor], float]],
         k = r % len(names)
         for name in names[k:] + names[:k]:
             fn = steps_fns[name]
+            faulted = _minor_faults()
             start = time.perf_counter()
             for i in range(steps):
                 fn(batches[(r * steps + i) % len(batches)])
             samples[name].append((time.perf_counter() - start) / steps * 1e3)
+            if faults is not None:
+                faults.setdefault(name, []).append((_minor_faults() - faulted) / steps)
     return samples
 
 

@@ -122,7 +122,11 @@ class FactorDistribution(Distribution):
             hit = ctx.recall(self, inputs)
             if hit is not None:
                 return hit
-        params = {k: getattr(self, k) for k in self._param_names if k not in self._bound}
+        fixed = self.__dict__.get("_fixed_names")
+        if fixed is None:  # constants and nn.Parameters, looked up once
+            fixed = self.__dict__["_fixed_names"] = tuple(
+                k for k in self._param_names if k not in self._bound)
+        params = {k: getattr(self, k) for k in fixed} if fixed else {}
         params.update(self._static)
         for k, v in self._bound.items():
             params[k] = values[v]
@@ -218,7 +222,11 @@ class FactorDistribution(Distribution):
     def _closed_ok(self) -> bool:
         """Whether the family's closed forms stand for :meth:`pyro_dist` (a subclass that
         overrides it gets the pyro object)."""
-        return type(self).pyro_dist is FactorDistribution.pyro_dist
+        ok = self.__dict__.get("_closed_ok_cache")
+        if ok is None:
+            ok = self.__dict__["_closed_ok_cache"] = \
+                type(self).pyro_dist is FactorDistribution.pyro_dist
+        return ok
 
     def _lp_names(self):
         """``var + cond_var``, the names a log-density needs (built once)."""
