@@ -35,6 +35,22 @@ def test_importing_the_package_does_not_import_sympy():
     """) == "False"
 
 
+def test_building_and_evaluating_a_loss_does_not_import_sympy():
+    """Only printing a formula loads sympy.  (A torch optimizer's constructor imports
+    torch._dynamo, which loads sympy itself; that is torch's, not ours.)"""
+    assert _run("""
+        import sys, torch
+        from pixyz_pyro.dist import Bernoulli, Normal
+        from pixyz_pyro.loss import KullbackLeibler, Expectation, LogProb
+        q = Normal(loc="x", scale=1., var=["z"], cond_var=["x"], name="q")
+        p = Bernoulli(probs=torch.full((3,), 0.3), var=["x"])
+        prior = Normal(loc=torch.zeros(3), scale=1., var=["z"])
+        loss = (KullbackLeibler(q, prior) - Expectation(q, LogProb(p), sample_shape=[4])).mean()
+        loss.eval({"x": torch.rand(5, 3)}, return_terms=False)
+        print('sympy' in sys.modules)
+    """) == "False"
+
+
 # --- the static checks -------------------------------------------------------------------------
 
 def _module_level(tree: ast.Module):

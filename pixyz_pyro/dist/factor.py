@@ -28,7 +28,7 @@ from .checks import check_forward_batch, forward_error
 from .context import Context
 from .distribution import Distribution, to_dict
 from .family import Family
-from .shapes import SHAPES, shape_str
+from .shapes import SHAPES, broadcast_shapes, shape_str
 
 
 def _sum_features(t: torch.Tensor, sum_features: bool, feature_dims) -> torch.Tensor:
@@ -79,7 +79,7 @@ class FactorDistribution(Distribution):
                 consts[key] = torch.as_tensor(value, dtype=torch.get_default_dtype()
                                               if not torch.is_tensor(value) else None)
         if consts and not self._features_shape:
-            self._features_shape = torch.broadcast_shapes(*(c.shape for c in consts.values()))
+            self._features_shape = broadcast_shapes(*(c.shape for c in consts.values()))
         for key, c in consts.items():
             try:
                 c = c.expand(self._features_shape)
@@ -169,7 +169,7 @@ class FactorDistribution(Distribution):
         tensors = {k: v for k, v in params.items()
                    if isinstance(v, torch.Tensor) and k not in self._static}
         try:
-            torch.broadcast_shapes(*(t.shape for t in tensors.values()))
+            broadcast_shapes(*(t.shape for t in tensors.values()))
         except RuntimeError:
             shapes = {k: shape_str(t.shape) for k, t in tensors.items()}
             raise ShapeError(f"{self.prob_text}: parameter shapes {shapes} do not broadcast "
@@ -277,7 +277,7 @@ class FactorDistribution(Distribution):
                                f"(use .float())")
         full = tuple(d.batch_shape + d.event_shape)
         try:
-            torch.broadcast_shapes(full, tuple(x.shape))
+            broadcast_shapes(full, tuple(x.shape))
         except RuntimeError:
             raise ShapeError(
                 f'{self.prob_text}: "{self._var[0]}" has shape {shape_str(x.shape)}, but the '

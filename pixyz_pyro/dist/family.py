@@ -19,6 +19,8 @@ import pyro.distributions as pd
 import torch
 from pyro.distributions import constraints
 
+from .shapes import broadcast_shapes
+
 _LOG_PROB = Callable[[object, torch.Tensor], torch.Tensor]
 _Params = Mapping[str, object]
 
@@ -53,8 +55,7 @@ def _normal_rsample(params: _Params, sample_shape: Tuple[int, ...]) -> Optional[
     loc, scale = params.get("loc"), params.get("scale")
     if not isinstance(loc, torch.Tensor) or not isinstance(scale, torch.Tensor):
         return None
-    batch = loc.shape if loc.shape == scale.shape else torch.broadcast_shapes(loc.shape,
-                                                                              scale.shape)
+    batch = loc.shape if loc.shape == scale.shape else broadcast_shapes(loc.shape, scale.shape)
     shape = tuple(sample_shape) + tuple(batch)
     eps = torch.empty(shape, dtype=loc.dtype, device=loc.device).normal_()
     return loc + eps * scale

@@ -25,6 +25,7 @@ from torch import nn
 from ..errors import VariableError
 from .distribution import Distribution, to_dict
 from .naming import latex_name
+from .shapes import broadcast_shapes
 
 
 def _check_same_var(dists, who: str) -> List[str]:
@@ -253,7 +254,7 @@ class _PyroMixture(pd.TorchDistribution):
     def __init__(self, logits: torch.Tensor, components):
         self.logits = logits
         self.components = components
-        batch = torch.broadcast_shapes(logits.shape[:-1], *(c.batch_shape for c in components))
+        batch = broadcast_shapes(logits.shape[:-1], *(c.batch_shape for c in components))
         super().__init__(batch, components[0].event_shape, validate_args=False)
 
     @property

@@ -51,3 +51,27 @@ def unfold(t: torch.Tensor, sample_shape: Tuple[int, ...]) -> torch.Tensor:
 
 def shape_str(shape) -> str:
     return str(tuple(shape))
+
+
+def broadcast_shapes(*shapes) -> torch.Size:
+    """NumPy broadcasting of shapes, in pure Python.
+
+    ``torch.broadcast_shapes`` imports sympy on first use; this keeps building and
+    evaluating models sympy-free.  Raises ``RuntimeError`` like torch when the shapes do
+    not broadcast.
+
+    >>> broadcast_shapes((1, 2), (3, 1), ())
+    torch.Size([3, 2])
+    """
+    out: list = []
+    for shape in shapes:
+        shape = tuple(shape)
+        if len(shape) > len(out):
+            out = [1] * (len(shape) - len(out)) + out
+        for i, n in enumerate(shape, start=len(out) - len(shape)):
+            if n == 1 or n == out[i]:
+                continue
+            if out[i] != 1:
+                raise RuntimeError(f"shapes {[tuple(s) for s in shapes]} do not broadcast")
+            out[i] = n
+    return torch.Size(out)

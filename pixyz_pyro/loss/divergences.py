@@ -12,7 +12,7 @@ import torch
 from torch.distributions import kl_divergence
 
 from ..dist.family import closed_kl
-from ..dist.shapes import SHAPES, shape_str
+from ..dist.shapes import SHAPES, broadcast_shapes, shape_str
 from ..errors import LossError, ShapeError
 from .expectation import Expectation
 from .pdf import DistributionLoss, LogProb
@@ -78,7 +78,7 @@ class KullbackLeibler(DistributionLoss):
     def _check(self, dp, dq) -> None:
         fp, fq = dp.batch_shape[1:], dq.batch_shape[1:]
         try:
-            torch.broadcast_shapes(dp.batch_shape, dq.batch_shape)
+            broadcast_shapes(dp.batch_shape, dq.batch_shape)
         except RuntimeError:
             var = self.p.var[0] if self.p.var else "?"
             raise ShapeError(
