@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 CONSTRAINTS := constraints-cpu.txt
 EPOCHS ?=
 
-.PHONY: demo test setup data lint clean
+.PHONY: demo test setup data lint clean comparisons
 
 $(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,9 @@ demo: setup data
 test: setup data
 	$(VENV)/bin/ruff check .
 	$(PYTHON) -m pytest -q -x -p no:cacheprovider
+
+comparisons: setup
+	$(PYTHON) -m comparisons
 
 lint: setup
 	$(VENV)/bin/ruff check .
