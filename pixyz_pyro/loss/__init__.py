@@ -15,6 +15,7 @@ from .adversarial import (
     AdversarialWassersteinDistance,
 )
 from .base import Loss
+from .data_parallel import DataParalleledLoss
 from .divergences import KullbackLeibler
 from .elbo import ELBO
 from .entropy import CrossEntropy, Entropy
@@ -31,5 +32,5 @@ __all__ = [
     "CrossEntropy", "Expectation", "LossExpectation", "REINFORCE", "KullbackLeibler",
     "LogProb", "Prob", "NLL", "ELBO", "AdversarialJensenShannon",
     "AdversarialKullbackLeibler", "AdversarialWassersteinDistance", "IterativeLoss", "MMD",
-    "WassersteinDistance",
+    "WassersteinDistance", "DataParalleledLoss",
 ]

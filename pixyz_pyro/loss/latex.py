@@ -20,6 +20,7 @@ import sympy
 
 from . import (
     adversarial,
+    data_parallel,
     divergences,
     entropy,
     expectation,
@@ -96,6 +97,7 @@ def _value(node):
 
 to_sympy.register(values.Parameter)(lambda n: sympy.Symbol(n.name))
 to_sympy.register(values.ConstantVar)(lambda n: to_sympy(n.base))
+to_sympy.register(data_parallel.DataParalleledLoss)(lambda n: to_sympy(n.loss))
 to_sympy.register(pdf.LogProb)(lambda n: _sym(f"\\log {n.p.prob_text}"))
 to_sympy.register(pdf.Prob)(lambda n: _sym(n.p.prob_text))
 
