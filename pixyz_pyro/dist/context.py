@@ -52,7 +52,10 @@ class Context:
                 if len(seen) == len(inputs) and all(a is b for a, b in zip(seen, inputs)):
                     return value
             return None
-        hit = self.memo.get((id(owner), *map(id, inputs)))
+        n = len(inputs)  # the key built without an iterator for one or two inputs
+        hit = self.memo.get((id(owner), id(inputs[0])) if n == 1 else
+                            (id(owner), id(inputs[0]), id(inputs[1])) if n == 2 else
+                            (id(owner), *map(id, inputs)))
         return None if hit is None else hit[1]
 
     def remember(self, owner: object, inputs: Tuple, value: Any) -> None:
@@ -61,4 +64,7 @@ class Context:
         if self.traced:
             self.memo.setdefault((id(owner), "traced"), []).append((inputs, value))
         else:
-            self.memo[(id(owner), *map(id, inputs))] = (inputs, value)
+            n = len(inputs)
+            self.memo[(id(owner), id(inputs[0])) if n == 1 else
+                      (id(owner), id(inputs[0]), id(inputs[1])) if n == 2 else
+                      (id(owner), *map(id, inputs))] = (inputs, value)

@@ -11,6 +11,7 @@ come from three places, merged in this order:
 ``pyro.distributions`` object.  Both the direct executor and the Pyro executor use it.
 Names, shapes and supports are validated on the first call only.
 """
+from operator import itemgetter
 from typing import Dict, Optional
 
 import torch
@@ -117,7 +118,15 @@ class FactorDistribution(Distribution):
 
     # --- parameters ---------------------------------------------------------------------
     def _params(self, values: Dict, ctx: Optional[Context]) -> Dict[str, torch.Tensor]:
-        inputs = tuple([values[v] for v in self._cond_var])
+        cond = self._cond_var
+        n = len(cond)
+        if n > 1:
+            get = self.__dict__.get("_get_inputs")  # one C call (picklable, unlike a lambda)
+            if get is None:
+                get = self.__dict__["_get_inputs"] = itemgetter(*cond)
+            inputs = get(values)
+        else:
+            inputs = (values[cond[0]],) if n else ()
         if ctx is not None:
             hit = ctx.recall(self, inputs)
             if hit is not None:
@@ -126,6 +135,20 @@ class FactorDistribution(Distribution):
         if fixed is None:  # constants and nn.Parameters, looked up once
             fixed = self.__dict__["_fixed_names"] = tuple(
                 k for k in self._param_names if k not in self._bound)
+            # Only forward gives parameters: it takes every cond_var, in order.
+            self.__dict__["_forward_only"] = self._has_forward and not (
+                fixed or self._static or self._bound)
+        if self.__dict__["_forward_only"] and self._checked:  # the hot path
+            try:
+                out = self.forward(**dict(zip(self._cond_var, inputs)))
+            except PixyzError:
+                raise
+            except Exception as e:  # noqa: BLE001 - re-raised in the user's terms
+                raise forward_error(self, values, self._forward_vars, e) from e
+            params = dict(out)
+            if ctx is not None:
+                ctx.remember(self, inputs, params)
+            return params
         params = {k: getattr(self, k) for k in fixed} if fixed else {}
         params.update(self._static)
         for k, v in self._bound.items():
@@ -206,11 +229,21 @@ class FactorDistribution(Distribution):
     def _sample_values(self, values, ctx, reparam, batch_n):
         self._require(values, self._cond_var, "sampling")
         params = self._params(values, ctx)
-        b = max([1] + [t.shape[0] for t in params.values()
-                       if isinstance(t, torch.Tensor) and t.dim() > 0])
-        widen = batch_n is not None and batch_n != b and b == 1
+        # Widen to batch_n when every parameter has batch size 1 (or none), i.e. the
+        # largest batch size b = max(1, ...) is 1 and batch_n is another one.
+        widen = batch_n is not None and batch_n != 1
+        if widen:
+            for t in params.values():
+                if isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] > 1:
+                    widen = False
+                    break
         shape = (batch_n,) if widen else ()
-        closed = self.family.closed_rsample if reparam and self._closed_ok() else None
+        closed = self.__dict__.get("_rsample_plan", False)
+        if closed is False:  # the closed-form sampler, looked up once
+            closed = self.__dict__["_rsample_plan"] = \
+                self.family.closed_rsample if self._closed_ok() else None
+        if not reparam:
+            closed = None
         x = closed(params, shape) if closed is not None else None  # the same draw, faster
         if x is None:
             d = self.family.build_sampler(params)
@@ -236,9 +269,14 @@ class FactorDistribution(Distribution):
         return names
 
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
-        self._require(values, self._lp_names(), "log_prob")
-        x = values[self._var[0]]
-        closed = self.family.closed_log_prob if self._closed_ok() else None
+        plan = self.__dict__.get("_lp_plan")
+        if plan is None:  # names, scored variable, closed form: worked out once
+            plan = self.__dict__["_lp_plan"] = (
+                self._lp_names(), self._var[0],
+                self.family.closed_log_prob if self._closed_ok() else None)
+        names, var, closed = plan
+        self._require(values, names, "log_prob")
+        x = values[var]
         if closed is not None and self._checked_value:  # the hot path: no pyro object
             lp = closed(self._params(values, ctx), x)
             if lp is not None:

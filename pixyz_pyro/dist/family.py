@@ -56,9 +56,14 @@ def _normal_rsample(params: _Params, sample_shape: Tuple[int, ...]) -> Optional[
     if not isinstance(loc, torch.Tensor) or not isinstance(scale, torch.Tensor):
         return None
     batch = loc.shape if loc.shape == scale.shape else broadcast_shapes(loc.shape, scale.shape)
-    shape = tuple(sample_shape) + tuple(batch)
-    eps = torch.empty(shape, dtype=loc.dtype, device=loc.device).normal_()
+    shape = tuple(sample_shape) + tuple(batch) if sample_shape else batch
+    # torch.randn is ATen's empty(shape).normal_(): the same draw, one dispatch.
+    eps = torch.randn(shape, dtype=loc.dtype, device=loc.device)
     return loc + eps * scale
+
+
+#: dtype -> machine epsilon (``torch.finfo`` builds an object per call).
+_EPS: Dict[torch.dtype, float] = {}
 
 
 def _bernoulli_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tensor]:
@@ -76,14 +81,19 @@ def _bernoulli_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tens
     if isinstance(probs, torch.Tensor):
         if x.dtype != probs.dtype:
             return None
-        logits = torch.logit(probs, torch.finfo(probs.dtype).eps)
+        eps = _EPS.get(probs.dtype)
+        if eps is None:
+            eps = _EPS[probs.dtype] = torch.finfo(probs.dtype).eps
+        logits = torch.logit(probs, eps)
     else:
         logits = params.get("logits")
         if not isinstance(logits, torch.Tensor):
             return None
     if logits.shape != x.shape:
         logits, x = torch.broadcast_tensors(logits, x)
-    return -torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    # F.binary_cross_entropy_with_logits(..., reduction="none") without its Python wrapper
+    # (the shapes are equal here): the same kernel, weight and pos_weight None, reduction 0.
+    return -torch.binary_cross_entropy_with_logits(logits, x, None, None, 0)
 
 
 def _kl_normal_normal(p: _Params, q: _Params) -> Optional[torch.Tensor]:

@@ -156,10 +156,12 @@ class ProductOfNormal(Normal):
         return torch.stack(locs[:n]), torch.stack(locs[n:]), torch.stack(weights)
 
     def _params(self, values, ctx):
-        given = tuple(values[v] for v in self._cond_var if v in values)
-        key = (id(self),) + tuple((v, id(values[v])) for v in self._cond_var if v in values)
-        if ctx is not None and key in ctx.memo:
-            return ctx.memo[key][1]
+        # A missing input is None in the key, so each subset of experts has its own entry.
+        given = tuple([values.get(v) for v in self._cond_var])
+        if ctx is not None:
+            hit = ctx.recall(self, given)
+            if hit is not None:
+                return hit
         experts = self._expert_params(values, ctx)
         if experts is None:
             zeros = self._expert_weights.new_zeros(1, *self._features_shape)
@@ -170,7 +172,7 @@ class ProductOfNormal(Normal):
         if not self._checked:
             self._check_params(params)
         if ctx is not None:
-            ctx.memo[key] = (given, params)
+            ctx.remember(self, given, params)
         return params
 
 

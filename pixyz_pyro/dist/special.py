@@ -36,11 +36,11 @@ class Deterministic(Distribution):
 
     def _sample_values(self, values, ctx, reparam, batch_n):
         self._require(values, self._cond_var, "sampling")
-        inputs = tuple(values[v] for v in self._cond_var)
-        key = (id(self),) + tuple(map(id, inputs))
-        hit = ctx.memo.get(key) if ctx is not None else None
-        if hit is not None:
-            return hit[1]
+        inputs = tuple([values[v] for v in self._cond_var])
+        if ctx is not None:
+            hit = ctx.recall(self, inputs)
+            if hit is not None:
+                return hit
         try:
             out = self.forward(**{v: values[v] for v in self._cond_var})
         except PixyzError:
@@ -52,7 +52,7 @@ class Deterministic(Distribution):
             raise ParameterError(f"{self.prob_text}.forward must return a dict with keys "
                                  f"{self._var}, got {got}")
         if ctx is not None:
-            ctx.memo[key] = (inputs, out)
+            ctx.remember(self, inputs, out)
         return out
 
     def sample_mean(self, x_dict=None):

@@ -54,26 +54,32 @@ class KullbackLeibler(DistributionLoss):
         return out
 
     def _eval(self, values, ctx):
+        closed = self.__dict__.get("_closed")  # set by _check: both sides are factors
+        if closed is not None:  # the hot path: no pyro objects
+            kl = closed(self.p._params(values, ctx), self.q._params(values, ctx))
+            if kl is not None:
+                if self.dim is None:  # _reduce, inlined on the hot path
+                    n = kl.dim()
+                    return (kl.sum(dim=tuple(range(1, n))) if n > 1 else kl), {}
+                return kl.sum(dim=self.dim), {}
         if self.mc is not None:
             return self.mc._run(values, ctx)
         if not hasattr(self.p, "pyro_dist") or not hasattr(self.q, "pyro_dist"):
             raise LossError(f"KullbackLeibler({self.p.prob_text}, {self.q.prob_text}): an "
                             f"analytic KL needs two single-factor distributions; use "
                             f"analytical=False for joints")
-        closed = getattr(self, "_closed", None)
-        kl = closed(self.p._params(values, ctx), self.q._params(values, ctx)) \
-            if closed is not None else None  # the hot path: no pyro objects
-        if kl is None:
-            dp = self.p.pyro_dist(values, ctx)
-            dq = self.q.pyro_dist(values, ctx)
-            if not getattr(self, "_checked", False):
-                self._check(dp, dq)
-            kl = kl_divergence(dp, dq)
+        dp = self.p.pyro_dist(values, ctx)
+        dq = self.q.pyro_dist(values, ctx)
+        if not getattr(self, "_checked", False):
+            self._check(dp, dq)
+        return self._reduce(kl_divergence(dp, dq)), {}
+
+    def _reduce(self, kl):
+        """The sum over ``dim``, or over every feature dimension."""
         if self.dim is not None:
-            return kl.sum(dim=self.dim), {}
-        if kl.dim() > 1:
-            kl = kl.sum(dim=tuple(range(1, kl.dim())))
-        return kl, {}
+            return kl.sum(dim=self.dim)
+        n = kl.dim()
+        return kl.sum(dim=tuple(range(1, n))) if n > 1 else kl
 
     def _check(self, dp, dq) -> None:
         fp, fq = dp.batch_shape[1:], dq.batch_shape[1:]

@@ -8,7 +8,6 @@
 All :math:`S` draws are taken in one call: the executor folds ``sample_shape`` into the
 batch (see :mod:`pixyz_pyro.dist.shapes`), evaluates ``f`` once, and averages.
 """
-from typing import Optional
 
 import torch
 
@@ -89,11 +88,18 @@ class Expectation(Loss):
                 f"enumerate it with pixyz_pyro.infer.")
 
     def _eval(self, values, ctx):
-        if not getattr(self, "_checked", False):
+        p_inputs = self.__dict__.get("_p_inputs")
+        if p_inputs is None:  # the plan, once: the check and p's input names
             self._check_reparam()
-            object.__setattr__(self, "_checked", True)
+            p_inputs = tuple(self.p.input_var)
+            object.__setattr__(self, "_p_inputs", p_inputs)
         n, p = self.n, self.p
-        batch_n = _cond_batch(p, values, ctx)
+        batch_n = ctx.batch_n
+        for v in p_inputs:  # the batch size of p's first batched input, else the call's
+            t = values.get(v)
+            if isinstance(t, torch.Tensor) and t.dim() > 0:
+                batch_n = t.shape[0]
+                break
         if n == 1:
             new = p._sample_values(values, ctx, self.reparam, batch_n)
             value, more = self.f._run({**values, **new}, ctx)
@@ -117,14 +123,6 @@ class Expectation(Loss):
 def _has_batch(p, values) -> bool:
     return any(isinstance(values.get(v), torch.Tensor) and values[v].dim() > 0
                for v in p.input_var)
-
-
-def _cond_batch(p, values, ctx) -> Optional[int]:
-    for v in p.input_var:
-        t = values.get(v)
-        if isinstance(t, torch.Tensor) and t.dim() > 0:
-            return t.shape[0]
-    return ctx.batch_n
 
 
 #: The paper's spelling.

@@ -87,26 +87,40 @@ class IterativeLoss(Loss):
                              f"{self.max_iter} but the series are only "
                              f"{min(lengths.values())} steps long: {lengths}")
 
+    def _plan(self):
+        """``(t_name, series_var, update_value items)``, worked out once (the node is
+        immutable; Python structure only, never a tensor)."""
+        plan = self.__dict__.get("_step_plan")
+        if plan is None:
+            series = tuple(self.series_var) if self.slice_step is None else ()
+            plan = (self._t_name(), series, tuple(self.update_value.items()))
+            object.__setattr__(self, "_step_plan", plan)
+        return plan
+
     def _eval(self, values, ctx):
         self._check_series(values)
         mask = ctx.kwargs.get("mask", self.mask)
-        series = {v: values[v] for v in self.series_var}
+        t_name, sliced, updates = self._plan()
+        series = [(k, values[k]) for k in sliced]
         state = dict(values)
-        t_name = self._t_name()
+        step_loss = self.step_loss
+        # _run only records a top-level term's value; skip it when the step is not one.
+        run = step_loss._run if ctx.terms is not None and id(step_loss) in ctx.terms \
+            else step_loss._eval
         total = 0
         new: Dict = {}
         for t in range(self._steps(values)):
             if t_name is not None:
                 state[t_name] = t
-            if self.slice_step is None:
-                for k, v in series.items():
-                    state[k] = v[t]
-            step, new = self.step_loss._run(state, ctx)
-            state.update(new)
+            for k, v in series:
+                state[k] = v[t]
+            step, new = run(state, ctx)
+            if new:
+                state.update(new)
             if mask is not None:
                 step = step * mask[t].float()
             total = total + step
-            for old, renamed in self.update_value.items():
+            for old, renamed in updates:
                 if old in state:
                     state[renamed] = state.pop(old)
         return total, new
