@@ -357,3 +357,26 @@ def test_return_terms_sum_to_the_total():
     close(sum(terms.values()), value)
     close(terms[kl_text], 2.0 * KullbackLeibler(q, prior).eval({"x": x}).mean())
     assert float(terms["0.5"]) == 0.5
+
+
+def test_expectation_with_many_draws_over_a_distribution_that_ignores_its_input():
+    """q(z|x) whose parameters do not depend on x: S draws per batch element, vectorised,
+    and the Monte Carlo mean matches the closed form
+    E_z[log N(0 | z, 1)] = d (-log(2 pi)/2 - 1/2) for z ~ N(0, 1) in d dims."""
+    import math
+
+    import torch
+
+    from pixyz_pyro.dist import Normal
+    from pixyz_pyro.loss import Expectation, LogProb
+
+    q = Normal(loc=0., scale=1., var=["z"], cond_var=["x"], features_shape=[2], name="q")
+    p = Normal(loc="z", scale=1., var=["x"], cond_var=["z"])
+    e = Expectation(q, LogProb(p), sample_shape=[4000])
+    torch.manual_seed(0)
+    value, samples = e.eval({"x": torch.zeros(3, 2)}, return_dict=True, return_all=False)
+    assert value.shape == (3,)
+    assert samples["z"].shape == (4000, 3, 2)
+    exact = 2 * (-0.5 * math.log(2 * math.pi) - 0.5)
+    # per-sample variance of log N(0|z,1) summed over 2 dims is 2 * Var(z^2/2) = 1
+    assert torch.allclose(value, torch.full((3,), exact), atol=4 * (1 / 4000) ** 0.5)

@@ -110,19 +110,15 @@ class Expectation(Loss):
         names = [k for k, v in values.items()
                  if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == b]
         folded = fold(values, names, n)
-        new = p._sample_values(folded, ctx, self.reparam,
-                               None if p.input_var and _has_batch(p, values) else n * b)
+        # n * b draws: inputs are folded to n * b rows, and a distribution whose parameters
+        # ignore its inputs (batch 1) is widened to the same n * b rows.
+        new = p._sample_values(folded, ctx, self.reparam, n * b)
         value, more = self.f._run({**folded, **new}, ctx)
         if isinstance(value, torch.Tensor) and value.dim() > 0:
             value = value.reshape(n, -1, *value.shape[1:]).mean(0)
         new.update(more)
         return value, {k: v.reshape(*self.sample_shape, -1, *v.shape[1:])
                        for k, v in new.items()}
-
-
-def _has_batch(p, values) -> bool:
-    return any(isinstance(values.get(v), torch.Tensor) and values[v].dim() > 0
-               for v in p.input_var)
 
 
 #: The paper's spelling.
