@@ -212,6 +212,26 @@ def test_gan_steps_each_side_with_its_own_parameters():
     assert log == [("generator", True, False)]
 
 
+def test_gan_refuses_a_non_finite_discriminator_step_and_changes_nothing():
+    from pixyz_pyro.errors import NonFiniteError
+
+    gen, disc = Generator(), Discriminator()
+    p = (gen * Normal(loc=0., scale=1., var=["z"], features_shape=[Z])).marginalize_var("z")
+    model = GAN(p, disc, optimizer_params={"lr": 0.01}, d_optimizer_params={"lr": 0.01})
+    model.train({"x": torch.rand(16, X)})  # optimizer state exists
+    g0, d0 = _snapshot(gen), _snapshot(disc)
+    d_state = copy.deepcopy(model.d_optimizer.state_dict())
+    bad = torch.rand(16, X)
+    bad[3, 1] = float("nan")
+    with pytest.raises(NonFiniteError, match="discriminator"):
+        model.train({"x": bad})
+    assert _same(g0, _snapshot(gen)) and _same(d0, _snapshot(disc))
+    assert str(model.d_optimizer.state_dict()) == str(d_state)
+    skipping = GAN(p, disc, d_optimizer_params={"lr": 0.01}, skip_nonfinite=True)
+    skipping.train({"x": bad})
+    assert skipping.skipped_steps == 1 and _same(d0, _snapshot(disc))
+
+
 # --- checkpoints ----------------------------------------------------------------------------
 def test_save_and_load_restore_parameters_optimizer_and_rng(tmp_path):
     q, p, prior = vae()

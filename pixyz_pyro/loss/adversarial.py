@@ -67,7 +67,10 @@ class AdversarialLoss(Loss):
 
 
 def _bce(y, target: float):
-    return F.binary_cross_entropy(y, torch.full_like(y, target))
+    """``F.binary_cross_entropy(y, target)`` (its clamps and saturation gradients), except
+    that a NaN in ``y`` makes the value NaN -- for the NaN guard -- instead of raising."""
+    safe = torch.nan_to_num(y, nan=0.5)
+    return F.binary_cross_entropy(safe, torch.full_like(y, target)) + 0.0 * y.sum()
 
 
 class AdversarialJensenShannon(AdversarialLoss):

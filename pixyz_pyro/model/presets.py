@@ -11,6 +11,7 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from ..dist.special import EmpiricalDistribution
+from ..errors import NonFiniteError
 from ..loss import ELBO, AdversarialJensenShannon, AdversarialWassersteinDistance, LogProb
 from . import distributed as _dist
 from .model import Model, unique_parameters
@@ -99,6 +100,9 @@ class GAN(Model):
             d_value.backward()
             if self.ddp is not None:
                 _dist.average_gradients(unique_parameters([self.discriminator]))
+            if not self._discriminator_step_is_finite(d_value):
+                return (d_value.detach(), d_value.detach()) if adversarial_loss else \
+                    d_value.detach()
             self.d_optimizer.step()
             if isinstance(self.loss_cls, AdversarialWassersteinDistance):
                 with torch.no_grad():
@@ -109,6 +113,25 @@ class GAN(Model):
         loss = super().train(train_x_dict, **kwargs)
         self.d_optimizer.zero_grad(set_to_none=True)
         return (loss, d_loss) if adversarial_loss else loss
+
+    def _discriminator_step_is_finite(self, d_value: torch.Tensor) -> bool:
+        """The NaN guard of the discriminator step: one read of its loss and gradients;
+        a non-finite step is refused (raises, or is skipped and counted with
+        ``skip_nonfinite``) before the optimizer touches anything."""
+        grads = [q.grad for q in self.discriminator.parameters() if q.grad is not None]
+        check = d_value.detach()
+        if grads:
+            check = check + 0.0 * torch.stack(torch._foreach_norm(grads)).sum()
+        if bool(torch.isfinite(check)):
+            return True
+        self.d_optimizer.zero_grad(set_to_none=True)
+        if self.skip_nonfinite:
+            self.skipped_steps += 1
+            return False
+        raise NonFiniteError(
+            f"non-finite discriminator loss or gradient at step {self.step_count}: "
+            f"{self.loss_cls.loss_text} (discriminator side) is {float(d_value.detach()):.4g}; the "
+            f"discriminator's step was refused and no parameter changed")
 
     def test(self, test_x_dict=None, adversarial_loss: bool = True, **kwargs):
         loss = super().test(test_x_dict, **kwargs)
