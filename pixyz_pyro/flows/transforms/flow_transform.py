@@ -3,12 +3,12 @@
 from typing import Optional
 
 import torch
-from pyro.distributions import constraints
 from pyro.distributions.conditional import ConditionalTransform
-from pyro.distributions.transforms import Transform
+
+from .event_dim import EventDimTransform
 
 
-class FlowTransform(Transform, ConditionalTransform):
+class FlowTransform(EventDimTransform, ConditionalTransform):
     r"""Wrap a flow's ``forward``/``inverse``/``logdet_jacobian`` as a Pyro transform.
 
     .. math::
@@ -42,23 +42,6 @@ class FlowTransform(Transform, ConditionalTransform):
         self._event_dim = event_dim
         self.y = y
         self._logdet = None
-
-    @property
-    def event_dim(self) -> int:
-        """Number of feature dims (1 for vectors, 3 for images)."""
-        return self._event_dim
-
-    @event_dim.setter
-    def event_dim(self, value: int) -> None:
-        self._event_dim = value
-
-    @property
-    def domain(self):
-        return constraints.independent(constraints.real, self.event_dim)
-
-    @property
-    def codomain(self):
-        return constraints.independent(constraints.real, self.event_dim)
 
     def condition(self, context):
         return FlowTransform(self.flow, self.event_dim, context)

@@ -10,12 +10,11 @@ from functools import partial
 from typing import Callable, Optional, Sequence
 
 import torch
-from pyro.distributions import constraints
 from pyro.distributions.conditional import ConditionalTransform
 from pyro.distributions.torch_transform import TransformModule
-from pyro.distributions.transforms import Transform
 
 from .._util import sum_rightmost
+from .event_dim import EventDimTransform
 
 MASK_TYPES = ("channel_wise", "checkerboard")
 
@@ -64,7 +63,7 @@ def coupling_mask(event_shape: Sequence[int], mask_type: str, inverse_mask: bool
     return mask.reshape((-1,) + (1,) * (len(event_shape) - 1))
 
 
-class ConditionedMaskedAffineCoupling(Transform):
+class ConditionedMaskedAffineCoupling(EventDimTransform):
     r"""Masked affine coupling with fixed networks.
 
     .. math::
@@ -96,23 +95,6 @@ class ConditionedMaskedAffineCoupling(Transform):
         self.inverse_mask = inverse_mask
         self._event_dim = event_dim
         self._cached_log_scale = None
-
-    @property
-    def event_dim(self) -> int:
-        """Number of feature dims (1 for vectors, 3 for images)."""
-        return self._event_dim
-
-    @event_dim.setter
-    def event_dim(self, value: int) -> None:
-        self._event_dim = value
-
-    @property
-    def domain(self):
-        return constraints.independent(constraints.real, self.event_dim)
-
-    @property
-    def codomain(self):
-        return constraints.independent(constraints.real, self.event_dim)
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
         """The mask for ``x`` (shape ``batch_shape + features``), on ``x``'s device."""
