@@ -14,6 +14,8 @@ from ..dist.special import EmpiricalDistribution
 from ..errors import NonFiniteError
 from ..loss import ELBO, AdversarialJensenShannon, AdversarialWassersteinDistance, LogProb
 from . import distributed as _dist
+from .compile import finite_check
+from .guard import is_finite
 from .model import Model, unique_parameters
 from .optim import build_optimizer
 
@@ -119,10 +121,7 @@ class GAN(Model):
         a non-finite step is refused (raises, or is skipped and counted with
         ``skip_nonfinite``) before the optimizer touches anything."""
         grads = [q.grad for q in self.discriminator.parameters() if q.grad is not None]
-        check = d_value.detach()
-        if grads:
-            check = check + 0.0 * torch.stack(torch._foreach_norm(grads)).sum()
-        if bool(torch.isfinite(check)):
+        if is_finite(finite_check(d_value.detach(), grads).item()):
             return True
         self.d_optimizer.zero_grad(set_to_none=True)
         if self.skip_nonfinite:
