@@ -82,19 +82,5 @@ class Graph:
             visit(i, [])
         return out
 
-    def defining(self, var: str) -> Hashable:
-        """Return the key of the factor that defines ``var``."""
-        return self._factors[self._defined_by[var]][0]
-
-    def factor(self, key: Hashable) -> Tuple[Hashable, Tuple[str, ...], Tuple[str, ...]]:
-        for f in self._factors:
-            if f[0] is key or f[0] == key:
-                return f
-        raise KeyError(key)
-
-    def dependents(self, var: str) -> Tuple[Hashable, ...]:
-        """Keys of the factors that condition on ``var``."""
-        return tuple(k for k, _, cs in self._factors if var in cs)
-
     def __len__(self) -> int:
         return len(self._factors)
