@@ -47,7 +47,8 @@ def markdown(result: Dict) -> str:
              f"glibc keeps freed memory {meta.get('keep_freed_memory')}; "
              f"device {meta['device']}; batch {meta['batch_size']}; "
              f"{meta['rounds']} rounds x {meta['steps']} steps after {meta['warmup']} "
-             f"warm-up steps.", "",
+             f"warm-up steps; same-objective tolerance "
+             f"{meta.get('tolerance', 1e-6):g} relative.", "",
              f"Load average (1, 5, 15 min): before {meta['load_before']}, after "
              f"{meta['load_after']}.", ""]
     for cfg in result["configs"]:

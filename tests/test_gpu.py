@@ -10,6 +10,7 @@ evaluation and its backward make no host synchronisation
 (``torch.cuda.set_sync_debug_mode("error")``); a ``Model.train`` step synchronises exactly
 once (reading the value it returns); checkpoints round-trip; DDP on nccl runs.
 """
+import contextlib
 import datetime
 import math
 import socket
@@ -131,6 +132,20 @@ def stray_tensors(module: nn.Module):
     return out
 
 
+@contextlib.contextmanager
+def sync_debug(mode):
+    """``torch.cuda.set_sync_debug_mode(mode)`` inside the block, ``"default"`` after it
+    (also when setting it raised), without torch's "prototype feature" notice."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Synchronization debug mode is a "
+                                                      "prototype feature")
+            torch.cuda.set_sync_debug_mode(mode)
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 def _to(values, device):
     return {k: v.to(device) for k, v in values.items()}
 
@@ -209,12 +224,9 @@ def test_loss_evaluation_makes_no_host_sync():
     x = torch.rand(16, 6, device="cuda")
     loss.eval({"x": x}).backward()  # first call: validation may read values
     torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
+    with sync_debug("error"):
         value, terms = loss.eval({"x": x}, return_terms=True)
         value.backward()
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
     assert value.device.type == "cuda" and len(terms) == 2
     assert all(t.device.type == "cuda" for t in terms.values())
 
@@ -232,12 +244,9 @@ def test_a_train_step_syncs_once_to_read_its_value(tmp_path):
     torch.cuda.synchronize()
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
+        with sync_debug("warn"):
             value = model.train({"x": x})
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-    syncs = [w for w in seen if "synchroniz" in str(w.message)]
+    syncs = [w for w in seen if "called a synchronizing" in str(w.message)]
     assert len(syncs) == 1, [str(w.message) for w in syncs]
     assert value.device.type == "cuda"
     model.save(str(tmp_path / "ckpt.pt"))
