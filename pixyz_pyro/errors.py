@@ -54,6 +54,10 @@ class ModelError(PixyzError, ValueError):
     """A ``Model`` cannot be built or stepped as asked (e.g. nothing to optimize)."""
 
 
+class DistributedError(PixyzError, RuntimeError):
+    """Distributed training was asked for but cannot start (no process group, no launcher)."""
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """Return ``' (did you mean "X"?)'`` for the closest candidate, or ``''``."""
     cands = [str(c) for c in candidates]

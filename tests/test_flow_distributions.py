@@ -75,6 +75,28 @@ def test_transformed_distribution_scores_its_own_samples_by_change_of_variables(
     assert "f_{flow}" in str(p)  # the printed formula shows the flow
 
 
+def test_transformed_distribution_density_inverts_each_coupling_once():
+    """log p(z) = log p_prior(f^{-1}(z)) - log|det J_f| at f^{-1}(z), from ONE inverse pass
+    per coupling (its networks run once), against the Jacobian by autograd."""
+    torch.manual_seed(0)
+    flow = FlowList([_coupling(i % 2 == 1) for i in range(3)]).double()
+    for w in flow.parameters():  # away from the identity
+        w.data.normal_(0, 0.5)
+    p = TransformedDistribution(_prior().double(), flow, var=["x"])
+    runs = []
+    for f in flow:
+        f.pyro_transform.scale_net.register_forward_hook(lambda *_: runs.append(1))
+    z = torch.randn(4, 2, dtype=torch.float64)
+    lp = p.get_log_prob({"x": z})
+    assert len(runs) == 3
+    x = flow.inverse(z)
+    jac = torch.stack([torch.autograd.functional.jacobian(lambda v: flow(v[None])[0], xi)
+                       for xi in x])
+    expected = (-0.5 * x.pow(2).sum(-1) - math.log(2 * math.pi)
+                - torch.linalg.slogdet(jac)[1])
+    torch.testing.assert_close(lp, expected)
+
+
 def test_realnvp_on_two_moons_beats_its_base_distribution():
     torch.manual_seed(0)
 

@@ -73,6 +73,11 @@ def check_flow(flow, x, y=None, inverts=True):
     if inverts:
         back = flow.inverse(z.detach().clone(), y)
         torch.testing.assert_close(back, x, atol=1e-5, rtol=0)
+        # what a density under the flow uses: the inverse and log|det| at that inverse
+        back, back_logdet = flow.inverse_and_logdet(z.detach().clone(), y)
+        torch.testing.assert_close(back, x, atol=1e-5, rtol=0)
+        torch.testing.assert_close(back_logdet, expected, atol=1e-5, rtol=1e-5)
+        assert flow.logdet_jacobian is back_logdet
     return z
 
 

@@ -62,8 +62,11 @@ def _normal_rsample(params: _Params, sample_shape: Tuple[int, ...]) -> Optional[
     return loc + eps * scale
 
 
-#: dtype -> machine epsilon (``torch.finfo`` builds an object per call).
-_EPS: Dict[torch.dtype, float] = {}
+#: dtype -> machine epsilon, a constant read at import (``torch.finfo`` builds an object per
+#: call).  A plain dict, which ``torch.compile`` traces through (a MappingProxyType breaks it).
+_EPS: Dict[torch.dtype, float] = {
+    dt: torch.finfo(dt).eps for dt in (torch.float16, torch.bfloat16, torch.float32,
+                                       torch.float64)}
 
 
 def _bernoulli_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tensor]:
@@ -82,8 +85,8 @@ def _bernoulli_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tens
         if x.dtype != probs.dtype:
             return None
         eps = _EPS.get(probs.dtype)
-        if eps is None:
-            eps = _EPS[probs.dtype] = torch.finfo(probs.dtype).eps
+        if eps is None:  # not a floating dtype: Pyro's object gives the error
+            return None
         logits = torch.logit(probs, eps)
     else:
         logits = params.get("logits")

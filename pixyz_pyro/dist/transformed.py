@@ -30,6 +30,16 @@ def _features(flow) -> torch.Size:
     return torch.Size([n]) if isinstance(n, int) else torch.Size()
 
 
+def _inverse_and_logdet(flow, z: torch.Tensor):
+    """``flow.inverse_and_logdet(z)`` (one inverse pass); a module with only Pixyz's
+    ``inverse``/``forward``/``logdet_jacobian`` is inverted, then run forward."""
+    if hasattr(flow, "inverse_and_logdet"):
+        return flow.inverse_and_logdet(z)
+    x = flow.inverse(z)
+    flow(x, compute_jacobian=True)
+    return x, flow.logdet_jacobian
+
+
 class FlowDistribution(Distribution):
     """What both flow distributions share: a prior, a flow, and the flow's two directions."""
 
@@ -119,9 +129,7 @@ class TransformedDistribution(FlowDistribution):
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
         self._require(values, self.var + self.cond_var, "log_prob")
         z = values[self.var[0]]
-        x = self.inverse(z)
-        self.flow(x, compute_jacobian=True)
-        logdet = self.flow.logdet_jacobian
+        x, logdet = _inverse_and_logdet(self.flow, z)
         lp = self.prior._log_prob_values({**values, self.flow_input_var[0]: x}, ctx,
                                          sum_features, feature_dims)
         return lp - logdet

@@ -40,6 +40,7 @@ class BatchNorm1d(Flow):
 
     _transform_class = BatchNorm
     _feature_dims = 1
+    _logdet_from_inverse = False  # a density evaluation runs forward: updates the statistics
 
     def __init__(self, in_features: int, momentum: float = 0.0):
         super().__init__(in_features, event_dim=self._feature_dims)

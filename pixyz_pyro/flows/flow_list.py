@@ -1,6 +1,6 @@
 """``FlowList``: flows applied one after another."""
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 from pyro.distributions.conditional import (
@@ -75,6 +75,17 @@ class FlowList(Flow):
         for flow in reversed(self.flow_list):
             z = flow.inverse(z, y)
         return z
+
+    def inverse_and_logdet(self, z: torch.Tensor, y: Optional[torch.Tensor] = None
+                           ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Each flow's :meth:`~Flow.inverse_and_logdet`, last flow first; the
+        log-determinants add up."""
+        logdet = 0
+        for flow in reversed(self.flow_list):
+            z, flow_logdet = flow.inverse_and_logdet(z, y)
+            logdet = logdet + flow_logdet
+        self._logdet_jacobian = logdet
+        return z, logdet
 
     @property
     def transform(self) -> AnyTransform:

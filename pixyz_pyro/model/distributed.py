@@ -30,12 +30,7 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 from torch import nn
 
-from ..errors import PixyzError
-
-
-class DistributedError(PixyzError, RuntimeError):
-    """Distributed training was asked for but cannot start (no process group, no launcher)."""
-
+from ..errors import DistributedError
 
 #: Environment variables that ``torchrun`` sets for every worker.
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
