@@ -1,5 +1,6 @@
 """``python -m comparisons``: Table 1, then the extras (``--threads``, ``--rounds``,
-``--out`` and ``--quick`` go to both; the rest to Table 1)."""
+``--device``, ``--tolerance``, ``--out`` and ``--quick`` go to both; the rest to
+Table 1)."""
 import argparse
 import sys
 
@@ -10,11 +11,12 @@ def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     table1.main(argv)
     shared = argparse.ArgumentParser(add_help=False)
-    for flag in ("--threads", "--rounds", "--out"):
+    flags = ("--threads", "--rounds", "--device", "--tolerance", "--out")
+    for flag in flags:
         shared.add_argument(flag)
     shared.add_argument("--quick", action="store_true")
     known, _ = shared.parse_known_args(argv)
-    forwarded = [a for flag in ("--threads", "--rounds", "--out")
+    forwarded = [a for flag in flags
                  if getattr(known, flag[2:]) is not None
                  for a in (flag, getattr(known, flag[2:]))]
     extras.main(forwarded + (["--quick"] if known.quick else []))

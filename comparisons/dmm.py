@@ -127,15 +127,16 @@ class PixyzDMM:
 
 
 def build(x_dim: int = 32, z_dim: int = 16, h_dim: int = 64, steps: int = 50,
-          batch: int = 16, seed: int = 0):
-    """Both implementations on copies of the same weights, and a few batches."""
+          batch: int = 16, seed: int = 0, device: str = "cpu"):
+    """Both implementations on copies of the same weights, and a few batches, on
+    ``device``."""
     torch.manual_seed(seed)
-    nets = Nets(x_dim, z_dim, h_dim)
-    twin = Nets(x_dim, z_dim, h_dim)
+    nets = Nets(x_dim, z_dim, h_dim).to(device)
+    twin = Nets(x_dim, z_dim, h_dim).to(device)
     twin.load_state_dict(nets.state_dict())
     g = torch.Generator().manual_seed(seed)
-    data = [{"x": (torch.rand(steps, batch, x_dim, generator=g) > 0.5).float(),
-             "z_prev": torch.zeros(batch, z_dim)} for _ in range(4)]
+    data = [{"x": (torch.rand(steps, batch, x_dim, generator=g) > 0.5).float().to(device),
+             "z_prev": torch.zeros(batch, z_dim, device=device)} for _ in range(4)]
     return {"hand-written loop": HandwrittenDMM(nets), "pixyz_pyro IterativeLoss":
             PixyzDMM(twin, steps)}, data
 

@@ -24,8 +24,8 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class Handwritten:
-    def __init__(self, k: int, dim: int):
-        self.locs = [nn.Parameter(torch.zeros(dim)) for _ in range(k)]
+    def __init__(self, k: int, dim: int, device: str = "cpu"):
+        self.locs = [nn.Parameter(torch.zeros(dim, device=device)) for _ in range(k)]
         self.optimizer = torch.optim.Adam(self.locs, lr=1e-3)
 
     def step(self, data: Dict[str, torch.Tensor]) -> float:
@@ -40,9 +40,9 @@ class Handwritten:
 
 
 class Pixyz:
-    def __init__(self, k: int, dim: int):
+    def __init__(self, k: int, dim: int, device: str = "cpu"):
         fs = [Normal(loc=nn.Parameter(torch.zeros(dim)), scale=torch.tensor(1.0),
-                     var=[f"x{i}"], name=f"p_{{{i}}}") for i in range(k)]
+                     var=[f"x{i}"], name=f"p_{{{i}}}").to(device) for i in range(k)]
         joint = reduce(lambda a, b: a * b, fs)
         self.model = Model(-LogProb(joint).mean(), distributions=fs,
                            optimizer=torch.optim.Adam, optimizer_params={"lr": 1e-3})
@@ -52,13 +52,15 @@ class Pixyz:
 
 
 def measure(ks=(1, 4, 16, 64), batch: int = 8, dim: int = 2, rounds: int = 10,
-            steps: int = 20) -> List[Dict[str, float]]:
+            steps: int = 20, device: str = "cpu") -> List[Dict[str, float]]:
     """For each K: ms per step of both, the overhead in ms (median of the per-round
     differences) and per factor in us."""
     rows = []
     for k in ks:
-        data = [{f"x{i}": torch.randn(batch, dim) for i in range(k)} for _ in range(4)]
-        fns = {"hand-written": Handwritten(k, dim).step, "pixyz_pyro": Pixyz(k, dim).step}
+        data = [{f"x{i}": torch.randn(batch, dim, device=device) for i in range(k)}
+                for _ in range(4)]
+        fns = {"hand-written": Handwritten(k, dim, device).step,
+               "pixyz_pyro": Pixyz(k, dim, device).step}
         samples = interleaved(fns, data, rounds, steps, warmup=5)
         stats = summarise(samples, "hand-written")
         overhead = quartiles([b - a for a, b in zip(samples["hand-written"],
