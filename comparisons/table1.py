@@ -43,12 +43,25 @@ import torch
 
 from . import report
 from .timing import interleaved, keep_freed_memory, load_average, summarise
-from .vae import TorchBCE, TorchLogits, mc_reference, reference_weights
-from .vae_pixyz import PixyzAnalytic, PixyzCompiled, PixyzMC
+from .vae import (
+    TorchBCE,
+    TorchCompiled,
+    TorchCudaGraphs,
+    TorchLogits,
+    mc_reference,
+    reference_weights,
+)
+from .vae_pixyz import PixyzAnalytic, PixyzCompiled, PixyzCudaGraphs, PixyzMC
 from .vae_pyro import PixyzSVI, PyroJit, PyroSVI
 
 IMPLEMENTATIONS = {c.name: c for c in (TorchBCE, TorchLogits, PyroSVI, PyroJit, PixyzAnalytic,
-                                       PixyzMC, PixyzSVI, PixyzCompiled)}
+                                       PixyzMC, PixyzSVI, PixyzCompiled, TorchCompiled,
+                                       TorchCudaGraphs, PixyzCudaGraphs)}
+#: What runs by default: the paper's comparison and ours; on a GPU also CUDA graphs, by
+#: hand and through ``Model(compile="reduce-overhead")``.
+DEFAULT_IMPLS = ("torch", "torch_logits", "pyro", "pyro_jit", "pixyz", "pixyz_mc",
+                 "pixyz_svi", "pixyz_compile")
+CUDA_IMPLS = ("torch_cudagraphs", "pixyz_cudagraphs")
 TOLERANCE = 1e-6
 
 
@@ -61,8 +74,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=5, help="discarded steps (default 5)")
     ap.add_argument("--configs", default="10x400,30x400,10x2000,30x2000",
                     help="comma-separated ZxH sizes (default: the paper's four)")
-    ap.add_argument("--impls", default=",".join(IMPLEMENTATIONS),
-                    help="comma-separated implementations (default: all)")
+    ap.add_argument("--impls", default=None,
+                    help=f"comma-separated implementations of {list(IMPLEMENTATIONS)} "
+                         f"(default: {', '.join(DEFAULT_IMPLS)}; on cuda also "
+                         f"{', '.join(CUDA_IMPLS)})")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--seed", type=int, default=0)
@@ -78,6 +93,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: torch sees no CUDA device here")
+    if args.impls is None:
+        args.impls = ",".join(DEFAULT_IMPLS + (CUDA_IMPLS if args.device == "cuda" else ()))
     if args.quick:
         args.configs, args.batch_size = "2x8", 16
         args.rounds, args.steps, args.warmup = 2, 2, 1
@@ -187,6 +204,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         print(f"== z={z}, h={h} (load {load_average()})", flush=True)
         result["configs"].append(run_config(args, z, h, names))
         meta["load_after"] = load_average()
+        if args.device == "cuda":  # graphs that CUDA graphs could not take (logged by torch)
+            from torch._dynamo.utils import counters  # loaded by the compiled steps
+            meta["cudagraph_skips"] = counters["inductor"]["cudagraph_skips"]
         report.write(result, Path(args.out), plot=False)
     paths = report.write(result, Path(args.out), plot=not args.no_plot)
     print(report.markdown(result))

@@ -23,6 +23,7 @@ with the KL in closed form (the "analytic" group) or estimated by
 ``Trace_ELBO`` and pixyz_pyro's ``ELBO``).
 """
 import math
+import warnings
 from typing import Dict
 
 import torch
@@ -139,6 +140,38 @@ class TorchLogits(TorchBCE):
         bce = F.binary_cross_entropy_with_logits(self.decoder.logits(z), x, reduction="sum")
         kl = 0.5 * torch.sum(loc.pow(2) + scale.pow(2) - 1 - 2 * scale.log())
         return (bce + kl) / x.shape[0]
+
+
+class TorchCompiled(TorchBCE):
+    """Hand-written PyTorch with its loss (and, through AOTAutograd, the backward) and its
+    optimizer step under ``torch.compile`` in :attr:`mode`."""
+
+    name, label = "torch_compile", "hand-written PyTorch, torch.compile"
+    mode = None
+
+    def __init__(self, weights, z_dim, h_dim, lr=1e-3, device="cpu"):
+        super().__init__(weights, z_dim, h_dim, lr, device)
+        options = {} if self.mode is None else {"mode": self.mode}
+        with warnings.catch_warnings():  # torch's own deprecation notes on first import
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._loss = torch.compile(self.loss, **options)
+            self._optimizer_step = torch.compile(self.optimizer.step, **options)
+
+    def step(self, x):
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()
+        loss = self._loss(x)
+        loss.backward()
+        self._optimizer_step()
+        return loss.item()
+
+
+class TorchCudaGraphs(TorchCompiled):
+    """:class:`TorchCompiled` in ``mode="reduce-overhead"``: CUDA graphs on a GPU."""
+
+    name, label = "torch_cudagraphs", "hand-written PyTorch, torch.compile(reduce-overhead)"
+    mode = "reduce-overhead"
 
 
 def mc_reference(weights: Dict[str, Dict], z_dim: int, h_dim: int, x: torch.Tensor,

@@ -85,3 +85,10 @@ class PixyzCompiled(PixyzAnalytic):
 
     name, label = "pixyz_compile", "pixyz_pyro, Model(compile=True)"
     compile = True
+
+
+class PixyzCudaGraphs(PixyzAnalytic):
+    """``Model(..., compile="reduce-overhead")``: CUDA graphs on a GPU."""
+
+    name, label = "pixyz_cudagraphs", 'pixyz_pyro, Model(compile="reduce-overhead")'
+    compile = "reduce-overhead"

@@ -6,11 +6,12 @@
 #
 #   bash scripts/gpu_check.sh            # all steps; exits non-zero if any failed
 #
-# Steps: 1. environment; 2. the comparisons table on cuda (full sizes; TABLE1_ARGS=--quick
-# for tiny ones); 3. the GPU and distributed tests (tests/test_gpu.py,
-# tests/test_distributed.py); 4. the VAE example on cuda, plain and under
-# torchrun --distributed (nccl, 1 process).  At most 7 files land in $OUT; the whole run
-# stays under about 9 minutes.
+# Steps: 1. environment; 2. the comparisons on cuda: Table 1 (full sizes; TABLE1_ARGS=--quick
+# for tiny ones) and the extras; 3. the GPU, compile and distributed tests
+# (tests/test_gpu.py, tests/test_compile.py, tests/test_distributed.py); 4. the VAE example
+# on cuda, plain and under torchrun --distributed (nccl, 1 process).  At most 8 files land
+# in $OUT (the device tool returns 8; Table 1's chart is left to `comparisons.report`);
+# GPU_TESTS overrides the test files.  The run stays under 10 minutes.
 #
 # Offline machines: fetch the wheels beforehand, where pip works, into the ignored .whl/:
 #   python -m pip download --no-deps --only-binary=:all: -d .whl \
@@ -53,25 +54,32 @@ EOF
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
   || { echo "no CUDA here: nothing to check"; exit 1; }
 
-step "2. the comparisons table on cuda (TABLE1_ARGS='--quick' for tiny sizes)"
-# First, as it is the longest step: a run cut short keeps the sizes it finished.  On a GPU
-# the kernels sum in other orders than eager code, hence the 1e-4 same-objective tolerance.
+step "2. the comparisons on cuda: Table 1 (TABLE1_ARGS='--quick' for tiny sizes), extras"
+# First, as they are the longest step: Table 1 keeps the sizes it finished if cut short.  On
+# a GPU the kernels sum in other orders than eager code, hence the 1e-4 tolerance of the
+# same-objective checks.  TORCH_LOGS=perf_hints prints why CUDA graphs skip a graph.
 # shellcheck disable=SC2086
-timeout "${TABLE1_TIMEOUT:-300}" "$PY" -m comparisons.table1 --device cuda \
-  --out "$OUT/table1" ${TABLE1_ARGS:---tolerance 1e-4} 2>&1 | tee "$OUT/table1.txt"
+TORCH_LOGS=${TORCH_LOGS:-perf_hints} timeout "${TABLE1_TIMEOUT:-270}" "$PY" -m \
+  comparisons.table1 --device cuda --out "$OUT/table1" ${TABLE1_ARGS:---tolerance 1e-4 --no-plot} \
+  2>&1 | tee "$OUT/comparisons.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+timeout 90 "$PY" -m comparisons.extras --device cuda --tolerance 1e-4 --out "$OUT/extras" 2>&1 \
+  | tee -a "$OUT/comparisons.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
-step "3. GPU and distributed tests"
-timeout 120 "$PY" -m pytest -q -p no:cacheprovider -rs tests/test_gpu.py tests/test_distributed.py 2>&1 \
+step "3. GPU, compile and distributed tests"
+# shellcheck disable=SC2086
+timeout 120 "$PY" -m pytest -q -p no:cacheprovider -rs \
+  ${GPU_TESTS:-tests/test_gpu.py tests/test_compile.py tests/test_distributed.py} 2>&1 \
   | tee "$OUT/pytest.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 step "4. VAE example on cuda (mnist-5k), plain and torchrun --distributed (nccl, 1 rank)"
 args=(--device cuda --dataset mnist-5k --epochs 1 --limit 2048 --test-limit 500 --no-progress)
-timeout 60 "$PY" -m examples.vae "${args[@]}" --out /tmp/gpu_check/vae 2>&1 \
+timeout 45 "$PY" -m examples.vae "${args[@]}" --out /tmp/gpu_check/vae 2>&1 \
   | tee "$OUT/examples.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-timeout 60 "$PY" -m torch.distributed.run --standalone --nproc_per_node=1 \
+timeout 45 "$PY" -m torch.distributed.run --standalone --nproc_per_node=1 \
   -m examples.vae --distributed "${args[@]}" --out /tmp/gpu_check/vae_ddp 2>&1 \
   | tee -a "$OUT/examples.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pixyz_pyro.dist import Bernoulli, Normal
-from pixyz_pyro.errors import NonFiniteError
+from pixyz_pyro.errors import ModelError, NonFiniteError
 from pixyz_pyro.loss import Expectation, KullbackLeibler, LogProb
 from pixyz_pyro.model import Model
 from pixyz_pyro.model import compile as compile_mod
@@ -40,7 +40,7 @@ class P(Bernoulli):
         return {"probs": torch.sigmoid(self.fc(z))}
 
 
-def make_model(compile: bool) -> Model:
+def make_model(compile) -> Model:
     torch.manual_seed(0)
     q, p = Q(), P()
     prior = Normal(loc=torch.tensor(0.0), scale=torch.tensor(1.0), var=["z"],
@@ -154,14 +154,39 @@ def test_finite_check_propagates_nan_and_inf():
     assert not torch.isfinite(inf)
 
 
+def test_a_mode_goes_to_torch_compile_and_cuda_graph_steps_are_marked(monkeypatch):
+    """``compile="reduce-overhead"``: both pieces are compiled in that mode, every step
+    marks a new CUDA-graph step, and the value returned is a copy (the graph's own output
+    is overwritten by the next replay) with eager's numbers."""
+    expected = train(make_model(False))
+    modes, marks = [], []
+    monkeypatch.setattr(torch, "compile", lambda f, mode=None: modes.append(mode) or f)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin",
+                        lambda: marks.append(1))
+    model = make_model("reduce-overhead")
+    assert train(model, steps=4) == expected
+    assert modes == ["reduce-overhead", "reduce-overhead"]
+    assert len(marks) == 3  # the first step is the eager warm-up
+    assert model._compiled.cudagraphs
+
+
+@pytest.mark.parametrize("mode", ["fast", 1, "Reduce-Overhead"])
+def test_an_unknown_compile_mode_is_refused_before_anything_is_built(mode):
+    with pytest.raises(ModelError, match=r"compile=.*True, False or one of torch.compile's "
+                                         r"modes \['default', 'reduce-overhead'"):
+        make_model(mode)
+
+
 @pytest.mark.slow
-def test_compiled_and_eager_give_the_same_losses():
+@pytest.mark.parametrize("compile", [True, "reduce-overhead"])
+def test_compiled_and_eager_give_the_same_losses(compile):
     """A real ``torch.compile`` (Inductor, drawing from eager's generator): the same
-    losses and parameters as eager, to float rounding of the fused kernels."""
+    losses and parameters as eager, to float rounding of the fused kernels (on a CPU,
+    ``"reduce-overhead"`` has no CUDA graphs to replay and compiles as ``True``)."""
     eager = make_model(False)
     expected = train(eager)
     with torch._inductor.config.patch(fallback_random=True):
-        model = make_model(True)
+        model = make_model(compile)
         losses = train(model)
     assert model._compiled.failed is None
     assert model._compiled._warm == {"loss", "optimizer step"}

@@ -291,3 +291,31 @@ def test_ddp_on_nccl_with_one_rank_trains_like_no_ddp():
         finally:
             torch.distributed.destroy_process_group()
     torch.testing.assert_close(ddp_params, plain, rtol=0, atol=1e-6)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_graph_steps_match_eager_and_their_values_stay_valid():
+    """``Model(compile="reduce-overhead")`` replays the step as CUDA graphs: the same
+    losses and parameters as eager (both draw from the same generator), and a value that
+    ``train`` returned is still readable after later replays have reused the graph's
+    memory."""
+    xs = torch.rand(6, 16, 6, device="cuda",
+                    generator=torch.Generator(device="cuda").manual_seed(0)).round()
+
+    def run(compile):
+        q, p, prior, loss = vae()
+        for d in (q, p, prior):
+            d.to("cuda")
+        model = Model(loss, distributions=[q, p], optimizer_params={"lr": 1e-2},
+                      compile=compile)
+        torch.manual_seed(2)
+        values = [model.train({"x": x}) for x in xs]  # read only after every step
+        return [float(v) for v in values], torch.cat([t.detach().flatten()
+                                                      for t in model._params])
+
+    with torch._inductor.config.patch(fallback_random=True):
+        eager_values, eager_params = run(False)
+        graph_values, graph_params = run("reduce-overhead")
+    assert graph_values == pytest.approx(eager_values, rel=1e-5)
+    torch.testing.assert_close(graph_params, eager_params, rtol=1e-4, atol=1e-6)

@@ -11,6 +11,13 @@ The finiteness check between them (:func:`finite_check`) stays eager: compiled, 
 nothing measurable and costs one more guard evaluation per step.  The host still reads
 one number per step, and a non-finite step is refused exactly as in eager mode.
 
+``compile`` may name a ``torch.compile`` mode instead of ``True``.  On a GPU,
+``"reduce-overhead"`` replays each piece as a CUDA graph: one launch for all of its
+kernels, which is what a small model's step is made of (see ``comparisons/``).  Every
+step then starts with ``torch.compiler.cudagraph_mark_step_begin()``, and the loss value
+is copied out of the graph's memory, which the next replay overwrites, so that the value
+``train`` returns stays valid.  On a CPU the mode compiles as ``True`` does.
+
 Compilation is lazy: it happens on the first compiled call of each piece.  If
 ``torch.compile`` is unavailable or a piece fails to compile (no C++ compiler, an
 operation Dynamo cannot trace), that call is redone eagerly, ONE ``RuntimeWarning`` says
@@ -21,10 +28,17 @@ Random draws inside a compiled graph come from Inductor's own generator unless
 ``torch._inductor.config.fallback_random = True``, which makes compiled and eager steps
 draw the same numbers for the same seed (the tests and ``comparisons/`` set it).
 """
+import functools
 import warnings
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
 import torch
+
+from ..errors import ModelError
+
+#: ``torch.compile``'s modes; the ones with CUDA graphs replay the step's kernels at once.
+MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 _WARNING = ("Model(compile=True): torch.compile failed on the {what} ({error}); training "
             "continues in eager mode, with the same results at eager speed")
@@ -56,10 +70,16 @@ class CompiledStep:
         Its ``loss_cls`` and ``optimizer`` are compiled.
     compiler : callable
         ``torch.compile`` (a parameter so that tests can make it fail).
+    mode : str, optional
+        ``torch.compile``'s ``mode`` (one of :data:`MODES`); ``None`` for its default.
     """
 
-    def __init__(self, model, compiler: Optional[Callable] = None):
+    def __init__(self, model, compiler: Optional[Callable] = None,
+                 mode: Optional[str] = None):
         compiler = compiler or torch.compile
+        if mode is not None:
+            compiler = functools.partial(compiler, mode=mode)
+        self.cudagraphs = mode in CUDAGRAPH_MODES
         loss, optimizer = model.loss_cls, model.optimizer
         self._eager = {"loss": loss._run, "optimizer step": optimizer.step}
         with warnings.catch_warnings():  # torch's own deprecation notes on first import
@@ -96,7 +116,11 @@ class CompiledStep:
     def run(self, values, ctx):
         """The loss on ``values``: ``(value, new samples)``, as ``Loss._run``."""
         ctx.traced = self.failed is None  # memoise by identity, not by id (Context.recall)
-        return self._call("loss", values, ctx)
+        if not self.cudagraphs or self.failed is not None:
+            return self._call("loss", values, ctx)
+        torch.compiler.cudagraph_mark_step_begin()
+        value, samples = self._call("loss", values, ctx)
+        return value.clone(), samples  # the graph's own output is overwritten next replay
 
     def check(self, value: torch.Tensor, grads: List[torch.Tensor]) -> torch.Tensor:
         """:func:`finite_check`, eagerly (see the module docstring)."""
@@ -106,11 +130,27 @@ class CompiledStep:
         self._call("optimizer step")
 
 
-def compile_step(model, compiler: Optional[Callable] = None) -> Optional[CompiledStep]:
+def compile_mode(compile: Union[bool, str]) -> Optional[str]:
+    """The ``torch.compile`` mode that ``Model(compile=...)`` asks for (``None``: its
+    default), checked before anything is built.
+
+    >>> compile_mode(True), compile_mode("reduce-overhead")
+    (None, 'reduce-overhead')
+    """
+    if compile is None or isinstance(compile, bool):  # None: off, as False
+        return None
+    if compile not in MODES:
+        raise ModelError(f"Model(compile={compile!r}): compile is True, False or one of "
+                         f"torch.compile's modes {list(MODES)}")
+    return compile
+
+
+def compile_step(model, compiler: Optional[Callable] = None,
+                 mode: Optional[str] = None) -> Optional[CompiledStep]:
     """A :class:`CompiledStep` for ``model``, or ``None`` after ONE warning if
     ``torch.compile`` itself is unavailable."""
     try:
-        return CompiledStep(model, compiler)
+        return CompiledStep(model, compiler, mode)
     except Exception as error:  # noqa: BLE001 - compilation never fails training
         warnings.warn(_WARNING.format(what="training step",
                                       error=f"{type(error).__name__}: {error}"),

@@ -14,7 +14,7 @@ the forward pass, and :class:`~pixyz_pyro.model.guard.StepGuard` puts back what 
 failed or refused step changed in the forward pass (running statistics; everything on
 the first step).
 """
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Union
 
 import torch
 from torch import nn
@@ -31,7 +31,7 @@ from .checkpoint import (
     rng_state,
     set_rng_state,
 )
-from .compile import compile_step, finite_check
+from .compile import compile_mode, compile_step, finite_check
 from .guard import StepGuard, is_finite, nonfinite_error
 from .optim import build_optimizer
 
@@ -65,9 +65,11 @@ class Model:
         Gradient clipping.
     retain_graph : bool
         Passed to ``backward``.
-    compile : bool
-        Compile the loss with ``torch.compile`` after a warm-up step; falls back to eager
-        with one warning if compilation fails.
+    compile : bool or str
+        Compile the loss and the optimizer step with ``torch.compile`` after a warm-up
+        step; falls back to eager with one warning if compilation fails.  A string is
+        ``torch.compile``'s ``mode``: ``"reduce-overhead"`` replays the step as CUDA
+        graphs on a GPU (see :mod:`pixyz_pyro.model.compile`).
     skip_nonfinite : bool
         Skip (and count in ``skipped_steps``) steps whose loss or gradients are not
         finite, instead of raising :class:`~pixyz_pyro.errors.NonFiniteError`.
@@ -96,11 +98,12 @@ class Model:
                  optimizer=torch.optim.Adam, optimizer_params: Optional[Dict] = None,
                  clip_grad_norm: Optional[float] = None,
                  clip_grad_value: Optional[float] = None, retain_graph: bool = False,
-                 compile: bool = False, skip_nonfinite: bool = False,
+                 compile: Union[bool, str] = False, skip_nonfinite: bool = False,
                  distributed: Optional[bool] = None):
         if not isinstance(loss, Loss):
             raise LossError(f"Model needs a pixyz_pyro loss expression, got "
                             f"{type(loss).__name__}")
+        self._compile_mode = compile_mode(compile)
         self.loss_cls = loss
         self.test_loss_cls = test_loss if test_loss is not None else loss
         dists = list(distributions) if distributions else loss.distributions()
@@ -231,7 +234,7 @@ class Model:
     def _try_compile(self) -> None:
         """Compile the step (see :mod:`pixyz_pyro.model.compile`); ONE warning and eager
         mode if that fails."""
-        self._compiled = compile_step(self)
+        self._compiled = compile_step(self, mode=self._compile_mode)
         if self._compiled is None:
             self.compile = False
 
