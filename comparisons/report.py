@@ -152,8 +152,9 @@ def bar_chart(result: Dict, path: Path) -> Path:
     ax.set_xticks(range(len(configs)))
     ax.set_xticklabels([f"z={c['z']}, h={c['h']}" for c in configs])
     ax.set_ylabel("time per step / hand-written PyTorch")
-    ax.set_title(f"Table 1 side by side ({result['meta']['threads']} thread(s), "
-                 f"load {result['meta']['load_before']})")
+    meta = result["meta"]
+    ax.set_title(f"Table 1 side by side ({meta.get('device', 'cpu')}, {meta['threads']} "
+                 f"thread(s), load {meta['load_before']})")
     ax.legend(fontsize=7, ncol=4 if len(configs) > 2 else 2, loc="upper center",
               bbox_to_anchor=(0.5, -0.08))
     fig.savefig(path, dpi=120, bbox_inches="tight")

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pixyz_pyro.dist import Bernoulli, Normal
-from pixyz_pyro.errors import ModelError, NonFiniteError
+from pixyz_pyro.errors import InputError, ModelError, NonFiniteError
 from pixyz_pyro.loss import Expectation, KullbackLeibler, LogProb
 from pixyz_pyro.model import Model
 from pixyz_pyro.model import compile as compile_mod
@@ -111,6 +111,36 @@ def test_compiled_call_failure_is_redone_eagerly_with_one_warning(monkeypatch):
         "BackendCompilerFailed: no working C++ compiler); training continues in eager "
         "mode, with the same results at eager speed")
     assert model._compiled.failed == "loss"
+
+
+def test_torchs_compile_notices_do_not_fail_a_strict_warnings_run(monkeypatch):
+    """Under ``-W error`` (as here), the notices torch gives while compiling (the TF32 hint,
+    an empty CUDA graph) are not taken for compile failures; other warnings still are."""
+    expected = train(make_model(False))
+
+    def noisy(note):  # a backend that gives `note` while it compiles: on its first call
+        def backend(f, **kw):
+            calls = []
+
+            def compiled(*args, **kwargs):
+                if not calls:
+                    warnings.warn(note, UserWarning, stacklevel=2)
+                calls.append(1)
+                return f(*args, **kwargs)
+            return compiled
+        return backend
+
+    for note in ("TensorFloat32 tensor cores for float32 matrix multiplication available "
+                 "but not enabled.", "The CUDA Graph is empty. This usually means ..."):
+        monkeypatch.setattr(torch, "compile", noisy(note))
+        model = make_model(True)
+        assert train(model) == expected
+        assert model._compiled.failed is None
+
+    monkeypatch.setattr(torch, "compile", noisy("something else"))  # -W error: an error
+    with pytest.raises(InputError, match=r"torch.compile failed on the loss \(UserWarning: "
+                                         r"something else\)"):
+        train(make_model(True))
 
 
 def test_users_error_is_not_taken_for_a_compile_failure(monkeypatch):

@@ -40,6 +40,11 @@ from ..errors import ModelError
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
 
+#: Notices torch gives while compiling, which under ``-W error`` would fail the compile: the
+#: TF32 hint of Inductor and the empty CUDA graph of a piece without GPU work (seen on an
+#: H200 with ``mode="reduce-overhead"``).
+_COMPILE_NOTES = ("TensorFloat32 tensor cores", "The CUDA Graph is empty")
+
 _WARNING = ("Model(compile=True): torch.compile failed on the {what} ({error}); training "
             "continues in eager mode, with the same results at eager speed")
 
@@ -93,8 +98,10 @@ class CompiledStep:
             return self._eager[what](*args)
         if what in self._warm:
             return self._compiled[what](*args)
-        with warnings.catch_warnings():  # torch's own deprecation notes while compiling
+        with warnings.catch_warnings():  # torch's own notes while compiling
             warnings.simplefilter("ignore", DeprecationWarning)
+            for note in _COMPILE_NOTES:
+                warnings.filterwarnings("ignore", message=note, category=UserWarning)
             try:
                 out = self._compiled[what](*args)
             except Exception as error:  # noqa: BLE001 - compilation never fails training
