@@ -207,6 +207,32 @@ def test_an_unknown_compile_mode_is_refused_before_anything_is_built(mode):
         make_model(mode)
 
 
+def test_every_model_of_a_process_gets_its_loss_compiled(monkeypatch):
+    """Dynamo keeps at most 8 compiled versions per code object and then runs it eagerly,
+    silently; the loss of the tenth model of a process still runs compiled, as each model
+    compiles a function with a code object of its own."""
+    runs = []
+
+    def counting_backend(gm, example_inputs):
+        def forward(*args):
+            runs.append(1)
+            return gm.forward(*args)
+        return forward
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile",
+                        lambda f, **kw: real_compile(f, backend=counting_backend, **kw))
+    x = torch.rand(5, X).round()
+    for _ in range(10):
+        model = make_model(True)
+        for _ in range(3):  # eager warm-up, then compiled steps
+            model.train({"x": x})
+        before = len(runs)
+        model.train({"x": x})
+        assert len(runs) > before  # a compiled graph ran (the loss, at least)
+        assert model._compiled.failed is None
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("compile", [True, "reduce-overhead"])
 def test_compiled_and_eager_give_the_same_losses(compile):

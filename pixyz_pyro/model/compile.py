@@ -29,6 +29,7 @@ Random draws inside a compiled graph come from Inductor's own generator unless
 draw the same numbers for the same seed (the tests and ``comparisons/`` set it).
 """
 import functools
+import types
 import warnings
 from typing import Callable, List, Optional, Union
 
@@ -66,6 +67,29 @@ def finite_check(value: torch.Tensor, grads: List[torch.Tensor]) -> torch.Tensor
     return torch.stack([value.detach(), *torch._foreach_norm(grads)]).sum()
 
 
+def own_code(fn: Callable, what: str) -> Callable:
+    """``fn`` behind a function with a code object of its own.
+
+    Dynamo keeps a code object's compiled graphs with that code object, at most
+    ``torch._dynamo.config.recompile_limit`` (8) of them, dead models' included, and runs
+    it eagerly after that, silently.  Every model's loss runs ``Loss._run``, so compiling
+    it directly let the ninth model of a process compute its loss at eager speed.  A
+    wrapper with its own code object gives each model its own cache, which goes away with
+    the model.  (Torch's optimizers break the graph inside ``step`` on purpose, and the
+    frames after the break are torch's, shared by every optimizer of a class: from the
+    ninth compiled optimizer of a process on, those run eagerly; that limit is torch's.)
+
+    >>> f, g = own_code(abs, "loss"), own_code(abs, "loss")
+    >>> f(-2), f.__code__ is g.__code__
+    (2, False)
+    """
+    def call(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    code = call.__code__.replace(co_name=f"{what.replace(' ', '_')}_of_model_{id(call):x}")
+    return types.FunctionType(code, call.__globals__, code.co_name, None, call.__closure__)
+
+
 class CompiledStep:
     """The compiled pieces of one model's training step, with the eager fallback.
 
@@ -89,7 +113,7 @@ class CompiledStep:
         self._eager = {"loss": loss._run, "optimizer step": optimizer.step}
         with warnings.catch_warnings():  # torch's own deprecation notes on first import
             warnings.simplefilter("ignore", DeprecationWarning)
-            self._compiled = {k: compiler(f) for k, f in self._eager.items()}
+            self._compiled = {k: compiler(own_code(f, k)) for k, f in self._eager.items()}
         self._warm = set()
         self.failed: Optional[str] = None
 
