@@ -20,6 +20,10 @@ Settings, and why:
   on x86 CPUs after a few hundred steps (denormal arithmetic), for every implementation;
 * ``torch._inductor.config.fallback_random = True``: compiled graphs draw from the same
   generator as eager code, so that the compiled step passes the same-objective check;
+* ``torch._dynamo.config.recompile_limit = 64``: torch's optimizers break the compiled
+  graph inside ``step``, and the frames after the break (torch's own code, shared by every
+  optimizer) keep at most 8 compiled versions by default, dead ones included; with three
+  compiled implementations over four sizes, the later ones would silently step eagerly;
 * Pyro's argument validation is off (``pyro.enable_validation(False)``), as pixyz_pyro
   validates once on the first call: both sides then pay only for the computation;
 * glibc keeps freed memory (``mallopt``, see :mod:`comparisons.timing`; off with
@@ -182,6 +186,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     torch._inductor.config.fallback_random = True
+    torch._dynamo.config.recompile_limit = 64  # see the module docstring
     pyro.enable_validation(False)
     kept = keep_freed_memory() if not args.no_malloc_tuning else False
     names = [n.strip() for n in args.impls.split(",") if n.strip()]
