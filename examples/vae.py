@@ -122,6 +122,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                     help="also train examples/handwritten_vae.py with the same settings")
     ap.add_argument("--distributed", action="store_true",
                     help="data-parallel in the processes torchrun starts (docs/distributed.md)")
+    ap.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
+                    help="Model(compile=...): torch.compile the step after the first one; "
+                         "MODE is a torch.compile mode, e.g. reduce-overhead (CUDA graphs "
+                         "on a GPU)")
     args = parse(ap, argv)
     out = setup(args, "vae")
     rank, world = 0, 1
@@ -137,7 +141,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     for d in (q, p, prior):
         d.to(args.device)
     model = Model(loss, distributions=[p, q], optimizer=torch.optim.Adam,
-                  optimizer_params={"lr": args.lr})  # DDP by itself under --distributed
+                  optimizer_params={"lr": args.lr},
+                  compile=args.compile)  # DDP by itself under --distributed
     if args.distributed:  # rank 0's weights are broadcast; each rank draws its own noise
         torch.manual_seed(args.seed + rank)
     print(model)

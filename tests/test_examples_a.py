@@ -85,6 +85,18 @@ def test_example_runs_two_steps_and_writes_its_pictures(name, tmp_path, capsys):
 
 
 @needs_data
+@pytest.mark.slow
+def test_vae_trains_compiled_with_a_mode(tmp_path):
+    """``--compile reduce-overhead``: the second step runs the compiled step (on a CPU the
+    mode compiles as ``--compile`` does); a fallback to eager would warn, an error here."""
+    from examples import vae
+
+    metrics = vae.main(SMOKE + ["--compile", "reduce-overhead", "--out", str(tmp_path)])
+    assert metrics["steps"] == 2
+    _finite_numbers(metrics)
+
+
+@needs_data
 def test_vae_formula_and_networks_match_the_handwritten_reference():
     """Same seed, same initial weights: the examples' VAE is the hand-written one."""
     import torch
