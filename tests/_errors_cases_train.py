@@ -91,6 +91,13 @@ def optimizer_bad_args(w):
                          optimizer_params={"learning_rate": 1e-2})
 
 
+@case("An unknown compile mode", ModelError,
+      "Model(compile='fast'): compile is True, False or one of torch.compile's modes",
+      "'reduce-overhead'", code="Model(loss, compile='fast')")
+def compile_mode(w):
+    return lambda: Model(w.loss, distributions=[w.p, w.q], compile="fast")
+
+
 @case("Expectation over a distribution that cannot be reparameterised", LossError,
       "Expectation over q(y|x): Categorical cannot be reparameterised",
       "Use REINFORCE(q, f)", warm=False,
