@@ -55,7 +55,16 @@ def test_kl_normal_normal_is_torchs_bit_for_bit():
     assert torch.equal(_kl_normal_normal(p, q), expected)
 
 
-def test_bernoulli_log_prob_equals_pyros_values_including_saturation():
+@pytest.fixture(params=["eager", "compiling"])
+def bernoulli_form(request, monkeypatch):
+    """Both forms of the Bernoulli closed form: the eager kernels, and the elementwise form
+    taken while ``torch.compile`` traces (made visible here without compiling)."""
+    if request.param == "compiling":
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    return request.param
+
+
+def test_bernoulli_log_prob_equals_pyros_values_including_saturation(bernoulli_form):
     probs = torch.rand(50, 30)
     probs[0, :4] = torch.tensor([0.0, 1.0, 1e-9, 1 - 1e-9])
     x = torch.rand(50, 30)
@@ -67,7 +76,7 @@ def test_bernoulli_log_prob_equals_pyros_values_including_saturation():
     assert float(ours.sum()) == pytest.approx(float(theirs.sum()), rel=1e-6)
 
 
-def test_bernoulli_gradient_is_pyros_including_saturation():
+def test_bernoulli_gradient_is_pyros_including_saturation(bernoulli_form):
     probs = torch.rand(20, 6) * 0.98 + 0.01
     probs[0, :2] = torch.tensor([0.0, 1.0])
     x = (torch.rand(20, 6) > 0.5).float()
@@ -79,11 +88,27 @@ def test_bernoulli_gradient_is_pyros_including_saturation():
     assert ours_p.grad[0, :2].tolist() == [0.0, 0.0]  # the clamp stops it, as in Pyro
 
 
-def test_bernoulli_nan_probabilities_give_nan_not_an_error():
+def test_bernoulli_nan_probabilities_give_nan_not_an_error(bernoulli_form):
     probs = torch.full((3, 2), 0.5)
     probs[0, 0] = float("nan")
     lp = _bernoulli_log_prob({"probs": probs}, torch.ones(3, 2))
     assert torch.isnan(lp[0, 0]) and torch.isfinite(lp[1:]).all()
+
+
+def test_the_compiling_form_is_the_eager_value_to_rounding(monkeypatch):
+    """Grey levels and saturated probabilities, in float64: the two forms agree to 1e-12
+    in value and gradient."""
+    probs = torch.rand(40, 20, dtype=torch.float64)
+    probs[0, :4] = torch.tensor([0.0, 1.0, 1e-20, 1 - 1e-17], dtype=torch.float64)
+    x = torch.rand(40, 20, dtype=torch.float64)
+    eager_p, compiling_p = probs.clone().requires_grad_(), probs.clone().requires_grad_()
+    eager = _bernoulli_log_prob({"probs": eager_p}, x)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    compiling = _bernoulli_log_prob({"probs": compiling_p}, x)
+    torch.testing.assert_close(compiling, eager, rtol=1e-12, atol=1e-12)
+    eager.sum().backward()
+    compiling.sum().backward()
+    torch.testing.assert_close(compiling_p.grad, eager_p.grad, rtol=1e-10, atol=1e-12)
 
 
 def test_bernoulli_from_logits_is_pyros():
