@@ -15,7 +15,9 @@ from comparisons.vae_pixyz import PixyzAnalytic, PixyzMC
 def _restore_torch_settings():
     threads = torch.get_num_threads()
     fallback = torch._inductor.config.fallback_random
+    limit = torch._dynamo.config.recompile_limit
     yield
+    torch._dynamo.config.recompile_limit = limit
     torch.set_num_threads(threads)
     torch.set_flush_denormal(False)
     torch._inductor.config.fallback_random = fallback

@@ -121,10 +121,13 @@ class FactorDistribution(Distribution):
         cond = self._cond_var
         n = len(cond)
         if n > 1:
-            get = self.__dict__.get("_get_inputs")  # one C call (picklable, unlike a lambda)
-            if get is None:
-                get = self.__dict__["_get_inputs"] = itemgetter(*cond)
-            inputs = get(values)
+            if torch.compiler.is_compiling():  # Dynamo cannot trace an itemgetter
+                inputs = tuple(values[k] for k in cond)
+            else:
+                get = self.__dict__.get("_get_inputs")  # one C call (picklable, no lambda)
+                if get is None:
+                    get = self.__dict__["_get_inputs"] = itemgetter(*cond)
+                inputs = get(values)
         else:
             inputs = (values[cond[0]],) if n else ()
         if ctx is not None:
