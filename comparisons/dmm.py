@@ -20,6 +20,7 @@ where :math:`z_{t-1}` is the sample drawn at step :math:`t-1` (``update_value={"
 "z_prev"}``) and :math:`z_{-1} = 0`.  The hand-written loop computes the same terms
 with the same formulas and the same draws (checked to 1e-6 before timing).
 """
+import time
 from typing import Dict
 
 import torch
@@ -114,22 +115,29 @@ class Inference(Normal):
 class PixyzDMM:
     """The same model as an ``IterativeLoss`` trained by ``Model``."""
 
-    def __init__(self, nets: Nets, steps: int, lr: float = 1e-3):
+    def __init__(self, nets: Nets, steps: int, lr: float = 1e-3, compile: bool = False):
+        self.nets = nets
         q, trans, emit = Inference(nets), Transition(nets), Emission(nets)
         step_loss = KullbackLeibler(q, trans) - Expectation(q, LogProb(emit))
         self.loss_expr = IterativeLoss(step_loss, max_iter=steps, series_var=["x"],
                                        update_value={"z": "z_prev"}).mean()
         self.model = Model(self.loss_expr, distributions=[q, trans, emit],
-                           optimizer=torch.optim.Adam, optimizer_params={"lr": lr})
+                           optimizer=torch.optim.Adam, optimizer_params={"lr": lr},
+                           compile=compile)
 
     def step(self, data: Dict[str, torch.Tensor]) -> float:
         return self.model.train(data).item()
 
 
+#: The name of the compiled implementation in :func:`build`'s result.
+COMPILED = "pixyz_pyro IterativeLoss, compile=True"
+
+
 def build(x_dim: int = 32, z_dim: int = 16, h_dim: int = 64, steps: int = 50,
-          batch: int = 16, seed: int = 0, device: str = "cpu"):
+          batch: int = 16, seed: int = 0, device: str = "cpu", compiled: bool = False):
     """Both implementations on copies of the same weights, and a few batches, on
-    ``device``."""
+    ``device``; with ``compiled``, also ``Model(..., compile=True)`` (not yet compiled:
+    see :func:`warm_compiled`)."""
     torch.manual_seed(seed)
     nets = Nets(x_dim, z_dim, h_dim).to(device)
     twin = Nets(x_dim, z_dim, h_dim).to(device)
@@ -137,8 +145,27 @@ def build(x_dim: int = 32, z_dim: int = 16, h_dim: int = 64, steps: int = 50,
     g = torch.Generator().manual_seed(seed)
     data = [{"x": (torch.rand(steps, batch, x_dim, generator=g) > 0.5).float().to(device),
              "z_prev": torch.zeros(batch, z_dim, device=device)} for _ in range(4)]
-    return {"hand-written loop": HandwrittenDMM(nets), "pixyz_pyro IterativeLoss":
-            PixyzDMM(twin, steps)}, data
+    impls = {"hand-written loop": HandwrittenDMM(nets), "pixyz_pyro IterativeLoss":
+             PixyzDMM(twin, steps)}
+    if compiled:
+        third = Nets(x_dim, z_dim, h_dim).to(device)
+        third.load_state_dict(nets.state_dict())
+        impls[COMPILED] = PixyzDMM(third, steps, compile=True)
+    return impls, data
+
+
+def warm_compiled(impl: PixyzDMM, data) -> float:
+    """Compile ``impl`` (an eager step, then the first compiled one) and put its initial
+    weights back in place, so that it starts where the others do; the seconds it took."""
+    initial = {k: v.clone() for k, v in impl.nets.state_dict().items()}
+    start = time.perf_counter()
+    for _ in range(2):
+        impl.step(data[0])
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        for k, v in impl.nets.state_dict().items():
+            v.copy_(initial[k])
+    return seconds
 
 
 def same_objective(impls: Dict, data, seed: int = 1) -> Dict[str, float]:
