@@ -138,9 +138,9 @@ def test_torchs_compile_notices_do_not_fail_a_strict_warnings_run(monkeypatch):
         assert model._compiled.failed is None
 
     monkeypatch.setattr(torch, "compile", noisy("something else"))  # -W error: an error
-    with pytest.raises(InputError, match=r"torch.compile failed on the loss \(UserWarning: "
-                                         r"something else\)"):
-        train(make_model(True))
+    with pytest.raises(InputError, match=r"Model\(compile='reduce-overhead'\): torch.compile "
+                                         r"failed on the loss \(UserWarning: something else\)"):
+        train(make_model("reduce-overhead"))
 
 
 def test_users_error_is_not_taken_for_a_compile_failure(monkeypatch):

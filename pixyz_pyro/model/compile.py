@@ -46,7 +46,7 @@ CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
 #: H200 with ``mode="reduce-overhead"``).
 _COMPILE_NOTES = ("TensorFloat32 tensor cores", "The CUDA Graph is empty")
 
-_WARNING = ("Model(compile=True): torch.compile failed on the {what} ({error}); training "
+_WARNING = ("Model(compile={compile}): torch.compile failed on the {what} ({error}); training "
             "continues in eager mode, with the same results at eager speed")
 
 
@@ -109,6 +109,7 @@ class CompiledStep:
         if mode is not None:
             compiler = functools.partial(compiler, mode=mode)
         self.cudagraphs = mode in CUDAGRAPH_MODES
+        self._label = True if mode is None else repr(mode)  # as the user wrote it
         loss, optimizer = model.loss_cls, model.optimizer
         self._eager = {"loss": loss._run, "optimizer step": optimizer.step}
         with warnings.catch_warnings():  # torch's own deprecation notes on first import
@@ -141,8 +142,8 @@ class CompiledStep:
     def _fail(self, what: str, error: Exception) -> None:
         self.failed = what
         message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        warnings.warn(_WARNING.format(what=what, error=message[:300]), RuntimeWarning,
-                      stacklevel=2)
+        warnings.warn(_WARNING.format(compile=self._label, what=what, error=message[:300]),
+                      RuntimeWarning, stacklevel=2)
 
     def run(self, values, ctx):
         """The loss on ``values``: ``(value, new samples)``, as ``Loss._run``."""
@@ -183,7 +184,8 @@ def compile_step(model, compiler: Optional[Callable] = None,
     try:
         return CompiledStep(model, compiler, mode)
     except Exception as error:  # noqa: BLE001 - compilation never fails training
-        warnings.warn(_WARNING.format(what="training step",
+        warnings.warn(_WARNING.format(compile=True if mode is None else repr(mode),
+                                      what="training step",
                                       error=f"{type(error).__name__}: {error}"),
                       RuntimeWarning, stacklevel=3)
         return None
