@@ -116,6 +116,7 @@ class CompiledStep:
             warnings.simplefilter("ignore", DeprecationWarning)
             self._compiled = {k: compiler(own_code(f, k)) for k, f in self._eager.items()}
         self._warm = set()
+        self._marked = False  # cudagraph_mark_step_begin called once already
         self.failed: Optional[str] = None
 
     def _call(self, what: str, *args):
@@ -150,7 +151,13 @@ class CompiledStep:
         ctx.traced = self.failed is None  # memoise by identity, not by id (Context.recall)
         if not self.cudagraphs or self.failed is not None:
             return self._call("loss", values, ctx)
-        torch.compiler.cudagraph_mark_step_begin()
+        if self._marked:
+            torch.compiler.cudagraph_mark_step_begin()
+        else:
+            with warnings.catch_warnings():  # the first call imports torch's CUDA-graph trees
+                warnings.simplefilter("ignore", DeprecationWarning)
+                torch.compiler.cudagraph_mark_step_begin()
+            self._marked = True
         value, samples = self._call("loss", values, ctx)
         return value.clone(), samples  # the graph's own output is overwritten next replay
 
