@@ -22,9 +22,8 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from . import dmm, formula, scaling
+from .device import add_device_args, check_device, device_name
 from .timing import interleaved, keep_freed_memory, load_average, summarise
-
-TOLERANCE = 1e-6
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -33,17 +32,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--tolerance", type=float, default=TOLERANCE,
-                    help=f"relative difference allowed in the DMM's same-objective check "
-                         f"(default {TOLERANCE:g})")
+    add_device_args(ap)
     ap.add_argument("--out", default="comparisons/results")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
     ap.add_argument("--no-compile", action="store_true",
                     help="skip the compiled DMM (its compilation takes a minute or two)")
     args = ap.parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda: torch sees no CUDA device here")
+    check_device(ap, args)
     return args
 
 
@@ -107,9 +102,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     torch.set_flush_denormal(True)
     torch._inductor.config.fallback_random = True  # compiled draws = eager draws
     keep_freed_memory()
-    device = (f"cuda ({torch.cuda.get_device_name(0)})" if args.device == "cuda"
-              else args.device)
-    result = {"threads": torch.get_num_threads(), "device": device,
+    result = {"threads": torch.get_num_threads(), "device": device_name(args.device),
               "load_before": load_average()}
     result["dmm"] = run_dmm(args)
     result["formula"] = formula.measure(50, 3 if args.quick else 20)

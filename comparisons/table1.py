@@ -46,6 +46,7 @@ import pyro
 import torch
 
 from . import report
+from .device import TOLERANCE, add_device_args, check_device, device_name
 from .timing import interleaved, keep_freed_memory, load_average, summarise
 from .vae import (
     TorchBCE,
@@ -66,7 +67,6 @@ IMPLEMENTATIONS = {c.name: c for c in (TorchBCE, TorchLogits, PyroSVI, PyroJit, 
 DEFAULT_IMPLS = ("torch", "torch_logits", "pyro", "pyro_jit", "pixyz", "pixyz_mc",
                  "pixyz_svi", "pixyz_compile")
 CUDA_IMPLS = ("torch_cudagraphs", "pixyz_cudagraphs")
-TOLERANCE = 1e-6
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -83,11 +83,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                          f"(default: {', '.join(DEFAULT_IMPLS)}; on cuda also "
                          f"{', '.join(CUDA_IMPLS)})")
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    add_device_args(ap)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--tolerance", type=float, default=TOLERANCE,
-                    help=f"relative difference allowed in the same-objective check "
-                         f"(default {TOLERANCE:g})")
     ap.add_argument("--out", default="comparisons/results")
     ap.add_argument("--no-plot", action="store_true", help="skip the PNG chart")
     ap.add_argument("--no-malloc-tuning", action="store_true",
@@ -95,20 +92,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true",
                     help="tiny sizes, 2 rounds of 2 steps (a smoke test, not a measurement)")
     args = ap.parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda: torch sees no CUDA device here")
+    check_device(ap, args)
     if args.impls is None:
         args.impls = ",".join(DEFAULT_IMPLS + (CUDA_IMPLS if args.device == "cuda" else ()))
     if args.quick:
         args.configs, args.batch_size = "2x8", 16
         args.rounds, args.steps, args.warmup = 2, 2, 1
     return args
-
-
-def _device_name(device: str) -> str:
-    if device == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(0)})"
-    return device
 
 
 def batches(n: int, batch_size: int, device: str, seed: int) -> List[torch.Tensor]:
@@ -199,7 +189,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
             "torch": torch.__version__, "pyro": pyro.__version__,
             "threads": torch.get_num_threads(), "flush_denormal": True,
             "keep_freed_memory": kept,
-            "device": _device_name(args.device), "tolerance": args.tolerance,
+            "device": device_name(args.device), "tolerance": args.tolerance,
             "batch_size": args.batch_size, "rounds": args.rounds,
             "steps": args.steps, "warmup": args.warmup, "load_before": load_average(),
             "argv": list(sys.argv[1:] if argv is None else argv)}
