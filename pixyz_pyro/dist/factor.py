@@ -11,7 +11,6 @@ come from three places, merged in this order:
 ``pyro.distributions`` object.  Both the direct executor and the Pyro executor use it.
 Names, shapes and supports are validated on the first call only.
 """
-from operator import itemgetter
 from typing import Dict, Optional
 
 import torch
@@ -121,13 +120,7 @@ class FactorDistribution(Distribution):
         cond = self._cond_var
         n = len(cond)
         if n > 1:
-            if torch.compiler.is_compiling():  # Dynamo cannot trace an itemgetter
-                inputs = tuple(values[k] for k in cond)
-            else:
-                get = self.__dict__.get("_get_inputs")  # one C call (picklable, no lambda)
-                if get is None:
-                    get = self.__dict__["_get_inputs"] = itemgetter(*cond)
-                inputs = get(values)
+            inputs = tuple([values[k] for k in cond])  # plain Python: Dynamo traces it
         else:
             inputs = (values[cond[0]],) if n else ()
         if ctx is not None:
