@@ -67,6 +67,11 @@ def finite_check(value: torch.Tensor, grads: List[torch.Tensor]) -> torch.Tensor
     return torch.stack([value.detach(), *torch._foreach_norm(grads)]).sum()
 
 
+def _compile_label(mode: Optional[str]) -> str:
+    """``compile=...`` as the user wrote it, for messages."""
+    return "True" if mode is None else repr(mode)
+
+
 def own_code(fn: Callable, what: str) -> Callable:
     """``fn`` behind a function with a code object of its own.
 
@@ -108,8 +113,8 @@ class CompiledStep:
         compiler = compiler or torch.compile
         if mode is not None:
             compiler = functools.partial(compiler, mode=mode)
+        self.mode = mode
         self.cudagraphs = mode in CUDAGRAPH_MODES
-        self._label = True if mode is None else repr(mode)  # as the user wrote it
         loss, optimizer = model.loss_cls, model.optimizer
         self._eager = {"loss": loss._run, "optimizer step": optimizer.step}
         with warnings.catch_warnings():  # torch's own deprecation notes on first import
@@ -143,8 +148,8 @@ class CompiledStep:
     def _fail(self, what: str, error: Exception) -> None:
         self.failed = what
         message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        warnings.warn(_WARNING.format(compile=self._label, what=what, error=message[:300]),
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(_WARNING.format(compile=_compile_label(self.mode), what=what,
+                                      error=message[:300]), RuntimeWarning, stacklevel=2)
 
     def run(self, values, ctx):
         """The loss on ``values``: ``(value, new samples)``, as ``Loss._run``."""
@@ -191,8 +196,7 @@ def compile_step(model, compiler: Optional[Callable] = None,
     try:
         return CompiledStep(model, compiler, mode)
     except Exception as error:  # noqa: BLE001 - compilation never fails training
-        warnings.warn(_WARNING.format(compile=True if mode is None else repr(mode),
-                                      what="training step",
+        warnings.warn(_WARNING.format(compile=_compile_label(mode), what="training step",
                                       error=f"{type(error).__name__}: {error}"),
                       RuntimeWarning, stacklevel=3)
         return None
