@@ -25,12 +25,11 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from pyro.infer import MCMC, NUTS, Predictive
 
 from examples.common import Logger, example_parser, parse, setup
-from examples.plotting import save_loss_curve
+from examples.plotting import save_figure, save_loss_curve
 from pixyz_pyro.dist import Bernoulli, Normal
 from pixyz_pyro.infer import to_pyro
 from pixyz_pyro.loss import LogProb
@@ -72,8 +71,7 @@ def save_trace(ws: np.ndarray, log_joint: np.ndarray, path) -> None:
     axes[-1].set_xlabel("NUTS draw (after warm-up)")
     fig.suptitle("NUTS chain; dashed: true coefficients", fontsize=10)
     fig.tight_layout()
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path, dpi=90)
 
 
 def save_posterior(ws: np.ndarray, lo: np.ndarray, hi: np.ndarray, path) -> None:
@@ -88,8 +86,7 @@ def save_posterior(ws: np.ndarray, lo: np.ndarray, hi: np.ndarray, path) -> None
         ax.set_yticks([])
     fig.suptitle("posterior p(w|x, y): 90% interval shaded, truth in red", fontsize=10)
     fig.tight_layout()
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path, dpi=90)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:

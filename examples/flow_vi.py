@@ -35,11 +35,10 @@ import time
 from typing import Callable, Dict, Optional, Sequence
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from examples.common import Logger, example_parser, parse, progress, setup, stop_early
-from examples.plotting import save_loss_curve
+from examples.plotting import save_figure, save_loss_curve
 from pixyz_pyro.dist import CustomProb, Normal, TransformedDistribution
 from pixyz_pyro.flows import FlowList, PlanarFlow
 from pixyz_pyro.loss import ELBO, Expectation, LogProb, Parameter
@@ -121,8 +120,7 @@ def save_pictures(log_p: Callable, z: torch.Tensor, path, title: str) -> None:
         ax.set_aspect("equal")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path, dpi=90)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:

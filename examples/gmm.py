@@ -27,13 +27,12 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import pyro.distributions as pd
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import nn
 from torch.nn import functional as F
 
 from examples.common import Logger, example_parser, parse, progress, setup, stop_early
-from examples.plotting import save_loss_curve
+from examples.plotting import save_figure, save_loss_curve
 from pixyz_pyro.dist import Categorical, MixtureModel, lift
 from pixyz_pyro.model import ML
 
@@ -137,8 +136,7 @@ def save_mixture_plot(p: MixtureModel, x: torch.Tensor, path, title: str) -> Non
     ax.set_title(title, fontsize=9)
     ax.set_aspect("equal")
     fig.tight_layout()
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:

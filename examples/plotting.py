@@ -31,7 +31,9 @@ def _numpy(values: ArrayLike) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
-def _save(fig: Figure, path: PathLike, dpi: int) -> Path:
+def save_figure(fig: Figure, path: PathLike, dpi: int = 100) -> Path:
+    """Render ``fig`` with the Agg backend (no display needed) and write it to ``path``,
+    creating its folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
@@ -127,7 +129,7 @@ def save_image_grid(
     ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=9, y=0.995, va="top")
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def save_loss_curve(
@@ -177,7 +179,7 @@ def save_loss_curve(
     if curves:
         ax.legend()
     fig.tight_layout()
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def save_scatter(
@@ -239,7 +241,7 @@ def save_scatter(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def _colormap(n: int):

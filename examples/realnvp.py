@@ -27,12 +27,11 @@ import time
 from typing import Dict, Optional, Sequence
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import nn
 
 from examples.common import Logger, example_parser, parse, progress, setup, stop_early
-from examples.plotting import save_loss_curve
+from examples.plotting import save_figure, save_loss_curve
 from pixyz_pyro.dist import InverseTransformedDistribution, Normal
 from pixyz_pyro.flows import AffineCoupling, FlowList
 from pixyz_pyro.model import ML
@@ -97,8 +96,7 @@ def save_density_plot(p, x_test: torch.Tensor, path, title: str) -> None:
         ax.set_aspect("equal")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path, dpi=90)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:

@@ -36,14 +36,13 @@ import time
 from typing import Dict, Optional, Sequence
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import nn
 from torch.nn import functional as F
 
 from examples.common import Logger, example_parser, parse, progress, setup, stop_early
 from examples.data import load_dataset, resolve_name
-from examples.plotting import image_grid, save_loss_curve
+from examples.plotting import image_grid, save_figure, save_loss_curve
 from examples.sequences import sliding_items
 from pixyz_pyro.dist import Bernoulli, Deterministic, Normal
 from pixyz_pyro.loss import NLL, IterativeLoss, KullbackLeibler, LossExpectation
@@ -149,8 +148,7 @@ def save_strips(frames: torch.Tensor, path, ncol: int, title: str) -> None:
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     fig.suptitle(title, fontsize=9, y=0.995, va="top")
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
