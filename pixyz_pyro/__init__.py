@@ -5,7 +5,9 @@ Three layers, as in Pixyz: distributions (:mod:`pixyz_pyro.dist`), losses
 :mod:`pixyz_pyro.infer`.  ``import pixyz_pyro`` does not import sympy.
 """
 from . import dist, loss, utils
+from .dist.validation import SupportWarning, get_validation, set_validation, validation
 
 __version__ = "0.1.0"
 
-__all__ = ["dist", "loss", "utils", "__version__"]
+__all__ = ["dist", "loss", "utils", "__version__", "set_validation", "get_validation",
+           "validation", "SupportWarning"]

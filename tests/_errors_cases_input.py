@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from _errors_world import Encoder, case, prior
 from torch import nn
 
+import pixyz_pyro
 from pixyz_pyro.dist import Bernoulli, Categorical, Normal
 from pixyz_pyro.errors import (
     GraphError,
@@ -60,7 +61,7 @@ def empty_batch(w):
 
 @case("Wrong dtype for a network", InputError,
       "q(z|x).forward failed on {x: int64 (8, 4) on cpu}",
-      "on its first call it got {x: float32 (8, 4) on cpu}",
+      "its parameters are float32 (8, 4) on cpu",
       code='model.train({"x": x.long()})')
 def wrong_dtype_network(w):
     return lambda: w.model.train({"x": w.x.long()})
@@ -75,7 +76,7 @@ def wrong_dtype_value(w):
 
 @case("Wrong device", InputError,
       "q(z|x).forward failed on {x: float32 (8, 4) on meta}",
-      "on its first call it got {x: float32 (8, 4) on cpu}",
+      "its parameters are float32 (8, 4) on cpu",
       code='model.train({"x": x.to("meta")})')
 def wrong_device(w):
     return lambda: w.model.train({"x": w.x.to("meta")})
@@ -83,7 +84,7 @@ def wrong_device(w):
 
 @case("Wrong feature shape for a network", InputError,
       "q(z|x).forward failed on {x: float32 (8, 5) on cpu}",
-      "on its first call it got {x: float32 (8, 4) on cpu}",
+      "its parameters are float32 (8, 4) on cpu",
       code='model.train({"x": torch.rand(8, 5)})')
 def wrong_feature_shape(w):
     return lambda: w.model.train({"x": torch.rand(8, 5)})
@@ -218,11 +219,14 @@ def probs_outside(w):
     return lambda: Bernoulli(probs=1.5, var=["x"]).sample(batch_n=2)
 
 
-@case("A Bernoulli value outside [0, 1]", SupportError,
-      'p(x|z): "x" must lie in [0, 1], got values in [', warm=False,
-      code='model.train({"x": x + 1})')
+@case("A Bernoulli value outside [0, 1] under strict validation", SupportError,
+      'p(x|z): "x" must lie in [0, 1]; got values in [',
+      code='with pixyz_pyro.validation("strict"): model.train({"x": x + 1})')
 def value_outside_unit(w):
-    return lambda: w.model.train({"x": w.x + 1})
+    def run():
+        with pixyz_pyro.validation("strict"):
+            w.model.train({"x": w.x + 1})
+    return run
 
 
 @case("A categorical value that is not one-hot", SupportError,

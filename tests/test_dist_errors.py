@@ -1,4 +1,6 @@
+
 """Errors are API: each names the distribution, the variable and what was expected."""
+import math
 import re
 
 import pytest
@@ -6,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import pixyz_pyro
+from pixyz_pyro import SupportWarning
 from pixyz_pyro.dist import Bernoulli, Categorical, Normal
 from pixyz_pyro.errors import (
     GraphError,
@@ -189,10 +193,16 @@ def test_probs_outside_unit_interval():
 
 
 def test_bernoulli_value_outside_unit_interval():
+    """Pixyz scores any real value with the formula: the default warns, strict raises."""
     p = Bernoulli(probs=0.5, var=["x"])
-    with pytest.raises(SupportError, match=m('p(x): "x" must lie in [0, 1], got values in '
-                                             "[-0.5, 1.5]")):
-        p.get_log_prob({"x": torch.tensor([[1.5], [-0.5]])})
+    x = torch.tensor([[1.5], [-0.5]])
+    with pytest.warns(SupportWarning, match=m('p(x): "x" must lie in [0, 1]; got values in '
+                                              "[-0.5, 1.5]")):
+        lp = p.get_log_prob({"x": x})
+    assert torch.allclose(lp, x.squeeze(1) * math.log(0.5) + (1 - x.squeeze(1)) * math.log(0.5))
+    with pixyz_pyro.validation("strict"), pytest.raises(
+            SupportError, match=m('p(x): "x" must lie in [0, 1]; got values in [-0.5, 1.5]')):
+        p.get_log_prob({"x": x})
 
 
 def test_categorical_value_not_one_hot():

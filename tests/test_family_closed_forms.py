@@ -124,10 +124,18 @@ def test_non_tensor_parameters_fall_back():
 
 
 def test_families_carry_their_closed_forms():
-    assert Normal.family.closed_log_prob is _normal_log_prob
-    assert Normal.family.closed_rsample is _normal_rsample
-    assert Bernoulli.family.closed_log_prob is _bernoulli_log_prob
-    assert Bernoulli.family.closed_rsample is None  # not reparameterisable
+    assert Normal.family.numerics.log_prob is _normal_log_prob
+    assert Normal.family.numerics.rsample is _normal_rsample
+    assert Bernoulli.family.numerics.log_prob is _bernoulli_log_prob
+    assert Bernoulli.family.numerics.rsample is None  # not reparameterisable
+    # the class declares what it uses; a subclass that overrides pyro_dist uses none
+    assert Normal._numerics is Normal.family.numerics
+
+    class Custom(Normal):
+        def pyro_dist(self, values, ctx=None):
+            return super().pyro_dist(values, ctx)
+
+    assert Custom._numerics.log_prob is None and Custom._numerics.rsample is None
     assert closed_kl(Normal.family, Normal.family) is _kl_normal_normal
     assert closed_kl(Normal.family, Bernoulli.family) is None
 

@@ -5,7 +5,7 @@ One :class:`Context` lives for one top-level call (``sample``, ``get_log_prob`` 
 memoises each distribution's ``forward`` by the identity of its input tensors: within
 one evaluation ``q(z|x)`` runs once however many terms use it.
 """
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 try:
     from torch.compiler import is_compiling
@@ -23,19 +23,29 @@ class Context:
         ``(id(dist), ids of inputs) -> (inputs, params)``.  The inputs are kept beside the
         params so that the ids stay unique while the context lives.
     terms : dict or None
-        When not ``None``, top-level loss terms write their values here.
+        When not ``None``, ``id(term node) -> value`` for the top-level terms.
+    shared : dict or None
+        Values of the loss nodes that occur more than once in the expression, so that each
+        is evaluated once per evaluation (``e - e`` is exactly zero).
+    flags : list
+        Support checks left on the device (:mod:`pixyz_pyro.dist.checks`), read once.
     batch_n : int or None
         Batch size of the evaluation, used when sampling unconditioned distributions.
+    options : object
+        The evaluation's declared options (e.g. which side of an adversarial loss), set
+        by the loss executor; ``None`` elsewhere.
     """
 
-    __slots__ = ("memo", "terms", "batch_n", "kwargs", "traced")
+    __slots__ = ("memo", "terms", "shared", "flags", "batch_n", "options", "traced")
 
     def __init__(self, batch_n: Optional[int] = None, record_terms: bool = False,
-                 kwargs: Optional[Dict[str, Any]] = None):
+                 options: Any = None):
         self.memo: Dict[Tuple, Tuple] = {}
-        self.terms: Optional[Dict[str, Any]] = {} if record_terms else None
+        self.terms: Optional[Dict[int, Any]] = {} if record_terms else None
+        self.shared: Optional[Dict[int, Any]] = None
+        self.flags: List[Any] = []
         self.batch_n = batch_n
-        self.kwargs = kwargs or {}
+        self.options = options
         #: Whether the evaluation runs under ``torch.compile`` (see :meth:`recall`).
         self.traced = is_compiling()
 

@@ -25,6 +25,7 @@ from ..errors import (
     passes_through,
     wrap_error,
 )
+from .checks import settle
 from .context import Context
 from .naming import as_var_list, latex_name, prob_text
 from .running import restore_running, snapshot_running
@@ -145,6 +146,21 @@ class Distribution(nn.Module):
                        batch_n: Optional[int]) -> Dict[str, torch.Tensor]:
         raise NotImplementedError(f"{self.prob_text} cannot be sampled")
 
+    def _sample_n(self, values: Dict, ctx: Context, reparam: bool, batch_n: Optional[int],
+                  n: int, folded: Optional[Dict] = None) -> Dict[str, torch.Tensor]:
+        """``n`` draws per batch row, folded draw-major into ``(n * batch, *features)``.
+
+        This generic form draws once per row of the inputs folded ``n`` times (``folded``,
+        or ``values`` folded here); a factor overrides it to evaluate its parameters once
+        on the ``batch`` rows."""
+        if n == 1:
+            return self._sample_values(values, ctx, reparam, batch_n)
+        if folded is None:
+            names = [k for k in self.input_var
+                     if isinstance(values.get(k), torch.Tensor) and values[k].dim() > 0]
+            folded = fold(values, names, n)
+        return self._sample_values(folded, ctx, reparam, n * (batch_n or 1))
+
     def _log_prob_values(self, values: Dict, ctx: Context, sum_features: bool = True,
                          feature_dims=None) -> torch.Tensor:
         raise NotImplementedError(f"{self.prob_text} has no log-density")
@@ -170,16 +186,20 @@ class Distribution(nn.Module):
         check_values(who, values, names)
         return values
 
-    def _guarded(self, fn, purpose: str, values: Dict):
-        """``fn()``, with what it changes in running statistics put back and a torch error
-        re-raised in the user's terms if it raises."""
+    def _guarded(self, fn, purpose: str, values: Dict, ctx: Context):
+        """``fn()``, its support checks read (:func:`~pixyz_pyro.dist.checks.settle`), with
+        what it changes in running statistics put back and a torch error re-raised in the
+        user's terms if it raises."""
         saved = snapshot_running((self,))
         try:
-            return fn()
+            out = fn()
+            settle(ctx.flags)
+            return out
         except BaseException as e:
             restore_running(saved)
             if passes_through(e):
                 raise
+            settle(ctx.flags)  # a torch error caused by a value outside its support
             names = [v for v in self.var + self.input_var if v in values]
             raise wrap_error(f"{purpose} of {self.prob_text}", e, values,
                              list(dict.fromkeys(names))) from e
@@ -210,9 +230,9 @@ class Distribution(nn.Module):
             has_input = any(isinstance(values[k], torch.Tensor) and values[k].dim() > 0
                             for k in names)
             batch_n = None if has_input else n * (batch_n or 1)
-        new = self._guarded(
-            lambda: self._sample_values(values, Context(batch_n=batch_n), reparam, batch_n),
-            "sampling", x_dict)
+        ctx = Context(batch_n=batch_n)
+        new = self._guarded(lambda: self._sample_values(values, ctx, reparam, batch_n),
+                            "sampling", x_dict, ctx)
         new = {k: unfold(v, sample_shape) for k, v in new.items()}
         if not return_all:
             return {k: new[k] for k in self.var if k in new}
@@ -233,9 +253,10 @@ class Distribution(nn.Module):
         (every dimension but the first) when ``sum_features``."""
         need = self.var + [v for v in self.input_var if v not in self.var]
         x_dict = self._checked_input(x_dict, self.var + self.input_var, need, "log_prob")
+        ctx = Context()
         return self._guarded(
-            lambda: self._log_prob_values(x_dict, Context(), sum_features, feature_dims),
-            "log_prob", x_dict)
+            lambda: self._log_prob_values(x_dict, ctx, sum_features, feature_dims),
+            "log_prob", x_dict, ctx)
 
     def get_entropy(self, x_dict=None, sum_features: bool = True,
                     feature_dims=None) -> torch.Tensor:

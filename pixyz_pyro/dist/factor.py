@@ -9,9 +9,11 @@ come from three places, merged in this order:
 
 :meth:`FactorDistribution.pyro_dist` turns the parameters into ONE
 ``pyro.distributions`` object.  Both the direct executor and the Pyro executor use it.
-Names, shapes and supports are validated on the first call only.
+Names, shapes and supports are validated on every call, as the validation policy says
+(:mod:`pixyz_pyro.dist.validation`): names and shapes on the host, supports as device
+flags read once per evaluation (:mod:`pixyz_pyro.dist.checks`).
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -24,11 +26,12 @@ from ..errors import (
     VariableError,
     describe,
 )
-from .checks import check_forward_batch, forward_error
+from .checks import Violation, check_forward_batch, flag, forward_error
 from .context import Context
 from .distribution import Distribution, to_dict
-from .family import Family
+from .family import PYRO_NUMERICS, Family, Numerics
 from .shapes import SHAPES, broadcast_shapes, shape_str
+from .validation import checking, strict
 
 
 def _sum_features(t: torch.Tensor, sum_features: bool, feature_dims) -> torch.Tensor:
@@ -41,6 +44,14 @@ def _sum_features(t: torch.Tensor, sum_features: bool, feature_dims) -> torch.Te
     return t.sum(dim=tuple(range(1, t.dim())))
 
 
+def _fold_param(t, n: int, rows: Optional[int]):
+    """A parameter of ``rows`` rows repeated for ``n`` draws, draw-major (as ``fold``)."""
+    if not isinstance(t, torch.Tensor) or t.dim() == 0 or rows is None or \
+            t.shape[0] != rows or rows == 1:
+        return t
+    return t.unsqueeze(0).expand(n, *t.shape).reshape(n * rows, *t.shape[1:])
+
+
 class FactorDistribution(Distribution):
     """A distribution from a :class:`Family` of ``pyro.distributions``.
 
@@ -48,7 +59,17 @@ class FactorDistribution(Distribution):
     compute parameters with a network, as in Pixyz.
     """
 
-    family: Family = None  # set by lift()
+    family: Family = None  # set by each family class (or lift())
+    #: The closed forms of :data:`~pixyz_pyro.dist.family.NUMERICS` this class uses,
+    #: declared when the class is made (a subclass that overrides :meth:`pyro_dist` gets
+    #: the pyro object everywhere).
+    _numerics: Numerics = PYRO_NUMERICS
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        fam = cls.__dict__.get("family", cls.family)
+        own = cls.pyro_dist is FactorDistribution.pyro_dist
+        cls._numerics = fam.numerics if (fam is not None and own) else PYRO_NUMERICS
 
     def __init__(self, var=("x",), cond_var=(), name: str = "p", features_shape=torch.Size(),
                  **params):
@@ -78,8 +99,11 @@ class FactorDistribution(Distribution):
             else:
                 consts[key] = torch.as_tensor(value, dtype=torch.get_default_dtype()
                                               if not torch.is_tensor(value) else None)
-        if consts and not self._features_shape:
-            self._features_shape = broadcast_shapes(*(c.shape for c in consts.values()))
+        trainable = [k for k, v in params.items() if isinstance(v, nn.Parameter)]
+        if (consts or trainable) and not self._features_shape:
+            self._features_shape = broadcast_shapes(
+                *(c.shape for c in consts.values()),
+                *(params[k].shape for k in trainable))
         for key, c in consts.items():
             try:
                 c = c.expand(self._features_shape)
@@ -93,8 +117,11 @@ class FactorDistribution(Distribution):
                                   isinstance(params.get(k), nn.Parameter))
         self._forward_vars = tuple(v for v in self._cond_var if v not in self._bound.values())
         self._has_forward = type(self).forward is not Distribution.forward
-        self._checked = False
-        self._checked_value = False
+        self._fixed_names = tuple(k for k in self._param_names
+                                  if k not in self._bound and k not in trainable)
+        #: nn.Parameters have features_shape; they get their batch dimension per call.
+        self._trainable_names = tuple(trainable)
+        self._lp_names = self._var + [v for v in self._cond_var if v not in self._var]
 
     @property
     def distribution_name(self) -> str:
@@ -117,6 +144,8 @@ class FactorDistribution(Distribution):
 
     # --- parameters ---------------------------------------------------------------------
     def _params(self, values: Dict, ctx: Optional[Context]) -> Dict[str, torch.Tensor]:
+        """The parameters given ``values`` (memoised in ``ctx`` by input identity), checked
+        on every call by the validation policy (:mod:`pixyz_pyro.dist.validation`)."""
         cond = self._cond_var
         n = len(cond)
         if n > 1:
@@ -127,26 +156,13 @@ class FactorDistribution(Distribution):
             hit = ctx.recall(self, inputs)
             if hit is not None:
                 return hit
-        fixed = self.__dict__.get("_fixed_names")
-        if fixed is None:  # constants and nn.Parameters, looked up once
-            fixed = self.__dict__["_fixed_names"] = tuple(
-                k for k in self._param_names if k not in self._bound)
-            # Only forward gives parameters: it takes every cond_var, in order.
-            self.__dict__["_forward_only"] = self._has_forward and not (
-                fixed or self._static or self._bound)
-        if self.__dict__["_forward_only"] and self._checked:  # the hot path
-            try:
-                out = self.forward(**dict(zip(self._cond_var, inputs)))
-            except PixyzError:
-                raise
-            except Exception as e:  # noqa: BLE001 - re-raised in the user's terms
-                raise forward_error(self, values, self._forward_vars, e) from e
-            params = dict(out)
-            if ctx is not None:
-                ctx.remember(self, inputs, params)
-            return params
-        params = {k: getattr(self, k) for k in fixed} if fixed else {}
-        params.update(self._static)
+        check = checking()
+        params = {k: getattr(self, k) for k in self._fixed_names} if self._fixed_names \
+            else {}
+        for k in self._trainable_names:
+            params[k] = getattr(self, k).unsqueeze(0)
+        if self._static:
+            params.update(self._static)
         for k, v in self._bound.items():
             params[k] = values[v]
         if self._has_forward:
@@ -156,11 +172,11 @@ class FactorDistribution(Distribution):
                 raise
             except Exception as e:  # noqa: BLE001 - re-raised in the user's terms
                 raise forward_error(self, values, self._forward_vars, e) from e
-            if not self._checked:
+            if check:
                 self._check_forward(out, values)
             params.update(out)
-        if not self._checked:
-            self._check_params(params)
+        if check:
+            self._check_params(params, ctx)
         if ctx is not None:
             ctx.remember(self, inputs, params)
         return params
@@ -170,14 +186,16 @@ class FactorDistribution(Distribution):
         if not isinstance(out, dict):
             raise ParameterError(f"{self.prob_text}.forward must return a dict of parameters "
                                  f"{list(fam.params)}, got {type(out).__name__}")
-        bad = set(out) - set(fam.all_params)
-        if bad:
-            raise ParameterError(
-                f"{self.prob_text}.forward returned parameter names {sorted(out)}; a "
-                f"{fam.name} expects {list(fam.params)} (unknown: {sorted(bad)})")
+        for k in out:
+            if k not in fam.all_params:
+                raise ParameterError(
+                    f"{self.prob_text}.forward returned parameter names {sorted(out)}; a "
+                    f"{fam.name} expects {list(fam.params)} (unknown: "
+                    f"{sorted(set(out) - set(fam.all_params))})")
         check_forward_batch(self, out, values, self._forward_vars)
 
-    def _check_params(self, params: Dict[str, torch.Tensor]) -> None:
+    def _check_params(self, params: Dict[str, torch.Tensor], ctx: Optional[Context]) -> None:
+        """Names and shapes on the host; supports as device flags (see :func:`flag`)."""
         fam = self.family
         missing = fam.missing(params)
         if missing:
@@ -185,27 +203,31 @@ class FactorDistribution(Distribution):
                 f"{self.prob_text} has no value for parameter(s) {missing}: a {fam.name} "
                 f"needs {list(fam.params)}, got {sorted(params)} from constants, bound "
                 f"variables and forward")
-        tensors = {k: v for k, v in params.items()
-                   if isinstance(v, torch.Tensor) and k not in self._static}
-        try:
-            broadcast_shapes(*(t.shape for t in tensors.values()))
-        except RuntimeError:
-            shapes = {k: shape_str(t.shape) for k, t in tensors.items()}
-            raise ShapeError(f"{self.prob_text}: parameter shapes {shapes} do not broadcast "
-                             f"({SHAPES})") from None
-        for k, t in tensors.items():
-            if self._features_shape and t.dim() > 1 and \
-                    tuple(t.shape[-len(self._features_shape):]) != tuple(self._features_shape) \
-                    and t.shape[1:].numel() != 1:
+        static = self._static
+        tensors = [(k, v) for k, v in params.items()
+                   if k not in static and isinstance(v, torch.Tensor)]
+        features = self._features_shape
+        nf = len(features)
+        shapes = []
+        for k, t in tensors:
+            shape = t.shape
+            shapes.append(shape)
+            if nf and t.dim() > 1 and shape[-nf:] != features and shape[1:].numel() != 1:
                 raise ShapeError(
-                    f"{self.prob_text}: parameter {k} has features {shape_str(t.shape[1:])}, "
-                    f"but features_shape is {shape_str(self._features_shape)} ({SHAPES})")
-        if any(t.is_floating_point() and bool(torch.isnan(t).any()) for t in tensors.values()):
-            return  # checked on a later call; the NaN guard of Model.train names the term
-        problem = fam.check_params(params)
-        if problem:
-            raise SupportError(f"{self.prob_text}: {problem}")
-        self._checked = True
+                    f"{self.prob_text}: parameter {k} has features {shape_str(shape[1:])}, "
+                    f"but features_shape is {shape_str(features)} ({SHAPES})")
+        if len(shapes) > 1:
+            try:
+                broadcast_shapes(*shapes)
+            except RuntimeError:
+                shown = {k: shape_str(t.shape) for k, t in tensors}
+                raise ShapeError(f"{self.prob_text}: parameter shapes {shown} do not "
+                                 f"broadcast ({SHAPES})") from None
+        for k, t in tensors:
+            bad = fam.param_violation(k, t)
+            if bad is not None:
+                flag(ctx, Violation(bad, self, f"parameter {k}", t, fam.param_support(k),
+                                    False))
 
     def get_params(self, params_dict=None, **kwargs) -> Dict[str, torch.Tensor]:
         """The parameters given the conditioning variables."""
@@ -222,7 +244,9 @@ class FactorDistribution(Distribution):
         """
         return self.family.build(self._params(values, ctx))
 
-    def _sample_values(self, values, ctx, reparam, batch_n):
+    def _sample_values(self, values, ctx, reparam, batch_n, n: int = 1):
+        """Draw ``var``: ``n`` draws per batch row from ONE evaluation of the parameters,
+        folded draw-major into ``(n * batch, *features)``."""
         self._require(values, self._cond_var, "sampling")
         params = self._params(values, ctx)
         # Widen to batch_n when every parameter has batch size 1 (or none), i.e. the
@@ -234,92 +258,99 @@ class FactorDistribution(Distribution):
                     widen = False
                     break
         shape = (batch_n,) if widen else ()
-        closed = self.__dict__.get("_rsample_plan", False)
-        if closed is False:  # the closed-form sampler, looked up once
-            closed = self.__dict__["_rsample_plan"] = \
-                self.family.closed_rsample if self._closed_ok() else None
-        if not reparam:
-            closed = None
+        if n > 1:
+            shape = (n,) + shape
+        closed = self._numerics.rsample if reparam else None
         x = closed(params, shape) if closed is not None else None  # the same draw, faster
         if x is None:
             d = self.family.build_sampler(params)
             x = (d.rsample if (reparam and d.has_rsample) else d.sample)(shape)
-        if widen and x.dim() > 1:
-            x = x.reshape(batch_n, *x.shape[2:])
+        if widen and x.dim() > len(shape):  # (..., batch_n, 1, *F) -> (..., batch_n, *F)
+            x = x.reshape(*shape, *x.shape[len(shape) + 1:])
+        if n > 1:
+            x = x.reshape(-1, *x.shape[2:])
         return {self._var[0]: x}
 
-    def _closed_ok(self) -> bool:
-        """Whether the family's closed forms stand for :meth:`pyro_dist` (a subclass that
-        overrides it gets the pyro object)."""
-        ok = self.__dict__.get("_closed_ok_cache")
-        if ok is None:
-            ok = self.__dict__["_closed_ok_cache"] = \
-                type(self).pyro_dist is FactorDistribution.pyro_dist
-        return ok
-
-    def _lp_names(self):
-        """``var + cond_var``, the names a log-density needs (built once)."""
-        names = self.__dict__.get("_lp_names_cache")
-        if names is None:
-            names = self.__dict__["_lp_names_cache"] = self._var + self._cond_var
-        return names
+    def _sample_n(self, values, ctx, reparam, batch_n, n, folded=None):
+        """``n`` draws per row from ONE evaluation of the parameters on the ``batch``
+        rows; the parameters, folded to the ``n * batch`` rows of ``folded``, are left in
+        ``ctx`` so that scoring the draws there runs no second ``forward``."""
+        out = self._sample_values(values, ctx, reparam, batch_n, n)
+        if ctx is not None and folded is not None and self._cond_var:
+            inputs = tuple([folded[k] for k in self._cond_var])
+            if ctx.recall(self, inputs) is None:
+                params = self._params(values, ctx)  # the memo's entry
+                ctx.remember(self, inputs, {k: _fold_param(t, n, batch_n)
+                                            for k, t in params.items()})
+        return out
 
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
-        plan = self.__dict__.get("_lp_plan")
-        if plan is None:  # names, scored variable, closed form: worked out once
-            plan = self.__dict__["_lp_plan"] = (
-                self._lp_names(), self._var[0],
-                self.family.closed_log_prob if self._closed_ok() else None)
-        names, var, closed = plan
-        self._require(values, names, "log_prob")
-        x = values[var]
-        if closed is not None and self._checked_value:  # the hot path: no pyro object
-            lp = closed(self._params(values, ctx), x)
-            if lp is not None:
-                return _sum_features(lp, sum_features, feature_dims)
+        self._require(values, self._lp_names, "log_prob")
+        x = values[self._var[0]]
         params = self._params(values, ctx)
-        d = self.family.build(params)
-        if not self._checked_value:
-            self._check_value(d, x)
+        closed = self._numerics.log_prob
+        d = None
+        if checking():
+            d = None if closed is not None else self.family.build(params)
+            self._check_value(params, d, x, ctx)
         try:
             lp = closed(params, x) if closed is not None else None
             if lp is None:
+                d = d if d is not None else self.family.build(params)
                 lp = self.family.log_prob(d, x)
+        except PixyzError:
+            raise
         except Exception as e:  # noqa: BLE001 - re-raised in the user's terms
-            full = shape_str(tuple(d.batch_shape + d.event_shape))
+            full = shape_str(self._value_shape(params, d))
             raise ShapeError(
                 f'{self.prob_text}: cannot score "{self._var[0]}" ({describe(x)}) against '
                 f"parameters of shape {full} ({SHAPES}). {type(e).__name__}: {e}") from e
         return _sum_features(lp, sum_features, feature_dims)
 
-    def _check_value(self, d, x) -> None:
+    def _value_shape(self, params, d) -> Tuple[int, ...]:
+        """The full shape of one value, ``batch_shape + features_shape``."""
+        if d is not None:
+            return tuple(d.batch_shape + d.event_shape)
+        shapes = [t.shape for k, t in params.items()
+                  if k not in self._static and isinstance(t, torch.Tensor)]
+        return tuple(broadcast_shapes(*shapes)) if shapes else ()
+
+    def _check_value(self, params, d, x, ctx) -> None:
+        """The value's type, dtype, device and shape on the host; its support as a device
+        flag.  Features must equal the parameters' features exactly (no broadcasting);
+        a batch of 1 on either side broadcasts, and so does a distribution of scalar
+        constants without a features_shape (``Normal(loc=0., scale=1.)``)."""
+        var = self._var[0]
         if not isinstance(x, torch.Tensor):
-            raise SupportError(f'{self.prob_text}: value of "{self._var[0]}" must be a tensor, '
+            raise SupportError(f'{self.prob_text}: value of "{var}" must be a tensor, '
                                f"got {type(x).__name__}")
         if x.numel() == 0:
-            raise ShapeError(f'{self.prob_text}: "{self._var[0]}" is an empty batch '
+            raise ShapeError(f'{self.prob_text}: "{var}" is an empty batch '
                              f"(shape {shape_str(x.shape)})")
-        if x.is_floating_point() and bool(torch.isnan(x).any()):
-            return  # not checked: the NaN guard of Model.train names the term
-        ref = next((t for t in d.__dict__.values() if isinstance(t, torch.Tensor)), None)
+        fam = self.family
+        if not x.is_floating_point() and fam.float_values:
+            raise SupportError(f'{self.prob_text}: "{var}" has dtype {x.dtype}; a '
+                               f"{fam.name} takes floating-point values (use .float())")
+        ref = next((t for t in params.values() if isinstance(t, torch.Tensor)), None)
         if ref is not None and ref.device != x.device:
-            raise ShapeError(f'{self.prob_text}: "{self._var[0]}" is on {x.device}, but the '
+            raise ShapeError(f'{self.prob_text}: "{var}" is on {x.device}, but the '
                              f"parameters are on {ref.device}; move one with .to()")
-        if not x.is_floating_point() and self.family.float_values:
-            raise SupportError(f'{self.prob_text}: "{self._var[0]}" has dtype {x.dtype}; a '
-                               f"{self.family.name} takes floating-point values "
-                               f"(use .float())")
-        full = tuple(d.batch_shape + d.event_shape)
         try:
-            broadcast_shapes(full, tuple(x.shape))
+            full = self._value_shape(params, d)
         except RuntimeError:
+            full = None  # the parameters' own error is raised by _check_params
+        scalar = not self._features_shape and len(full or ()) == 1 and full[0] == 1
+        if full is not None and len(full) > 0 and not scalar and (
+                x.dim() != len(full) or x.shape[1:] != full[1:]
+                or (x.shape[0] != full[0] and 1 not in (x.shape[0], full[0]))):
             raise ShapeError(
-                f'{self.prob_text}: "{self._var[0]}" has shape {shape_str(x.shape)}, but the '
-                f"parameters have shape {shape_str(full)} ({SHAPES})") from None
-        problem = self.family.check_value(x)
-        if problem:
-            raise SupportError(f'{self.prob_text}: "{self._var[0]}" {problem}')
-        self._checked_value = True
+                f'{self.prob_text}: "{var}" has shape {shape_str(x.shape)}, but the '
+                f"parameters have shape {shape_str(full)}: its features must be "
+                f"{shape_str(full[1:])}, and features never broadcast ({SHAPES})")
+        bad = fam.value_violation(x)
+        if bad is not None:
+            lenient = fam.lenient_support and not strict()
+            flag(ctx, Violation(bad, self, f'"{var}"', x, fam.value_support(), lenient))
 
     # --- moments ------------------------------------------------------------------------
     def _given(self, x_dict, purpose: str = "this") -> Dict:
@@ -327,19 +358,23 @@ class FactorDistribution(Distribution):
 
     def sample_mean(self, x_dict=None) -> torch.Tensor:
         values = self._given(x_dict, "sample_mean")
-        return self._guarded(lambda: self.pyro_dist(values).mean, "sample_mean", values)
+        ctx = Context()
+        return self._guarded(lambda: self.pyro_dist(values, ctx).mean, "sample_mean", values,
+                             ctx)
 
     def sample_variance(self, x_dict=None) -> torch.Tensor:
         values = self._given(x_dict, "sample_variance")
-        return self._guarded(lambda: self.pyro_dist(values).variance, "sample_variance",
-                             values)
+        ctx = Context()
+        return self._guarded(lambda: self.pyro_dist(values, ctx).variance, "sample_variance",
+                             values, ctx)
 
     def get_entropy(self, x_dict=None, sum_features: bool = True,
                     feature_dims=None) -> torch.Tensor:
         values = self._given(x_dict, "get_entropy")
+        ctx = Context()
         return self._guarded(
-            lambda: self._entropy_values(values, None, sum_features, feature_dims),
-            "get_entropy", values)
+            lambda: self._entropy_values(values, ctx, sum_features, feature_dims),
+            "get_entropy", values, ctx)
 
     def _entropy_values(self, values, ctx, sum_features=True, feature_dims=None):
         return _sum_features(self.pyro_dist(values, ctx).entropy(), sum_features, feature_dims)

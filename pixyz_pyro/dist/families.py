@@ -1,22 +1,36 @@
-"""The families: ONE table over ``pyro.distributions``.
+"""The families: ONE table over ``pyro.distributions``, as real classes.
 
-Each row is a :class:`~pixyz_pyro.dist.family.Family`; :func:`lift` makes the class.
+Each family is a :class:`~pixyz_pyro.dist.factor.FactorDistribution` subclass whose
+``family`` attribute is one :class:`~pixyz_pyro.dist.family.Family` row: the Pyro
+class, the parameter names and the support checks.  Every parameter is given as a
+constant (a number or tensor, kept as a buffer), as the name of a conditioning variable
+(``loc="y"``), as an ``nn.Parameter``, or returned by ``forward`` (a network).
+
 Pixyz semantics kept here:
 
 * ``Bernoulli`` scores targets anywhere in :math:`[0, 1]` (cross-entropy with logits),
-  as grey-level images need: :math:`\\log p(x) = x \\log \\pi + (1 - x) \\log(1 - \\pi)`.
+  as grey-level images need: :math:`\\log p(x) = x \\log \\pi + (1 - x) \\log(1 - \\pi)`;
+  other real values get the same formula and a ``SupportWarning`` (an error under
+  ``pixyz_pyro.set_validation("strict")``).
 * ``Categorical`` and ``RelaxedCategorical`` take one-hot values.
 * The relaxed families draw relaxed, reparameterised samples, but score with the hard
   distribution, so that the NLL of one-hot labels is finite.
 * ``FactorizedBernoulli`` scores only the non-zero elements of the value.
 """
-from typing import Optional, Sequence
+import sys
+from typing import Any, Optional, Sequence, Union
 
 import pyro.distributions as pd
 import torch
 
 from .factor import FactorDistribution
 from .family import Family
+
+#: A parameter: a constant, the name of a conditioning variable, or ``None`` (from
+#: ``forward``).
+Param = Union[None, float, torch.Tensor, str]
+Names = Union[str, Sequence[str]]
+Shape = Union[torch.Size, Sequence[int]]
 
 
 def lift(pyro_cls: type, params: Optional[Sequence[str]] = None, name: Optional[str] = None,
@@ -30,7 +44,8 @@ def lift(pyro_cls: type, params: Optional[Sequence[str]] = None, name: Optional[
     params : sequence of str, optional
         Parameter names; default: the class's ``arg_constraints`` in order.
     name : str, optional
-        ``distribution_name``; default: the class name.
+        ``distribution_name`` and the class name; default: the class name.  Assign the
+        result to a module-level name equal to it, so that instances pickle.
     reparam : bool, optional
         Default: ``pyro_cls.has_rsample``.
 
@@ -46,19 +61,18 @@ def lift(pyro_cls: type, params: Optional[Sequence[str]] = None, name: Optional[
                  reparam=pyro_cls.has_rsample if reparam is None else reparam,
                  **family_kwargs)
     doc = f"{fam.name} on ``{pyro_cls.__module__}.{pyro_cls.__name__}``."
+    caller = sys._getframe(1).f_globals.get("__name__", __name__)
     return type(fam.name, (FactorDistribution,),
-                {"family": fam, "__module__": __name__, "__doc__": doc})
+                {"family": fam, "__module__": caller, "__qualname__": fam.name,
+                 "__doc__": doc})
 
 
-def _unit_interval(x: torch.Tensor) -> str:
-    if x.is_floating_point() and bool(((x < 0) | (x > 1)).any()):
-        return f"must lie in [0, 1], got values in [{float(x.min()):.4g}, {float(x.max()):.4g}]"
-    return ""
+def _unit_interval(x: torch.Tensor) -> torch.Tensor:
+    return (x < 0) | (x > 1)
 
 
-def _one_hot(x: torch.Tensor) -> str:
-    ok = bool((((x == 0) | (x == 1)).all() & (x.sum(-1) == 1).all()))
-    return "" if ok else "must be one-hot along its last dimension (use F.one_hot)"
+def _one_hot(x: torch.Tensor) -> torch.Tensor:
+    return ~((((x == 0) | (x == 1)).all(-1)) & (x.sum(-1) == 1))
 
 
 def _factorized_bernoulli_log_prob(d, x: torch.Tensor) -> torch.Tensor:
@@ -67,39 +81,255 @@ def _factorized_bernoulli_log_prob(d, x: torch.Tensor) -> torch.Tensor:
 
 _PROBS = {"probs": "logits"}
 _T = {"temperature": torch.tensor(0.1)}
+_FIELDS = """
+    Parameters
+    ----------
+    var : list of str
+        The variable it defines (one).
+    cond_var : list of str
+        The variables it is conditioned on (the inputs of ``forward``).
+    name : str
+        The name in formulas (``"p_{prior}"`` prints :math:`p_{prior}`).
+    features_shape : sequence of int
+        The shape of one draw of one batch element (``sample_shape + batch_shape +
+        features_shape``, see :mod:`pixyz_pyro.dist.shapes`).
+"""
 
-# name, pyro class, parameters, and what differs from the defaults.
-Normal = lift(pd.Normal, ("loc", "scale"))
-Laplace = lift(pd.Laplace, ("loc", "scale"))
-Beta = lift(pd.Beta, ("concentration1", "concentration0"))
-Gamma = lift(pd.Gamma, ("concentration", "rate"))
-Dirichlet = lift(pd.Dirichlet, ("concentration",))
-Bernoulli = lift(pd.Bernoulli, ("probs",), alternatives=_PROBS, value_check=_unit_interval)
-FactorizedBernoulli = lift(pd.Bernoulli, ("probs",), name="FactorizedBernoulli",
-                           alternatives=_PROBS, value_check=_unit_interval,
-                           log_prob=_factorized_bernoulli_log_prob)
-RelaxedBernoulli = lift(pd.Bernoulli, ("probs",), name="RelaxedBernoulli", reparam=True,
-                        alternatives=_PROBS, sampler_cls=pd.RelaxedBernoulli,
-                        sampler_params=("temperature",), defaults=_T,
-                        value_check=_unit_interval)
-Categorical = lift(pd.OneHotCategorical, ("probs",), name="Categorical",
-                   alternatives=_PROBS, value_check=_one_hot)
-RelaxedCategorical = lift(pd.OneHotCategorical, ("probs",), name="RelaxedCategorical",
-                          reparam=True, alternatives=_PROBS,
-                          sampler_cls=pd.RelaxedOneHotCategorical,
-                          sampler_params=("temperature",), defaults=_T)
-_Multinomial = lift(pd.Multinomial, ("probs",), name="Multinomial", alternatives=_PROBS,
+
+class Normal(FactorDistribution):
+    """The normal distribution :math:`\\mathcal{N}(x; \\mu, \\sigma^2)` on
+    ``pyro.distributions.Normal``, reparameterised.
+    """ + _FIELDS + """    loc, scale : float, tensor, str or None
+        :math:`\\mu` and :math:`\\sigma > 0`; ``None`` when ``forward`` returns them.
+
+    Examples
+    --------
+    A network :math:`q(z|x)` returns its parameters from ``forward``:
+
+    >>> from torch import nn
+    >>> class Inference(Normal):
+    ...     def __init__(self):
+    ...         super().__init__(var=["z"], cond_var=["x"], name="q")
+    ...         self.fc = nn.Linear(3, 4)
+    ...     def forward(self, x):
+    ...         h = self.fc(x)
+    ...         return {"loc": h[:, :2], "scale": nn.functional.softplus(h[:, 2:])}
+    >>> q = Inference()
+    >>> q.sample({"x": torch.zeros(5, 3)})["z"].shape
+    torch.Size([5, 2])
+    >>> p = Normal(loc=0., scale=1., var=["x"])
+    >>> p.get_log_prob({"x": torch.zeros(1)})  # -log(2 pi) / 2
+    tensor([-0.9189])
+    """
+
+    family = Family("Normal", pd.Normal, ("loc", "scale"), reparam=True)
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p",
+                 features_shape: Shape = torch.Size(), loc: Param = None,
+                 scale: Param = None, **kwargs: Any) -> None:
+        super().__init__(var, cond_var, name, features_shape, loc=loc, scale=scale, **kwargs)
+
+
+class Laplace(FactorDistribution):
+    """The Laplace distribution on ``pyro.distributions.Laplace``, reparameterised.
+    """ + _FIELDS + """    loc, scale : float, tensor, str or None
+        Location and scale :math:`> 0`.
+
+    >>> Laplace(loc=0., scale=1., var=["x"]).get_log_prob({"x": torch.zeros(1)})
+    tensor([-0.6931])
+    """
+
+    family = Family("Laplace", pd.Laplace, ("loc", "scale"), reparam=True)
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p",
+                 features_shape: Shape = torch.Size(), loc: Param = None,
+                 scale: Param = None, **kwargs: Any) -> None:
+        super().__init__(var, cond_var, name, features_shape, loc=loc, scale=scale, **kwargs)
+
+
+class Beta(FactorDistribution):
+    """The beta distribution on ``pyro.distributions.Beta``, reparameterised.
+    """ + _FIELDS + """    concentration1, concentration0 : float, tensor, str or None
+        :math:`\\alpha, \\beta > 0`.
+
+    >>> Beta(concentration1=2., concentration0=2., var=["x"]).get_log_prob(
+    ...     {"x": torch.full((1,), 0.5)})  # log(6 * 0.25)
+    tensor([0.4055])
+    """
+
+    family = Family("Beta", pd.Beta, ("concentration1", "concentration0"), reparam=True)
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p",
+                 features_shape: Shape = torch.Size(), concentration1: Param = None,
+                 concentration0: Param = None, **kwargs: Any) -> None:
+        super().__init__(var, cond_var, name, features_shape,
+                         concentration1=concentration1, concentration0=concentration0, **kwargs)
+
+
+class Gamma(FactorDistribution):
+    """The gamma distribution on ``pyro.distributions.Gamma``, reparameterised.
+    """ + _FIELDS + """    concentration, rate : float, tensor, str or None
+        Shape and rate :math:`> 0`.
+
+    >>> Gamma(concentration=1., rate=1., var=["x"]).get_log_prob({"x": torch.ones(1)})
+    tensor([-1.])
+    """
+
+    family = Family("Gamma", pd.Gamma, ("concentration", "rate"), reparam=True)
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p",
+                 features_shape: Shape = torch.Size(), concentration: Param = None,
+                 rate: Param = None, **kwargs: Any) -> None:
+        super().__init__(var, cond_var, name, features_shape, concentration=concentration,
+                         rate=rate, **kwargs)
+
+
+class Dirichlet(FactorDistribution):
+    """The Dirichlet distribution on ``pyro.distributions.Dirichlet``, reparameterised.
+    """ + _FIELDS + """    concentration : float, tensor, str or None
+        :math:`\\alpha_k > 0` over the last dimension.
+
+    >>> Dirichlet(concentration=torch.ones(3), var=["x"]).get_log_prob(
+    ...     {"x": torch.full((1, 3), 1 / 3)})  # log Gamma(3)
+    tensor([0.6931])
+    """
+
+    family = Family("Dirichlet", pd.Dirichlet, ("concentration",), reparam=True)
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p",
+                 features_shape: Shape = torch.Size(), concentration: Param = None,
+                 **kwargs: Any) -> None:
+        super().__init__(var, cond_var, name, features_shape, concentration=concentration, **kwargs)
+
+
+class Bernoulli(FactorDistribution):
+    """The Bernoulli distribution on ``pyro.distributions.Bernoulli``; scores grey levels
+    in :math:`[0, 1]` as binary cross-entropy (not reparameterisable).
+    """ + _FIELDS + """    probs, logits : float, tensor, str or None
+        :math:`\\pi \\in [0, 1]`, or its logit instead.
+
+    >>> p = Bernoulli(probs=torch.full((2,), 0.5), var=["x"])
+    >>> p.get_log_prob({"x": torch.tensor([[0., 0.5]])})  # 2 log(1/2)
+    tensor([-1.3863])
+    """
+
+    family = Family("Bernoulli", pd.Bernoulli, ("probs",), alternatives=_PROBS,
+                    value_check=_unit_interval, lenient_support=True,
+                    support_text="must lie in [0, 1]")
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p",
+                 features_shape: Shape = torch.Size(), probs: Param = None,
+                 logits: Param = None, **kwargs: Any) -> None:
+        super().__init__(var, cond_var, name, features_shape, probs=probs, logits=logits, **kwargs)
+
+
+class FactorizedBernoulli(Bernoulli):
+    """A Bernoulli that scores only the non-zero elements of the value (Pixyz's
+    ``FactorizedBernoulli``: :math:`\\sum_i [x_i \\ne 0] \\log p(x_i)`).
+
+    >>> p = FactorizedBernoulli(probs=torch.full((2,), 0.5), var=["x"])
+    >>> p.get_log_prob({"x": torch.tensor([[0., 1.]])})
+    tensor([-0.6931])
+    """
+
+    family = Family("FactorizedBernoulli", pd.Bernoulli, ("probs",), alternatives=_PROBS,
+                    value_check=_unit_interval, lenient_support=True,
+                    support_text="must lie in [0, 1]",
+                    log_prob=_factorized_bernoulli_log_prob)
+
+
+class RelaxedBernoulli(FactorDistribution):
+    """A Bernoulli whose draws are relaxed (``pyro.distributions.RelaxedBernoulli`` at
+    ``temperature``) and reparameterised; it scores with the hard Bernoulli.
+    """ + _FIELDS + """    probs, logits : float, tensor, str or None
+        :math:`\\pi \\in [0, 1]`, or its logit.
+    temperature : float or tensor
+        The relaxation's temperature (default 0.1).
+
+    >>> p = RelaxedBernoulli(probs=torch.full((3,), 0.5), var=["x"])
+    >>> bool(((p.sample()["x"] > 0) & (p.sample()["x"] < 1)).all())
+    True
+    """
+
+    family = Family("RelaxedBernoulli", pd.Bernoulli, ("probs",), reparam=True,
+                    alternatives=_PROBS, sampler_cls=pd.RelaxedBernoulli,
+                    sampler_params=("temperature",), defaults=_T,
+                    value_check=_unit_interval, lenient_support=True,
+                    support_text="must lie in [0, 1]")
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p",
+                 features_shape: Shape = torch.Size(), temperature: Param = None,
+                 probs: Param = None, logits: Param = None, **kwargs: Any) -> None:
+        super().__init__(var, cond_var, name, features_shape, temperature=temperature,
+                         probs=probs, logits=logits, **kwargs)
+
+
+class Categorical(FactorDistribution):
+    """The categorical distribution over one-hot values, on
+    ``pyro.distributions.OneHotCategorical`` (not reparameterisable).
+    """ + _FIELDS + """    probs, logits : float, tensor, str or None
+        Class probabilities over the last dimension, or their logits.
+
+    >>> p = Categorical(probs=torch.tensor([0.25, 0.75]), var=["y"])
+    >>> p.get_log_prob({"y": torch.tensor([[0., 1.]])})  # log 0.75
+    tensor([-0.2877])
+    """
+
+    family = Family("Categorical", pd.OneHotCategorical, ("probs",), alternatives=_PROBS,
+                    value_check=_one_hot, support_text="must be one-hot along its last dimension (use F.one_hot)")
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p",
+                 features_shape: Shape = torch.Size(), probs: Param = None,
+                 logits: Param = None, **kwargs: Any) -> None:
+        super().__init__(var, cond_var, name, features_shape, probs=probs, logits=logits, **kwargs)
+
+
+class RelaxedCategorical(FactorDistribution):
+    """A categorical whose draws are relaxed one-hot vectors
+    (``pyro.distributions.RelaxedOneHotCategorical`` at ``temperature``),
+    reparameterised; it scores with the hard one-hot categorical.
+    """ + _FIELDS + """    probs, logits : float, tensor, str or None
+        Class probabilities over the last dimension, or their logits.
+    temperature : float or tensor
+        The relaxation's temperature (default 0.1).
+
+    >>> p = RelaxedCategorical(probs=torch.tensor([0.5, 0.5]), var=["y"])
+    >>> torch.allclose(p.sample(batch_n=4)["y"].sum(-1), torch.ones(4))
+    True
+    """
+
+    family = Family("RelaxedCategorical", pd.OneHotCategorical, ("probs",), reparam=True,
+                    alternatives=_PROBS, sampler_cls=pd.RelaxedOneHotCategorical,
+                    sampler_params=("temperature",), defaults=_T)
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p",
+                 features_shape: Shape = torch.Size(), temperature: Param = None,
+                 probs: Param = None, logits: Param = None, **kwargs: Any) -> None:
+        super().__init__(var, cond_var, name, features_shape, temperature=temperature,
+                         probs=probs, logits=logits, **kwargs)
+
+
+class Multinomial(FactorDistribution):
+    """The multinomial distribution on ``pyro.distributions.Multinomial``;
+    ``total_count`` comes first, as in Pixyz.
+    """ + _FIELDS + """    total_count : int
+        The number of trials.
+    probs, logits : float, tensor, str or None
+        Class probabilities over the last dimension, or their logits.
+
+    >>> p = Multinomial(total_count=2, probs=torch.tensor([0.5, 0.5]), var=["x"])
+    >>> p.get_log_prob({"x": torch.tensor([[1., 1.]])})  # log(2 / 4)
+    tensor([-0.6931])
+    """
+
+    family = Family("Multinomial", pd.Multinomial, ("probs",), alternatives=_PROBS,
                     static={"total_count": 1})
 
-
-class Multinomial(_Multinomial):
-    """Multinomial on ``pyro.distributions.Multinomial``; ``total_count`` comes first, as
-    in Pixyz."""
-
-    def __init__(self, total_count: int = 1, var=("x",), cond_var=(), name: str = "p",
-                 features_shape=torch.Size(), probs=None, logits=None):
+    def __init__(self, total_count: int = 1, var: Names = ("x",), cond_var: Names = (),
+                 name: str = "p", features_shape: Shape = torch.Size(), probs: Param = None,
+                 logits: Param = None, **kwargs: Any) -> None:
         super().__init__(var, cond_var, name, features_shape, probs=probs, logits=logits,
-                         total_count=int(total_count))
+                         total_count=int(total_count), **kwargs)
 
 
 FAMILIES = (Normal, Bernoulli, RelaxedBernoulli, FactorizedBernoulli, Categorical,

@@ -13,7 +13,7 @@ so users lift any other Pyro distribution in one line:
 -1.0009
 """
 import math
-from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import pyro.distributions as pd
 import torch
@@ -120,11 +120,51 @@ def _kl_normal_normal(p: _Params, q: _Params) -> Optional[torch.Tensor]:
     return 0.5 * (var_ratio + t1 - 1 - var_ratio.log())
 
 
-#: pyro class -> closed-form log-density / reparameterised sampler.
-CLOSED_LOG_PROB = {pd.Normal: _normal_log_prob, pd.Bernoulli: _bernoulli_log_prob}
-CLOSED_RSAMPLE = {pd.Normal: _normal_rsample}
+class Numerics(NamedTuple):
+    """The closed forms one family uses on the direct executor's hot path (``None``: the
+    ``pyro.distributions`` object's own method)."""
+
+    log_prob: Optional[Callable[[_Params, torch.Tensor], Optional[torch.Tensor]]] = None
+    rsample: Optional[Callable[[_Params, Tuple[int, ...]], Optional[torch.Tensor]]] = None
+
+
+#: The backend table: pyro class -> its closed forms.  Every entry is tested against the
+#: pyro class (``tests/test_family_closed_forms.py``).
+NUMERICS: Dict[type, Numerics] = {
+    pd.Normal: Numerics(_normal_log_prob, _normal_rsample),
+    pd.Bernoulli: Numerics(_bernoulli_log_prob, None),
+}
+#: No closed form: every method of the pyro object.
+PYRO_NUMERICS = Numerics()
 #: (pyro class of p, pyro class of q) -> closed-form KL between them.
 CLOSED_KL = {(pd.Normal, pd.Normal): _kl_normal_normal}
+
+
+def _violation(c) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
+    """``t -> elementwise "outside c"`` for a constraint (``None``: nothing to check).
+    NaN is never a violation here: the NaN guard names it."""
+    if c is constraints.real or isinstance(c, type(constraints.real)) or \
+            constraints.is_dependent(c):
+        return None
+    if isinstance(c, constraints.independent):
+        return None if _violation(c.base_constraint) is None else (lambda t: ~c.check(t))
+    if isinstance(c, type(constraints.positive)):  # greater_than(lower_bound)
+        lower = c.lower_bound
+        return lambda t: t <= lower
+    if isinstance(c, type(constraints.unit_interval)):  # interval(lower, upper)
+        lower, upper = c.lower_bound, c.upper_bound
+        return lambda t: (t < lower) | (t > upper)
+    return lambda t: ~c.check(t)  # a NaN fails here; the reader of the flag skips it
+
+
+def _constraints(*classes) -> Dict[str, object]:
+    out: Dict[str, object] = {}
+    for cls in classes:
+        table = getattr(cls, "arg_constraints", None)
+        if isinstance(table, dict):
+            for k, c in table.items():
+                out.setdefault(k, c)
+    return out
 
 
 def closed_kl(p_family: "Family", q_family: "Family"):
@@ -154,7 +194,11 @@ class Family:
     log_prob : callable, optional
         ``(d, x) -> elementwise log-density``; defaults to ``d.log_prob(x)``.
     value_check : callable, optional
-        ``x -> problem text or ''``, run on the first ``log_prob``.
+        ``x -> elementwise (or per-row) bool tensor``, true where ``x`` is outside the
+        support; replaces the check of ``pyro_cls.support``.
+    lenient_support : bool
+        Score values outside the support with the formula and a ``SupportWarning`` (a
+        strict validation level raises instead): Pixyz's Bernoulli on real data.
     static : mapping
         Non-tensor constructor arguments passed to ``pyro_cls`` (``total_count``).
     """
@@ -165,7 +209,8 @@ class Family:
                  defaults: Optional[Mapping[str, object]] = None,
                  log_prob: Optional[_LOG_PROB] = None,
                  value_check: Optional[Callable[[torch.Tensor], str]] = None,
-                 float_values: bool = True, static: Optional[Mapping[str, object]] = None):
+                 float_values: bool = True, static: Optional[Mapping[str, object]] = None,
+                 lenient_support: bool = False, support_text: Optional[str] = None):
         self.name = name
         self.pyro_cls = pyro_cls
         self.params: Tuple[str, ...] = tuple(params)
@@ -181,10 +226,23 @@ class Family:
         self.float_values = float_values
         self.static = dict(static or {})
         self.all_params += tuple(self.static)
-        #: Closed forms for the hot path (see above); ``None`` where the row customises
-        #: scoring or sampling, or the class has none.
-        self.closed_log_prob = CLOSED_LOG_PROB.get(pyro_cls) if log_prob is None else None
-        self.closed_rsample = CLOSED_RSAMPLE.get(pyro_cls) if sampler_cls is None else None
+        self.lenient_support = lenient_support
+        self.support_text = support_text
+        #: Closed forms for the hot path (see above); none where the row customises
+        #: scoring or sampling.
+        closed = NUMERICS.get(pyro_cls, PYRO_NUMERICS)
+        self.numerics = Numerics(closed.log_prob if log_prob is None else None,
+                                 closed.rsample if sampler_cls is None else None)
+        self._param_constraints = _constraints(pyro_cls, sampler_cls)
+        self._param_checks = {k: f for k, f in ((k, _violation(c)) for k, c in
+                                                self._param_constraints.items())
+                              if f is not None}
+        support = pyro_cls.support if isinstance(pyro_cls.support, constraints.Constraint) \
+            else None
+        self._support = support
+        self._value_check = value_check if value_check is not None else (
+            _violation(support) if support is not None and
+            not getattr(support, "is_discrete", False) else None)
 
     def __repr__(self) -> str:
         return f"Family({self.name}, {self.pyro_cls.__name__}, params={self.params})"
@@ -212,36 +270,21 @@ class Family:
         return self.sampler_cls(**self._kwargs(params, self.sampler_params + self.params),
                                 validate_args=False)
 
-    def check_params(self, params: Mapping[str, object]) -> str:
-        """Return a problem text if a parameter is outside its constraint, else ``''``."""
-        cls = self.sampler_cls or self.pyro_cls
-        for cls_ in (self.pyro_cls, cls):
-            for k, c in getattr(cls_, "arg_constraints", {}).items():
-                v = params.get(k)
-                if not isinstance(v, torch.Tensor) or v.requires_grad and v.numel() > 10 ** 7:
-                    continue
-                if torch.isnan(v).any():
-                    return f"parameter {k} contains NaN"
-                if c is constraints.real:
-                    continue
-                try:
-                    ok = bool(c.check(v.detach()).all())
-                except Exception:  # noqa: BLE001 - a constraint that cannot be checked here
-                    continue
-                if not ok:
-                    return (f"parameter {k} is outside its support ({c}); got values in "
-                            f"[{float(v.min()):.4g}, {float(v.max()):.4g}]")
-        return ""
+    def param_violation(self, name: str, t: torch.Tensor) -> Optional[torch.Tensor]:
+        """A 0-dim bool tensor, true if parameter ``name`` is anywhere outside its
+        constraint (computed on the device, not read); ``None`` if it has none."""
+        fn = self._param_checks.get(name)
+        return None if fn is None or not t.is_floating_point() else fn(t).any()
 
-    def check_value(self, x: torch.Tensor) -> str:
-        if self.value_check is not None:
-            return self.value_check(x)
-        support = self.pyro_cls.support
-        if isinstance(support, constraints.Constraint) and not getattr(
-                support, "is_discrete", False):
-            try:
-                if not bool(support.check(x).all()):
-                    return f"is outside the support of {self.name} ({support})"
-            except Exception:  # noqa: BLE001
-                return ""
-        return ""
+    def param_support(self, name: str) -> str:
+        """What a violation of parameter ``name``'s constraint is, in words."""
+        return f"is outside its support ({self._param_constraints.get(name)})"
+
+    def value_violation(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """A 0-dim bool tensor, true if any element of ``x`` is outside the support."""
+        fn = self._value_check
+        return None if fn is None else fn(x).any()
+
+    def value_support(self) -> str:
+        """What a value outside the support is, in words."""
+        return self.support_text or f"is outside the support of {self.name} ({self._support})"

@@ -26,6 +26,7 @@ from torch import nn
 
 from ..errors import ParameterError, VariableError
 from .distribution import to_dict
+from .validation import checking
 from .families import Normal
 
 
@@ -169,8 +170,8 @@ class ProductOfNormal(Normal):
         else:
             loc, scale = product_params(*experts, prior_weight=self.weight_modalities[0])
             params = {"loc": loc, "scale": scale}
-        if not self._checked:
-            self._check_params(params)
+        if checking():
+            self._check_params(params, ctx)
         if ctx is not None:
             ctx.remember(self, given, params)
         return params

@@ -7,9 +7,9 @@ error.  :func:`snapshot_running` copies them before a public call and
 :func:`restore_running` puts them back if the call raises, so that a refused call
 changes nothing.
 
-The list of such buffers is found once per distribution and cached as
-``(module, buffer name)`` pairs (they survive ``.to(device)``); a model without running
-statistics pays one attribute lookup per call.
+The list of such buffers is found by a walk over the modules, as ``(module, buffer
+name)`` pairs (they survive ``.to(device)``); a loss's plan holds it, so a model finds it
+once.
 """
 from typing import Iterable, List, Tuple
 
@@ -21,26 +21,22 @@ Saved = List[Tuple[nn.Module, str, torch.Tensor]]
 
 
 def running_slots(module: nn.Module) -> List[Tuple[nn.Module, str]]:
-    """``(submodule, name)`` of every running-statistics buffer under ``module``
-    (cached on the module)."""
-    slots = module.__dict__.get("_running_slots")
-    if slots is None:
-        slots = [(m, name) for m in module.modules() for name, b in m._buffers.items()
-                 if b is not None and name.startswith(_PREFIXES)]
-        module.__dict__["_running_slots"] = slots
-    return slots
+    """``(submodule, name)`` of every running-statistics buffer under ``module``."""
+    if not isinstance(module, nn.Module):
+        return []
+    return [(m, name) for m in module.modules() for name, b in m._buffers.items()
+            if b is not None and name.startswith(_PREFIXES)]
 
 
 def snapshot_running(modules: Iterable[nn.Module]) -> Saved:
     """Copies of the running statistics of the modules in training mode."""
-    saved: Saved = []
-    for module in modules:
-        if not isinstance(module, nn.Module):
-            continue
-        for m, name in running_slots(module):
-            if m.training:
-                saved.append((m, name, m._buffers[name].detach().clone()))
-    return saved
+    return snapshot_slots([s for module in modules for s in running_slots(module)])
+
+
+def snapshot_slots(slots: Iterable[Tuple[nn.Module, str]]) -> Saved:
+    """Copies of the buffers ``slots`` names whose module is in training mode."""
+    return [(m, name, m._buffers[name].detach().clone()) for m, name in slots
+            if m.training]
 
 
 def restore_running(saved: Saved) -> None:

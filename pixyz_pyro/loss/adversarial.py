@@ -12,11 +12,14 @@ The loss gives both sides and owns no optimizer:
 import torch
 import torch.nn.functional as F
 
-from .base import Loss, inputs_of
+from .base import Loss
 
 
 class AdversarialLoss(Loss):
     """Shared sampling: :math:`x_p \\sim p`, :math:`x_q \\sim q`, then :math:`d(x)`."""
+
+    #: ``eval(x, discriminator=True)`` evaluates the discriminator side's plan.
+    keywords = frozenset({"discriminator"})
 
     def __init__(self, p, q, discriminator, optimizer=None, optimizer_params=None, **kwargs):
         if set(p.var) != set(q.var):
@@ -35,24 +38,6 @@ class AdversarialLoss(Loss):
         out = list(self.p.input_var)
         out += [v for v in self.q.input_var if v not in out]
         return out
-
-    def _draw(self, values, ctx, detach: bool):
-        b = ctx.batch_n
-        # Each side samples from its own inputs only: the data "x" in the dict must not
-        # stand in for the generator's "x" (a joint skips factors whose value is given).
-        xp = self.p._sample_values(inputs_of(self.p, values), ctx, True, b)
-        xq = self.q._sample_values(inputs_of(self.q, values), ctx, True, b)
-        if detach:
-            xp = {k: v.detach() for k, v in xp.items()}
-            xq = {k: v.detach() for k, v in xq.items()}
-        yp = self.d._sample_values({**values, **xp}, ctx, True, None)[self.d.var[0]]
-        yq = self.d._sample_values({**values, **xq}, ctx, True, None)[self.d.var[0]]
-        return yp, yq
-
-    def _eval(self, values, ctx):
-        if ctx.kwargs.get("discriminator", False):
-            return self._d_loss(*self._draw(values, ctx, detach=True)), {}
-        return self._g_loss(*self._draw(values, ctx, detach=False)), {}
 
     def d_loss(self, x_dict=None, **kwargs):
         """The discriminator-side loss (samples detached)."""

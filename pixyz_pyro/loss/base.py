@@ -1,36 +1,21 @@
-"""Loss expressions: immutable nodes with arithmetic, and the direct executor.
+"""Loss expressions: immutable nodes with arithmetic.
 
-A loss is plain data.  Three interpreters read it, and none knows the others:
+A loss is plain data.  Interpreters read it, and none knows the others:
 
-* :meth:`Loss.eval` (here) computes it on tensors -- the *direct executor*;
+* :mod:`pixyz_pyro.loss.evaluate` computes it on tensors -- the *direct executor* --
+  through a :class:`~pixyz_pyro.loss.plan.Plan` (:mod:`pixyz_pyro.loss.execute` is the
+  one entry point that :meth:`Loss.eval`, ``Model``, ``GAN`` and ``SVILoss`` share);
 * :mod:`pixyz_pyro.loss.latex` prints it (the only module that imports sympy);
 * :mod:`pixyz_pyro.infer` translates it to Pyro.
 
-The direct executor's contract:
-
-1. One :class:`~pixyz_pyro.dist.context.Context` per call memoises each distribution's
-   ``forward`` by input identity, and is dropped afterwards (no tensor survives).
-2. Each node's ``_eval(values, ctx)`` returns ``(value, new_samples)``.  Siblings see the
-   same input values, as in Pixyz; samples flow only into an expectation's body.
-3. No sympy, no deepcopy, no ``.item()`` and no host sync on the hot path.  Input names
-   are checked on every call (a set difference); everything else is checked on the
-   first call of each distribution.
+A node holds its children and its settings, and never changes after ``__init__``: no
+caches, no flags, nothing written on a later call.
 """
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, FrozenSet, List, Optional, Tuple
 
 import torch
 
-from ..dist.context import Context
-from ..dist.running import restore_running, snapshot_running
-from ..errors import (
-    LossError,
-    VariableError,
-    check_mapping,
-    check_values,
-    missing_vars_message,
-    passes_through,
-    wrap_error,
-)
+from ..errors import LossError
 
 Values = Dict[str, object]
 
@@ -38,8 +23,10 @@ Values = Dict[str, object]
 class Loss:
     """Base class of loss expressions.
 
-    Subclasses set their children in ``__init__`` and implement ``_eval``.  After
-    ``__init__`` a node is immutable.
+    Subclasses set their children and settings in ``__init__`` and end it with
+    ``self._freeze()``; after that a node is immutable.  How a node type is computed is
+    registered in :mod:`pixyz_pyro.loss.evaluate`, how it prints in
+    :mod:`pixyz_pyro.loss.latex`.
     """
 
     _frozen = False
@@ -98,85 +85,47 @@ class Loss:
             out.extend(c.terms())
         return out
 
-    # --- the direct executor ------------------------------------------------------------
-    def _eval(self, values: Values, ctx: Context) -> Tuple[torch.Tensor, Values]:
-        raise NotImplementedError
+    #: Keywords of ``eval``/``train``/``test`` that this node type reads (e.g. ``mask``).
+    keywords: FrozenSet[str] = frozenset()
 
-    def _run(self, values: Values, ctx: Context) -> Tuple[torch.Tensor, Values]:
-        value, new = self._eval(values, ctx)
-        if ctx.terms is not None and id(self) in ctx.terms:
-            ctx.terms[id(self)] = value
-        return value, new
-
+    # --- evaluation (the executor lives in loss/execute.py and loss/evaluate.py) ---------
     def eval(self, x_dict: Optional[Values] = None, return_dict: bool = False,
              return_all: bool = True, return_terms: bool = False, **kwargs):
-        """Evaluate the loss on ``x_dict``.
+        """Evaluate the loss on ``x_dict`` with the direct executor.
 
-        Returns the value; with ``return_dict`` also the dict of inputs and samples
-        (only the samples when ``return_all=False``); with ``return_terms`` also a dict
-        ``{term text: contribution}`` of the top-level terms, from the same evaluation:
-        each term's value carried through the signs, scalings and reductions above it,
-        so that the contributions sum to the value.
+        Parameters
+        ----------
+        x_dict : dict
+            ``{variable: tensor}``; every name of :attr:`input_var` must be there.
+        return_dict : bool
+            Also return the dict of inputs and samples (only the samples when
+            ``return_all=False``).
+        return_terms : bool
+            Also return ``{key: contribution}`` of the top-level terms, from the same
+            evaluation: each term's value carried through the signs, scalings and
+            reductions above it, so that the contributions sum to the value.  Keys are
+            unique and stable: a term's formula, and ``#2``, ``#3``... after a formula
+            that two different terms share.
+        **kwargs
+            ``constants={name: value}`` (extra inputs), and the keywords that a node of
+            this loss declares (``discriminator=True`` for an adversarial loss, ``mask=``
+            for an :class:`~pixyz_pyro.loss.IterativeLoss`).  Any other keyword is a
+            ``TypeError``.
+
+        Examples
+        --------
+        >>> from pixyz_pyro.dist import Normal
+        >>> from pixyz_pyro.loss import LogProb
+        >>> p = Normal(loc=0., scale=1., var=["x"])
+        >>> loss = -LogProb(p).mean()
+        >>> loss.eval({"x": torch.zeros(4)})  # log(2 pi) / 2
+        tensor(0.9189)
+        >>> value, terms = (loss + 1).eval({"x": torch.zeros(4)}, return_terms=True)
+        >>> {k: round(float(v), 4) for k, v in terms.items()}
+        {'\\\\log p(x)': 0.9189, '1': 1.0}
         """
-        values = self._checked_input(x_dict)
-        values.update(kwargs.pop("constants", {}))
-        need = self.input_var
-        self._check_input_names(values, need)
-        ctx = Context(batch_n=_batch_n(values, need), kwargs=kwargs)
-        saved = snapshot_running(self._modules())
-        try:
-            if return_terms:
-                from .ops import split_terms
-                value, new, parts = split_terms(self, values, ctx)
-            else:
-                value, new = self._run(values, ctx)
-        except BaseException as e:
-            restore_running(saved)
-            if passes_through(e):
-                raise
-            raise wrap_error(f"evaluating {self._short()}", e, values, need) from e
-        out = [value]
-        if return_dict:
-            if return_all:
-                values.update(new)
-                out.append(values)
-            else:
-                out.append(new)
-        if return_terms:
-            from .ops import broadcast_like
-            split: Dict[str, object] = {}
-            for t, c in parts:
-                label, c = _term_label(t), broadcast_like(c, value)
-                split[label] = split[label] + c if label in split else c
-            out.append(split)
-        return out[0] if len(out) == 1 else tuple(out)
-
-    def _checked_input(self, x_dict) -> Values:
-        """A copy of the input dict (validated as a dict)."""
-        if x_dict is not None and not hasattr(x_dict, "keys"):  # the formula only on error
-            check_mapping(f"the loss {self._short()}", x_dict)
-        return dict(x_dict) if x_dict is not None else {}
-
-    def _modules(self) -> List[object]:
-        """:meth:`distributions`, found once (nodes are immutable)."""
-        found = self.__dict__.get("_found_modules")
-        if found is None:
-            found = self.distributions()
-            object.__setattr__(self, "_found_modules", found)
-        return found
-
-    def _check_input_names(self, values: Values, need: List[str]) -> None:
-        """Raise unless every needed variable is present and usable (a cheap check: set
-        membership and types, no host sync)."""
-        missing = [v for v in need if v not in values]
-        if missing:
-            users = [d.prob_text for d in self.distributions()
-                     if any(v in getattr(d, "var", ()) + getattr(d, "cond_var", ())
-                            for v in missing)]
-            who = f"the loss {self._short()}" + (f" (through {', '.join(users)})"
-                                                 if users else "")
-            raise VariableError(missing_vars_message(who, missing, values, "evaluation"))
-        check_values(lambda: f"the loss {self._short()}", values, need)  # formula on error
+        from .execute import eval_loss
+        return eval_loss(self, x_dict, return_dict, return_all, return_terms, kwargs)
 
     def estimate(self, x_dict: Optional[Values] = None, **kwargs):
         """The paper's spelling of :meth:`eval`."""
@@ -276,27 +225,6 @@ class Loss:
 
     def __bool__(self) -> bool:
         raise LossError("a loss expression has no truth value; call .eval() to compute it")
-
-
-def inputs_of(dist, values: Values) -> Values:
-    """The entries of ``values`` that ``dist`` takes as input (to draw fresh samples of
-    all its variables, as Pixyz's ``sample`` does)."""
-    return {k: values[k] for k in dist.input_var if k in values}
-
-
-def _batch_n(values: Values, names: List[str]) -> Optional[int]:
-    for k in names:
-        v = values.get(k)
-        if isinstance(v, torch.Tensor) and v.dim() > 0:
-            return v.shape[0]
-    return None
-
-
-def _term_label(term: Loss) -> str:
-    try:
-        return term.loss_text
-    except Exception:  # noqa: BLE001 - a label must never break an evaluation
-        return repr(type(term).__name__)
 
 
 def as_loss(value) -> Loss:

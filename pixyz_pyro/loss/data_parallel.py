@@ -35,6 +35,3 @@ class DataParalleledLoss(Loss):
 
     def distributions(self):
         return self.loss.distributions()
-
-    def _eval(self, values, ctx):
-        return self.loss._run(values, ctx)

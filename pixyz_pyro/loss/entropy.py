@@ -39,12 +39,6 @@ class Entropy(DistributionLoss):
     def _input_var(self):
         return list(self.p.input_var)
 
-    def _eval(self, values, ctx):
-        if self.mc is not None:
-            return self.mc._run(values, ctx)
-        return self.p._entropy_values(values, ctx), {}
-
-
 def CrossEntropy(p, q, sample_shape=torch.Size([1])):  # noqa: N802 - Pixyz's name
     """:math:`H[p, q] = -\\mathbb{E}_{p}[\\log q]` (Monte Carlo)."""
     return -Expectation(p, LogProb(q), sample_shape)

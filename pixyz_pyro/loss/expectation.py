@@ -11,8 +11,7 @@ batch (see :mod:`pixyz_pyro.dist.shapes`), evaluates ``f`` once, and averages.
 
 import torch
 
-from ..dist.shapes import fold, numel
-from ..errors import LossError
+from ..dist.shapes import numel
 from .base import Loss, as_loss
 from .pdf import LogProb
 from .values import ValueLoss
@@ -75,51 +74,6 @@ class Expectation(Loss):
             if v not in out and v not in self.p.var:
                 out.append(v)
         return out
-
-    def _check_reparam(self) -> None:
-        if self._gradient_free or self.p.has_reparam or not torch.is_grad_enabled():
-            return
-        if any(t.requires_grad for t in self.p.parameters()):
-            raise LossError(
-                f"Expectation over {self.p.prob_text}: {self.p.distribution_name or 'it'} "
-                f"cannot be reparameterised, so no gradient reaches its parameters through "
-                f"samples. Use REINFORCE({self.p.prob_text.split('(')[0]}, f) for a "
-                f"score-function estimator, a relaxed family (RelaxedCategorical), or "
-                f"enumerate it with pixyz_pyro.infer.")
-
-    def _eval(self, values, ctx):
-        p_inputs = self.__dict__.get("_p_inputs")
-        if p_inputs is None:  # the plan, once: the check and p's input names
-            self._check_reparam()
-            p_inputs = tuple(self.p.input_var)
-            object.__setattr__(self, "_p_inputs", p_inputs)
-        n, p = self.n, self.p
-        batch_n = ctx.batch_n
-        for v in p_inputs:  # the batch size of p's first batched input, else the call's
-            t = values.get(v)
-            if isinstance(t, torch.Tensor) and t.dim() > 0:
-                batch_n = t.shape[0]
-                break
-        if n == 1:
-            new = p._sample_values(values, ctx, self.reparam, batch_n)
-            value, more = self.f._run({**values, **new}, ctx)
-            if more:
-                new = {**new, **more}
-            return value, new
-        b = batch_n or 1
-        names = [k for k, v in values.items()
-                 if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == b]
-        folded = fold(values, names, n)
-        # n * b draws: inputs are folded to n * b rows, and a distribution whose parameters
-        # ignore its inputs (batch 1) is widened to the same n * b rows.
-        new = p._sample_values(folded, ctx, self.reparam, n * b)
-        value, more = self.f._run({**folded, **new}, ctx)
-        if isinstance(value, torch.Tensor) and value.dim() > 0:
-            value = value.reshape(n, -1, *value.shape[1:]).mean(0)
-        new.update(more)
-        return value, {k: v.reshape(*self.sample_shape, -1, *v.shape[1:])
-                       for k, v in new.items()}
-
 
 #: The paper's spelling.
 LossExpectation = Expectation

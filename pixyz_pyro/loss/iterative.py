@@ -13,14 +13,14 @@ loss is ``E_{slice_step}[step_loss]`` and the step index is given as ``t`` (or a
 """
 from typing import Dict, Optional, Sequence
 
-import torch
-
-from ..errors import ShapeError
 from .base import Loss
 
 
 class IterativeLoss(Loss):
     """:math:`\\sum_t` of a step loss over a time series (see the module docstring).
+
+    ``mask`` (here or as ``eval(..., mask=...)``) has shape ``(T, batch)``: step ``t`` of
+    row ``b`` counts with weight ``mask[t, b]``.
 
     Examples
     --------
@@ -38,6 +38,10 @@ class IterativeLoss(Loss):
         if not series_var and max_iter is None:
             raise ValueError("IterativeLoss needs series_var or max_iter to know how many "
                              "steps to take")
+        if max_iter is not None and (isinstance(max_iter, bool) or
+                                     not isinstance(max_iter, int) or max_iter < 1):
+            raise ValueError(f"IterativeLoss(max_iter={max_iter!r}): max_iter must be a "
+                             f"positive int (or None: the length of the series)")
         self.max_iter = max_iter
         self.series_var = list(series_var)
         self.update_value = dict(update_value or {})
@@ -47,6 +51,8 @@ class IterativeLoss(Loss):
             else step_loss
         self.mask = mask
         self._freeze()
+
+    keywords = frozenset({"mask"})
 
     @property
     def children(self):
@@ -68,59 +74,3 @@ class IterativeLoss(Loss):
         if self.timestep_var:
             return self.timestep_var[0]
         return "t" if self.slice_step is not None else None
-
-    def _steps(self, values) -> int:
-        if self.max_iter:
-            return self.max_iter
-        return values[self.series_var[0]].shape[0]
-
-    def _check_series(self, values) -> None:
-        lengths = {v: values[v].shape[0] for v in self.series_var
-                   if isinstance(values.get(v), torch.Tensor)}
-        if len(set(lengths.values())) > 1:
-            raise ShapeError(f"IterativeLoss over {self.step_loss._short()}: the series_var "
-                             f"{self.series_var} must have one length on dim 0 (time), got "
-                             f"{lengths}")
-        if self.max_iter and lengths and min(lengths.values()) < self.max_iter \
-                and self.slice_step is None:
-            raise ShapeError(f"IterativeLoss over {self.step_loss._short()}: max_iter="
-                             f"{self.max_iter} but the series are only "
-                             f"{min(lengths.values())} steps long: {lengths}")
-
-    def _plan(self):
-        """``(t_name, series_var, update_value items)``, worked out once (the node is
-        immutable; Python structure only, never a tensor)."""
-        plan = self.__dict__.get("_step_plan")
-        if plan is None:
-            series = tuple(self.series_var) if self.slice_step is None else ()
-            plan = (self._t_name(), series, tuple(self.update_value.items()))
-            object.__setattr__(self, "_step_plan", plan)
-        return plan
-
-    def _eval(self, values, ctx):
-        self._check_series(values)
-        mask = ctx.kwargs.get("mask", self.mask)
-        t_name, sliced, updates = self._plan()
-        series = [(k, values[k]) for k in sliced]
-        state = dict(values)
-        step_loss = self.step_loss
-        # _run only records a top-level term's value; skip it when the step is not one.
-        run = step_loss._run if ctx.terms is not None and id(step_loss) in ctx.terms \
-            else step_loss._eval
-        total = 0
-        new: Dict = {}
-        for t in range(self._steps(values)):
-            if t_name is not None:
-                state[t_name] = t
-            for k, v in series:
-                state[k] = v[t]
-            step, new = run(state, ctx)
-            if new:
-                state.update(new)
-            if mask is not None:
-                step = step * mask[t].float()
-            total = total + step
-            for old, renamed in updates:
-                if old in state:
-                    state[renamed] = state.pop(old)
-        return total, new

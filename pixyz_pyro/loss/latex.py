@@ -15,9 +15,11 @@ them.
 True
 """
 import functools
+from typing import Dict, List
 
 import sympy
 
+from ..dist.naming import prob_text
 from . import (
     adversarial,
     data_parallel,
@@ -55,9 +57,36 @@ def _sym(text: str) -> sympy.Symbol:
     return sympy.Symbol(text)
 
 
+def _text(d, names) -> str:
+    """The formula text of distribution ``d``: its own, or the disambiguated one when two
+    different distributions of the loss print alike."""
+    return names.get(id(d)) or d.prob_text
+
+
+def distinct_names(loss) -> Dict[int, str]:
+    """``id(dist) -> text`` for the distributions of ``loss`` that share their printed
+    text with another one: they print as :math:`p^{(1)}(x|z)`, :math:`p^{(2)}(x|z)`, so
+    that two different distributions are two different symbols."""
+    by_text: Dict[str, List[object]] = {}
+    for d in loss.distributions():
+        by_text.setdefault(d.prob_text, []).append(d)
+    out: Dict[int, str] = {}
+    for same in by_text.values():
+        if len(same) > 1:
+            for i, d in enumerate(same, 1):
+                out[id(d)] = prob_text(f"{d.name}^{{({i})}}", d.var, d.cond_var)
+    return out
+
+
+def to_sympy(node, names=None) -> sympy.Expr:
+    """The sympy expression of a loss node; ``names`` maps distributions to their texts
+    (default: :func:`distinct_names` of ``node``)."""
+    return _to_sympy(node, distinct_names(node) if names is None else names)
+
+
 @functools.singledispatch
-def to_sympy(node) -> sympy.Expr:
-    """The sympy expression of a loss node (one handler per node type)."""
+def _to_sympy(node, names) -> sympy.Expr:
+    """One handler per node type."""
     text = getattr(node, "_latex_text", None)
     if text is not None:
         return _sym(text() if callable(text) else text)
@@ -65,26 +94,30 @@ def to_sympy(node) -> sympy.Expr:
 
 
 def _binary(op):
-    def handler(node):
-        return op(to_sympy(node.a), to_sympy(node.b))
+    def handler(node, names):
+        return op(to_sympy(node.a, names), to_sympy(node.b, names))
     return handler
 
 
-to_sympy.register(ops.AddLoss)(_binary(lambda a, b: a + b))
-to_sympy.register(ops.SubLoss)(_binary(lambda a, b: a - b))
-to_sympy.register(ops.MulLoss)(_binary(lambda a, b: a * b))
-to_sympy.register(ops.DivLoss)(_binary(lambda a, b: a / b))
-to_sympy.register(ops.MinLoss)(_binary(MinF))
-to_sympy.register(ops.MaxLoss)(_binary(MaxF))
-to_sympy.register(ops.NegLoss)(lambda n: -to_sympy(n.a))
-to_sympy.register(ops.AbsLoss)(lambda n: Abs(to_sympy(n.a)))
-to_sympy.register(ops.BatchMean)(lambda n: Mean(to_sympy(n.a)))
-to_sympy.register(ops.BatchSum)(lambda n: Sum(to_sympy(n.a)))
-to_sympy.register(ops.Detach)(lambda n: DetachF(to_sympy(n.a)))
+def _unary(op):
+    return lambda node, names: op(to_sympy(node.a, names))
 
 
-@to_sympy.register(values.ValueLoss)
-def _value(node):
+_to_sympy.register(ops.AddLoss)(_binary(lambda a, b: a + b))
+_to_sympy.register(ops.SubLoss)(_binary(lambda a, b: a - b))
+_to_sympy.register(ops.MulLoss)(_binary(lambda a, b: a * b))
+_to_sympy.register(ops.DivLoss)(_binary(lambda a, b: a / b))
+_to_sympy.register(ops.MinLoss)(_binary(MinF))
+_to_sympy.register(ops.MaxLoss)(_binary(MaxF))
+_to_sympy.register(ops.NegLoss)(_unary(lambda a: -a))
+_to_sympy.register(ops.AbsLoss)(_unary(Abs))
+_to_sympy.register(ops.BatchMean)(_unary(Mean))
+_to_sympy.register(ops.BatchSum)(_unary(Sum))
+_to_sympy.register(ops.Detach)(_unary(DetachF))
+
+
+@_to_sympy.register(values.ValueLoss)
+def _value(node, names):
     v = node.value
     if hasattr(v, "numel") and v.numel() == 1:
         v = v.item()
@@ -95,49 +128,62 @@ def _value(node):
     return sympy.Integer(v) if isinstance(v, int) else sympy.Float(v)
 
 
-to_sympy.register(values.Parameter)(lambda n: sympy.Symbol(n.name))
-to_sympy.register(values.ConstantVar)(lambda n: to_sympy(n.base))
-to_sympy.register(data_parallel.DataParalleledLoss)(lambda n: to_sympy(n.loss))
-to_sympy.register(pdf.LogProb)(lambda n: _sym(f"\\log {n.p.prob_text}"))
-to_sympy.register(pdf.Prob)(lambda n: _sym(n.p.prob_text))
+_to_sympy.register(values.Parameter)(lambda n, names: sympy.Symbol(n.name))
+_to_sympy.register(values.ConstantVar)(lambda n, names: to_sympy(n.base, names))
+_to_sympy.register(data_parallel.DataParalleledLoss)(lambda n, names: to_sympy(n.loss, names))
+_to_sympy.register(pdf.LogProb)(lambda n, names: _sym(f"\\log {_text(n.p, names)}"))
+_to_sympy.register(pdf.Prob)(lambda n, names: _sym(_text(n.p, names)))
 
 
-@to_sympy.register(expectation.Expectation)
-def _expectation(node):
-    return Expect(_sym(node.p.prob_text), to_sympy(node.f))
+@_to_sympy.register(expectation.Expectation)
+def _expectation(node, names):
+    return Expect(_sym(_text(node.p, names)), to_sympy(node.f, names))
 
 
-@to_sympy.register(divergences.KullbackLeibler)
-def _kl(node):
+@_to_sympy.register(divergences.KullbackLeibler)
+def _kl(node, names):
     if node.mc is not None:
-        return to_sympy(node.mc)
-    return _sym(f"D_{{KL}} \\left[{node.p.prob_text}||{node.q.prob_text} \\right]")
+        return to_sympy(node.mc, names)
+    return _sym(f"D_{{KL}} \\left[{_text(node.p, names)}||{_text(node.q, names)} \\right]")
 
 
-@to_sympy.register(entropy.Entropy)
-def _entropy(node):
+@_to_sympy.register(entropy.Entropy)
+def _entropy(node, names):
     if node.mc is not None:
-        return to_sympy(node.mc)
-    return _sym(f"H \\left[ {{{node.p.prob_text}}} \\right]")
+        return to_sympy(node.mc, names)
+    return _sym(f"H \\left[ {{{_text(node.p, names)}}} \\right]")
 
 
-@to_sympy.register(iterative.IterativeLoss)
-def _iterative(node):
+@_to_sympy.register(iterative.IterativeLoss)
+def _iterative(node, names):
     t = sympy.Symbol(node.timestep_var[0] if node.timestep_var else "t")
     upper = node.max_iter if node.max_iter else sympy.Symbol(sympy.latex(t) + "_{max}")
-    return sympy.Sum(to_sympy(node.step_loss), (t, 0, upper - 1))
+    return sympy.Sum(to_sympy(node.step_loss, names), (t, 0, upper - 1))
 
 
-for _cls in (adversarial.AdversarialJensenShannon, adversarial.AdversarialKullbackLeibler,
-             adversarial.AdversarialWassersteinDistance, mmd.MMD,
-             wasserstein.WassersteinDistance):
-    to_sympy.register(_cls)(lambda n: _sym(n._latex_text()))
+def _pair(template: str):
+    return lambda n, names: _sym(template.format(_text(n.p, names), _text(n.q, names)))
+
+
+_to_sympy.register(adversarial.AdversarialJensenShannon)(
+    _pair("mean(D_{{JS}}^{{Adv}} \\left[{}||{} \\right])"))
+_to_sympy.register(adversarial.AdversarialKullbackLeibler)(
+    _pair("mean(D_{{KL}}^{{Adv}} \\left[{}||{} \\right])"))
+_to_sympy.register(adversarial.AdversarialWassersteinDistance)(
+    _pair("mean(W^{{Adv}} \\left({}, {} \\right))"))
+_to_sympy.register(mmd.MMD)(_pair("D_{{MMD^2}} \\left[{}||{} \\right]"))
+_to_sympy.register(wasserstein.WassersteinDistance)(_pair("W^{{upper}} \\left({}, {} \\right)"))
 
 
 def loss_text(loss) -> str:
     """The LaTeX text of a loss, as ``print(loss)`` shows it."""
-    return sympy.latex(to_sympy(loss))
+    return sympy.latex(to_sympy(loss, distinct_names(loss)))
 
+
+def loss_texts(root, nodes) -> List[str]:
+    """The texts of ``nodes`` (parts of ``root``), named as in ``root``'s text."""
+    names = distinct_names(root)
+    return [sympy.latex(to_sympy(n, names)) for n in nodes]
 
 def print_latex(obj):
     """Render a loss or a distribution as LaTeX in a notebook (or return the text)."""

@@ -58,12 +58,3 @@ class MMD(SampleDistance):
         self.kernel = _KERNELS[kernel]
         self.kernel_params = kernel_params
         self._freeze()
-
-    def _latex_text(self):
-        return f"D_{{MMD^2}} \\left[{self.p.prob_text}||{self.q.prob_text} \\right]"
-
-    def _eval(self, values, ctx):
-        x, y = self._draw(values, ctx)
-        k, kp = self.kernel, self.kernel_params
-        return (_offdiag_mean(k(x, x, **kp)) + _offdiag_mean(k(y, y, **kp))
-                - 2 * k(x, y, **kp).mean()), {}

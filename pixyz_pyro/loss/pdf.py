@@ -41,17 +41,11 @@ class LogProb(DistributionLoss):
     def _input_var(self):
         return self.p.var + [v for v in self.p.input_var if v not in self.p.var]
 
-    def _eval(self, values, ctx):
-        return self.p._log_prob_values(values, ctx, self.sum_features, self.feature_dims), {}
-
-
 class Prob(LogProb):
     """:math:`p(x|y) = \\exp \\log p(x|y)`."""
 
-    def _eval(self, values, ctx):
-        lp, new = super()._eval(values, ctx)
-        return lp.exp(), new
-
+    def __init__(self, p, sum_features: bool = True, feature_dims=None):
+        super().__init__(p, sum_features, feature_dims)
 
 def NLL(p, sum_features: bool = True, feature_dims=None):
     """The paper's spelling: :math:`-\\log p(x|y)`, i.e. ``-LogProb(p)``."""

@@ -4,11 +4,9 @@
 Each side draws its variable from its own inputs only, reparameterised where the family
 allows, so gradients reach both distributions.
 """
-from typing import Tuple
 
-import torch
 
-from .base import Loss, inputs_of
+from .base import Loss
 
 
 class SampleDistance(Loss):
@@ -28,13 +26,3 @@ class SampleDistance(Loss):
     def _input_var(self):
         out = list(self.p.input_var)
         return out + [v for v in self.q.input_var if v not in out]
-
-    def _draw(self, values, ctx) -> Tuple[torch.Tensor, torch.Tensor]:
-        v = self.p.var[0]
-        x = self.p._sample_values(inputs_of(self.p, values), ctx, True, ctx.batch_n)[v]
-        y = self.q._sample_values(inputs_of(self.q, values), ctx, True, ctx.batch_n)[v]
-        x, y = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
-        if x.shape[1] != y.shape[1]:
-            raise ValueError(f"{type(self).__name__}: {self.p.prob_text} gave {v} with "
-                             f"features {x.shape[1]}, {self.q.prob_text} gave {y.shape[1]}")
-        return x, y

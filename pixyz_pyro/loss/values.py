@@ -3,6 +3,7 @@ from typing import Dict
 
 import torch
 
+from ..errors import ShapeError
 from .base import Loss
 
 
@@ -14,16 +15,16 @@ class ValueLoss(Loss):
     """
 
     def __init__(self, value):
+        if isinstance(value, torch.Tensor) and value.dim() > 1:
+            raise ShapeError(f"a tensor added to a loss must be a scalar or have one value "
+                             f"per batch element, shape (batch,); got shape "
+                             f"{tuple(value.shape)} (reduce or flatten it first)")
         self.value = value
         self._freeze()
 
     @property
     def _input_var(self):
         return []
-
-    def _eval(self, values, ctx):
-        return self.value, {}
-
 
 class Parameter(Loss):
     """A value read from the input dict by name, such as a KL weight :math:`\\beta`.
@@ -42,10 +43,6 @@ class Parameter(Loss):
     def _input_var(self):
         return [self.name]
 
-    def _eval(self, values, ctx):
-        return values[self.name], {}
-
-
 class ConstantVar(Loss):
     """``loss.constant_var({"x": value})``: the loss with some inputs fixed."""
 
@@ -62,6 +59,3 @@ class ConstantVar(Loss):
     @property
     def _input_var(self):
         return [v for v in self.base.input_var if v not in self.constants]
-
-    def _eval(self, values, ctx):
-        return self.base._run({**values, **self.constants}, ctx)

@@ -16,9 +16,3 @@ class WassersteinDistance(SampleDistance):
         super().__init__(p, q)
         self.metric = metric if metric is not None else PairwiseDistance(p=2)
         self._freeze()
-
-    def _latex_text(self):
-        return f"W^{{upper}} \\left({self.p.prob_text}, {self.q.prob_text} \\right)"
-
-    def _eval(self, values, ctx):
-        return self.metric(*self._draw(values, ctx)), {}

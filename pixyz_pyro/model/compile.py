@@ -36,6 +36,7 @@ from typing import Callable, List, Optional, Union
 import torch
 
 from ..errors import ModelError
+from ..loss.evaluate import run
 
 #: ``torch.compile``'s modes; the ones with CUDA graphs replay the step's kernels at once.
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -77,7 +78,7 @@ def own_code(fn: Callable, what: str) -> Callable:
 
     Dynamo keeps a code object's compiled graphs with that code object, at most
     ``torch._dynamo.config.recompile_limit`` (8) of them, dead models' included, and runs
-    it eagerly after that, silently.  Every model's loss runs ``Loss._run``, so compiling
+    it eagerly after that, silently.  Every model's loss runs ``evaluate.run``, so compiling
     it directly let the ninth model of a process compute its loss at eager speed.  A
     wrapper with its own code object gives each model its own cache, which goes away with
     the model.  (Torch's optimizers break the graph inside ``step`` on purpose, and the
@@ -116,7 +117,7 @@ class CompiledStep:
         self.mode = mode
         self.cudagraphs = mode in CUDAGRAPH_MODES
         loss, optimizer = model.loss_cls, model.optimizer
-        self._eager = {"loss": loss._run, "optimizer step": optimizer.step}
+        self._eager = {"loss": functools.partial(run, loss), "optimizer step": optimizer.step}
         with warnings.catch_warnings():  # torch's own deprecation notes on first import
             warnings.simplefilter("ignore", DeprecationWarning)
             self._compiled = {k: compiler(own_code(f, k)) for k, f in self._eager.items()}
@@ -152,7 +153,7 @@ class CompiledStep:
                                       error=message[:300]), RuntimeWarning, stacklevel=2)
 
     def run(self, values, ctx):
-        """The loss on ``values``: ``(value, new samples)``, as ``Loss._run``."""
+        """The loss on ``values``: ``(value, new samples)``, as ``evaluate.run``."""
         ctx.traced = self.failed is None  # memoise by identity, not by id (Context.recall)
         if not self.cudagraphs or self.failed is not None:
             return self._call("loss", values, ctx)

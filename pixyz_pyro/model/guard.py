@@ -27,7 +27,6 @@ from torch import nn
 
 from ..dist.running import restore_running, snapshot_running
 from ..errors import NonFiniteError
-from ..loss.base import _term_label
 
 
 def all_state(modules: Sequence[nn.Module]) -> List[torch.Tensor]:
@@ -93,7 +92,7 @@ def nonfinite_error(value: torch.Tensor, terms, term_values: Dict, params: Dict[
 
     Runs only on the refused path, so it may sync with the device freely.
     """
-    bad_terms = [_term_label(t) for t in terms
+    bad_terms = [t._short() for t in terms
                  if isinstance(term_values.get(id(t)), torch.Tensor)
                  and not bool(torch.isfinite(term_values[id(t)]).all())]
     bad_grads: Dict[str, List[str]] = {}

@@ -3,10 +3,13 @@
 One training step is
 
 1. set gradients to ``None``;
-2. evaluate the loss with the direct executor (per-term values kept as references);
+2. evaluate the loss's plan through the executor's one entry point
+   (:mod:`pixyz_pyro.loss.execute`; per-term values kept as references);
 3. backward, optionally clip;
-4. read the loss once (``.item()``, the only host sync); if it or a gradient is not
-   finite, refuse the step and name the term that went non-finite;
+4. read the loss once (``.item()``, the only host sync), with the gradients' norms and
+   the support checks folded in; if a value is outside its support, refuse the step with
+   a SupportError; if the loss or a gradient is not finite, refuse it and name the term
+   that went non-finite;
 5. step the ONE optimizer that holds every parameter.
 
 Bad input is refused before anything changes: inputs are checked by name and type before
@@ -19,9 +22,12 @@ from typing import Dict, Iterable, List, Optional, Union
 import torch
 from torch import nn
 
-from ..dist.context import Context
+from ..dist.checks import any_violation, settle
 from ..errors import LossError, ModelError, passes_through, wrap_error
-from ..loss.base import Loss, _batch_n
+from ..loss.base import Loss
+from ..loss.evaluate import run
+from ..loss.execute import check_keywords, finish, prepare
+from ..loss.plan import Plan, check_gradients, compile_plan
 from . import distributed as _dist
 from .checkpoint import (
     FORMAT_VERSION,
@@ -127,7 +133,8 @@ class Model:
         self.step_count = 0
         self.compile = compile
         self._compiled = None
-        self._plans: Dict = {}
+        self._plan = compile_plan(self.loss_cls)
+        self._test_plan = compile_plan(self.test_loss_cls)
         self._modules = list(self.distributions.modules())
         self.ddp = _dist.data_parallel(self.distributions, distributed)
         self.distributed = self.ddp is not None
@@ -143,54 +150,50 @@ class Model:
     __repr__ = __str__
 
     # --- one step -------------------------------------------------------------------------
-    def _evaluate(self, loss: Loss, x_dict: Dict, kwargs: Dict):
-        values = loss._checked_input(x_dict)
-        need, terms = self._plan(loss)
-        loss._check_input_names(values, need)
-        ctx = Context(batch_n=_batch_n(values, need), kwargs=kwargs)
-        ctx.terms = dict.fromkeys(map(id, terms))
+    def _evaluate(self, plan: Plan, x_dict: Dict, kwargs: Dict):
+        """The loss on ``x_dict`` through the executor's one entry point, with what the
+        forward pass changes snapshotted; ``(value, ctx)``."""
+        values, ctx = prepare(plan, x_dict, kwargs, f"{type(self).__name__}.train()",
+                              record_terms=True)
         self._guard.snapshot()
         try:
-            value, _ = self._run_loss(loss, values, ctx)
+            value, _ = self._run_loss(plan, values, ctx)
             if not isinstance(value, torch.Tensor) or value.dim() != 0:
                 shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value)
-                raise LossError(f"the loss must be a scalar to train; {loss.loss_text} has "
-                                f"shape {shape}. Reduce it with .mean() or .sum()")
+                raise LossError(f"the loss must be a scalar to train; {plan.loss.loss_text} "
+                                f"has shape {shape}. Reduce it with .mean() or .sum()")
         except BaseException as e:
             self._guard.restore()
             if passes_through(e):
                 raise
-            raise wrap_error(f"evaluating {loss._short()}", e, values, need) from e
+            settle(ctx.flags)  # a torch error caused by a value outside its support
+            raise wrap_error(f"evaluating {plan.loss._short()}", e, values,
+                             plan.input_var) from e
         self._guard.values = values
-        return value, terms, ctx.terms
+        return value, ctx
 
-    def _plan(self, loss: Loss):
-        """``(input_var, terms)`` of ``loss``, worked out once (losses are immutable)."""
-        plan = self._plans.get(loss)
-        if plan is None:
-            plan = self._plans[loss] = (loss.input_var, loss.terms())
-        return plan
-
-    def _run_loss(self, loss: Loss, values: Dict, ctx: Context):
-        if self._compiled is not None and loss is self.loss_cls:
+    def _run_loss(self, plan: Plan, values: Dict, ctx):
+        if self._compiled is not None and plan is self._plan:
             return self._compiled.run(values, ctx)
-        return loss._run(values, ctx)
+        return run(plan.loss, values, ctx)
 
     def _loss_fn(self, x_dict: Dict, kwargs: Dict):
-        return self._evaluate(self.loss_cls, x_dict, kwargs)
+        return self._evaluate(self._plan, x_dict, kwargs)
 
     def train(self, train_x_dict: Optional[Dict] = None, average_across_ranks: bool = False,
               **kwargs) -> torch.Tensor:
         """One optimisation step on ``train_x_dict``; returns the loss (detached), averaged
         over the ranks (one more all-reduce) when ``average_across_ranks`` and distributed."""
+        check_keywords(self._plan, kwargs, f"{type(self).__name__}.train()")
+        check_gradients(self._plan)
         if not all(m.training for m in self._modules):
             self.distributions.train()
         self.optimizer.zero_grad(set_to_none=True)
         fn = self._loss_fn
         if self.ddp is not None:  # gradients are all-reduced inside backward
-            value, terms, term_values = self.ddp(fn, train_x_dict, kwargs)
+            value, ctx = self.ddp(fn, train_x_dict, kwargs)
         else:
-            value, terms, term_values = fn(train_x_dict, kwargs)
+            value, ctx = fn(train_x_dict, kwargs)
         value.backward(retain_graph=self.retain_graph)
         if self.clip_norm:
             nn.utils.clip_grad_norm_(self._params, self.clip_norm)
@@ -203,9 +206,11 @@ class Model:
         if grads:
             check = self._compiled.check(check, grads) if self._compiled is not None \
                 else finite_check(check, grads)
+        violated = any_violation(ctx.flags)
+        if violated is not None:  # a support check: folded into the same read
+            check = check + torch.where(violated, float("inf"), 0.0)
         read = check.item()
-        if not is_finite(read):
-            self._refuse(value, terms, term_values)
+        if not is_finite(read) and self._refuse(value, ctx):
             return value.detach()
         self._guard.accept()
         if self._compiled is not None:
@@ -217,19 +222,38 @@ class Model:
             self._try_compile()
         return value.detach()
 
-    def _refuse(self, value, terms, term_values) -> None:
-        """Refuse a non-finite step: put back what the forward pass changed, then count
-        it (``skip_nonfinite``) or raise a NonFiniteError that names the terms."""
+    def _refuse(self, value, ctx) -> bool:
+        """After a read that was not finite: raise the SupportError of a value outside its
+        support, or refuse a non-finite step -- count it (``skip_nonfinite``) or raise a
+        NonFiniteError that names the terms -- having put back what the forward pass
+        changed.  ``False`` when only lenient support checks fired (they warn) and the
+        step is finite after all."""
         values = self._guard.values
+        try:
+            settle(ctx.flags)
+        except BaseException:
+            self._guard.restore()
+            self.optimizer.zero_grad(set_to_none=True)
+            raise
+        if ctx.flags and self._finite_after_all(value):
+            return False
         self._guard.restore()
+        terms = [t.node for t in self._plan.terms]
+        term_values = ctx.terms
         if self.skip_nonfinite:
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped_steps += 1
-            return
+            return True
         error = nonfinite_error(value, terms, term_values, self._param_names, values,
                                 self.step_count, self.loss_cls.loss_text)
         self.optimizer.zero_grad(set_to_none=True)
         raise error
+
+    def _finite_after_all(self, value) -> bool:
+        """Whether the loss and every gradient are finite (read again: the refused path
+        only)."""
+        grads = [p.grad for p in self._params if p.grad is not None]
+        return is_finite(finite_check(value.detach(), grads).item())
 
     def _try_compile(self) -> None:
         """Compile the step (see :mod:`pixyz_pyro.model.compile`); ONE warning and eager
@@ -240,9 +264,19 @@ class Model:
 
     def test(self, test_x_dict: Optional[Dict] = None, **kwargs) -> torch.Tensor:
         """Evaluate the test loss without gradients."""
+        plan = self._test_plan
+        values, ctx = prepare(plan, test_x_dict, kwargs, f"{type(self).__name__}.test()")
         self.distributions.eval()
         with torch.no_grad():
-            value = self.test_loss_cls.eval(test_x_dict, **kwargs)
+            try:
+                value, _ = run(plan.loss, values, ctx)
+                finish(ctx)
+            except BaseException as e:
+                if passes_through(e):
+                    raise
+                settle(ctx.flags)
+                raise wrap_error(f"evaluating {plan.loss._short()}", e, values,
+                                 plan.input_var) from e
         return value
 
     # --- checkpoints ------------------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""The validation policy: one process-wide switch, applied the same way on every call.
+
+Like :func:`pyro.enable_validation`, the level is set once for the process and can be
+changed for a block with a context manager.  No check depends on what was called before.
+
+``"default"``
+    Names, dtypes and shapes of every value and parameter are checked on every call (host
+    metadata: no device sync).  Value and parameter supports are checked on the device on
+    every call and read once per evaluation; on the training path that read is folded into
+    the step's single finiteness read.  A Bernoulli-type likelihood scores grey levels in
+    :math:`[0, 1]` silently and any other real value with the same formula and a
+    :class:`SupportWarning`, as Pixyz does.
+``"strict"``
+    As ``"default"``, but a Bernoulli-type value outside :math:`[0, 1]` raises.
+``"off"``
+    No checks at all, for benchmarks (a wrong input then gives whatever torch gives).
+
+>>> import pixyz_pyro
+>>> pixyz_pyro.get_validation()
+'default'
+>>> with pixyz_pyro.validation("strict"):
+...     pixyz_pyro.get_validation()
+'strict'
+"""
+import contextlib
+from typing import Iterator
+
+LEVELS = ("off", "default", "strict")
+
+
+class _Policy:
+    """The process-wide level (one instance; see :func:`set_validation`)."""
+
+    __slots__ = ("level",)
+
+    def __init__(self) -> None:
+        self.level = "default"
+
+
+_POLICY = _Policy()
+
+
+class SupportWarning(UserWarning):
+    """A value was scored outside its family's support with the family's formula (for
+    example a Bernoulli likelihood of a real value outside [0, 1])."""
+
+
+def _checked_level(level: str) -> str:
+    if level not in LEVELS:
+        raise ValueError(f"validation level must be one of {list(LEVELS)}, got {level!r}")
+    return level
+
+
+def set_validation(level: str) -> None:
+    """Set the validation level for the process (``"off"``, ``"default"``, ``"strict"``)."""
+    _POLICY.level = _checked_level(level)
+
+
+def get_validation() -> str:
+    """The current validation level."""
+    return _POLICY.level
+
+
+@contextlib.contextmanager
+def validation(level: str) -> Iterator[None]:
+    """Run a block at another validation level, then restore the previous one."""
+    before = _POLICY.level
+    _POLICY.level = _checked_level(level)
+    try:
+        yield
+    finally:
+        _POLICY.level = before
+
+
+def checking() -> bool:
+    """Whether checks run at all (the level is not ``"off"``)."""
+    return _POLICY.level != "off"
+
+
+def strict() -> bool:
+    return _POLICY.level == "strict"

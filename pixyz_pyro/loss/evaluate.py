@@ -1,0 +1,384 @@
+"""The direct executor: one interpreter over loss nodes, by dispatch on the node type.
+
+:func:`evaluate` has one handler per node type and returns ``(value, new_samples)``;
+:func:`run` is how a handler evaluates a child.  The contract:
+
+1. Values flow down as one dict ``{name: tensor}``; siblings see the same input values,
+   as in Pixyz, and samples flow only into an expectation's body.
+2. Distributions are called through their executor protocol (``_params``,
+   ``_sample_values``, ``_log_prob_values``) inside one
+   :class:`~pixyz_pyro.dist.context.Context`, which memoises each ``forward`` by input
+   identity, records the plan's top-level terms and collects the support checks.
+3. A node that occurs more than once in the expression is evaluated once per input
+   dict (:attr:`Plan.shared <pixyz_pyro.loss.plan.Plan>`), so ``e - e`` is exactly 0.
+4. No sympy, no deepcopy, no ``.item()`` and no host sync: the checks are host metadata
+   and device flags (:mod:`pixyz_pyro.dist.checks`).
+"""
+import functools
+import operator
+from typing import Dict, Tuple
+
+import torch
+from torch.distributions import kl_divergence
+
+from ..dist.context import Context
+from ..dist.family import PYRO_NUMERICS, closed_kl
+from ..dist.shapes import SHAPES, fold, shape_str
+from ..dist.validation import checking
+from ..errors import LossError, ShapeError
+from . import (
+    adversarial,
+    data_parallel,
+    divergences,
+    entropy,
+    expectation,
+    iterative,
+    mmd,
+    ops,
+    pdf,
+    sample_distance,
+    wasserstein,
+)
+from . import values as value_nodes
+from .base import Loss
+
+Values = Dict[str, object]
+Result = Tuple[object, Values]
+
+
+def run(node: Loss, values: Values, ctx: Context) -> Result:
+    """Evaluate ``node`` on ``values``: once per input dict for a shared node, and its value
+    recorded when it is one of the plan's top-level terms."""
+    shared = ctx.shared
+    if shared is not None and id(node) in shared:
+        seen = shared[id(node)]
+        for v, result in seen:
+            if v is values:
+                return result
+        result = evaluate(node, values, ctx)
+        seen.append((values, result))  # the dict is kept, so its id stays unique
+    else:
+        result = evaluate(node, values, ctx)
+    terms = ctx.terms
+    if terms is not None and id(node) in terms:
+        terms[id(node)] = result[0]
+    return result
+
+
+@functools.singledispatch
+def evaluate(node, values: Values, ctx: Context) -> Result:
+    """``(value, new samples)`` of ``node`` (one handler per node type)."""
+    raise LossError(f"{type(node).__name__} is not a loss node that pixyz_pyro can "
+                    f"evaluate; register a handler with "
+                    f"pixyz_pyro.loss.evaluate.evaluate.register({type(node).__name__})")
+
+
+# --- leaves ---------------------------------------------------------------------------------
+@evaluate.register(value_nodes.ValueLoss)
+def _value(node, values, ctx):
+    return node.value, {}
+
+
+@evaluate.register(value_nodes.Parameter)
+def _parameter(node, values, ctx):
+    return values[node.name], {}
+
+
+@evaluate.register(value_nodes.ConstantVar)
+def _constant_var(node, values, ctx):
+    return run(node.base, {**values, **node.constants}, ctx)
+
+
+@evaluate.register(pdf.LogProb)
+def _log_prob(node, values, ctx):
+    return node.p._log_prob_values(values, ctx, node.sum_features, node.feature_dims), {}
+
+
+@evaluate.register(pdf.Prob)
+def _prob(node, values, ctx):
+    lp = node.p._log_prob_values(values, ctx, node.sum_features, node.feature_dims)
+    return lp.exp(), {}
+
+
+# --- arithmetic -----------------------------------------------------------------------------
+def _check_shapes(node, x, y) -> None:
+    """Two per-row values must have the same shape: no silent broadcasting (a number, or
+    a tensor with one element, broadcasts)."""
+    if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and \
+            x.shape != y.shape and x.numel() != 1 and y.numel() != 1:
+        raise ShapeError(f"{node.a._short()} has shape {shape_str(x.shape)} and "
+                         f"{node.b._short()} has shape {shape_str(y.shape)}: a loss combines "
+                         f"values of one shape (one per batch element, or a scalar); "
+                         f"reduce one with .mean() or .sum() first")
+
+
+def _binary(op):
+    def handler(node, values, ctx):
+        x, nx = run(node.a, values, ctx)
+        y, ny = run(node.b, values, ctx)
+        if checking():
+            _check_shapes(node, x, y)
+        if nx and ny:
+            nx = {**nx, **ny}
+        return op(x, y), (nx or ny)
+    return handler
+
+
+def _tensor_op(op):
+    return lambda x, y: op(torch.as_tensor(x), torch.as_tensor(y))
+
+
+def _unary(op):
+    def handler(node, values, ctx):
+        x, new = run(node.a, values, ctx)
+        return op(x), new
+    return handler
+
+
+def _reduce(method: str):
+    return lambda x: getattr(x, method)() if isinstance(x, torch.Tensor) else x
+
+
+#: The operator nodes and what they compute.
+BINARY = {ops.AddLoss: operator.add, ops.SubLoss: operator.sub, ops.MulLoss: operator.mul,
+          ops.DivLoss: operator.truediv, ops.MinLoss: _tensor_op(torch.minimum),
+          ops.MaxLoss: _tensor_op(torch.maximum)}
+UNARY = {ops.NegLoss: operator.neg, ops.AbsLoss: lambda x: x.abs(),
+         ops.BatchMean: _reduce("mean"), ops.BatchSum: _reduce("sum"),
+         ops.Detach: _reduce("detach")}
+for _cls, _op in BINARY.items():
+    evaluate.register(_cls)(_binary(_op))
+for _cls, _op in UNARY.items():
+    evaluate.register(_cls)(_unary(_op))
+
+
+@evaluate.register(data_parallel.DataParalleledLoss)
+def _data_parallel(node, values, ctx):
+    return run(node.loss, values, ctx)
+
+
+# --- expectations -----------------------------------------------------------------------------
+def _batch_of(dist, values, default):
+    """The batch size of ``dist``'s first batched input, else ``default``."""
+    for v in dist.input_var:
+        t = values.get(v)
+        if isinstance(t, torch.Tensor) and t.dim() > 0:
+            return t.shape[0]
+    return default
+
+
+@evaluate.register(expectation.Expectation)
+def _expectation(node, values, ctx):
+    """:math:`\\frac1n \\sum_s f(z_s)`: ``p``'s parameters are computed once on the
+    ``b`` rows and ``n`` draws taken from them, folded draw-major to ``n * b`` rows
+    (``fold``), on which ``f`` is evaluated once and averaged over the draws."""
+    n, p = node.n, node.p
+    batch_n = _batch_of(p, values, ctx.batch_n)
+    if n == 1:
+        new = p._sample_values(values, ctx, node.reparam, batch_n)
+        value, more = run(node.f, {**values, **new}, ctx)
+        return value, ({**new, **more} if more else new)
+    b = batch_n or 1
+    names = [k for k, v in values.items()
+             if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == b]
+    folded = fold(values, names, n)
+    new = p._sample_n(values, ctx, node.reparam, batch_n, n, folded)
+    value, more = run(node.f, {**folded, **new}, ctx)
+    if isinstance(value, torch.Tensor) and value.dim() > 0:
+        value = value.reshape(n, -1, *value.shape[1:]).mean(0)
+    new.update(more)
+    return value, {k: v.reshape(*node.sample_shape, -1, *v.shape[1:]) for k, v in new.items()}
+
+
+# --- divergences and entropies --------------------------------------------------------------
+def _sum_features(kl, dim):
+    if dim is not None:
+        return kl.sum(dim=dim)
+    n = kl.dim()
+    return kl.sum(dim=tuple(range(1, n))) if n > 1 else kl
+
+
+def _scalar(d, full) -> bool:
+    """A distribution of scalar constants without a features_shape broadcasts."""
+    return not getattr(d, "features_shape", True) and tuple(full) in ((1,), ())
+
+
+def _check_kl_shapes(node, fp, fq) -> None:
+    """The same features on both sides; a batch of 1 broadcasts."""
+    if _scalar(node.p, fp) or _scalar(node.q, fq):
+        return
+    if len(fp) != len(fq) or fp[1:] != fq[1:] or (
+            len(fp) and fp[0] != fq[0] and 1 not in (fp[0], fq[0])):
+        var = node.p.var[0] if node.p.var else "?"
+        raise ShapeError(f"{node.p.prob_text} gave {var} with features "
+                         f"{shape_str(fp[1:])}, {node.q.prob_text} expects "
+                         f"{shape_str(fq[1:])}: a KL divergence needs the same features on "
+                         f"both sides ({SHAPES})")
+
+
+def _param_shape(d, params):
+    return d._value_shape(params, None)
+
+
+def _closed_kl(p, q):
+    """The numerics table's closed-form KL when both sides are factors that use the
+    table (``None``: ``kl_divergence`` of the pyro objects)."""
+    if getattr(p, "_numerics", PYRO_NUMERICS) is PYRO_NUMERICS or \
+            getattr(q, "_numerics", PYRO_NUMERICS) is PYRO_NUMERICS:
+        return None
+    return closed_kl(p.family, q.family)
+
+
+@evaluate.register(divergences.KullbackLeibler)
+def _kl(node, values, ctx):
+    """The closed form of the numerics table where both sides have one, else
+    ``kl_divergence`` of the two ``pyro.distributions`` objects, else an error."""
+    if node.mc is not None:
+        return run(node.mc, values, ctx)
+    p, q = node.p, node.q
+    closed = _closed_kl(p, q)
+    if closed is not None:
+        pp, pq = p._params(values, ctx), q._params(values, ctx)
+        if checking():
+            _check_kl_shapes(node, _param_shape(p, pp), _param_shape(q, pq))
+        kl = closed(pp, pq)
+        if kl is not None:
+            return _sum_features(kl, node.dim), {}
+    if not hasattr(p, "pyro_dist") or not hasattr(q, "pyro_dist"):
+        raise LossError(f"KullbackLeibler({p.prob_text}, {q.prob_text}): an analytic KL "
+                        f"needs two single-factor distributions; use analytical=False for "
+                        f"joints")
+    dp, dq = p.pyro_dist(values, ctx), q.pyro_dist(values, ctx)
+    if checking():
+        _check_kl_shapes(node, tuple(dp.batch_shape + dp.event_shape),
+                         tuple(dq.batch_shape + dq.event_shape))
+    try:
+        kl = kl_divergence(dp, dq)
+    except NotImplementedError:
+        raise LossError(f"no analytic KL is registered between {type(dp).__name__} "
+                        f"({p.prob_text}) and {type(dq).__name__} ({q.prob_text}); use "
+                        f"KullbackLeibler(..., analytical=False)") from None
+    return _sum_features(kl, node.dim), {}
+
+
+@evaluate.register(entropy.Entropy)
+def _entropy(node, values, ctx):
+    if node.mc is not None:
+        return run(node.mc, values, ctx)
+    return node.p._entropy_values(values, ctx), {}
+
+
+# --- time series ----------------------------------------------------------------------------
+def _check_series(node, values, mask) -> int:
+    """The number of steps, after checking the series and the mask."""
+    lengths = {v: values[v].shape[0] for v in node.series_var
+               if isinstance(values.get(v), torch.Tensor)}
+    def where():  # the formula only for an error
+        return f"IterativeLoss over {node.step_loss._short()}"
+
+    if len(set(lengths.values())) > 1:
+        raise ShapeError(f"{where()}: the series_var {node.series_var} must have one length "
+                         f"on dim 0 (time), got {lengths}")
+    if node.max_iter and lengths and min(lengths.values()) < node.max_iter \
+            and node.slice_step is None:
+        raise ShapeError(f"{where()}: max_iter={node.max_iter} but the series are only "
+                         f"{min(lengths.values())} steps long: {lengths}")
+    steps = node.max_iter or values[node.series_var[0]].shape[0]
+    if mask is not None:
+        series = [values[v] for v in node.series_var
+                  if isinstance(values.get(v), torch.Tensor) and values[v].dim() > 1]
+        rows = series[0].shape[1] if series else None
+        if not isinstance(mask, torch.Tensor) or mask.dim() != 2 or mask.shape[0] != steps \
+                or (rows is not None and mask.shape[1] != rows):
+            got = shape_str(mask.shape) if isinstance(mask, torch.Tensor) else \
+                type(mask).__name__
+            raise ShapeError(f"{where()}: the mask must have shape (T, batch) = ({steps}, "
+                             f"{rows if rows is not None else 'batch'}), got {got}")
+    return steps
+
+
+@evaluate.register(iterative.IterativeLoss)
+def _iterative(node, values, ctx):
+    """The step loss at ``t = 0, 1, ...`` on ``x[t]``; after each step its samples are
+    renamed by ``update_value`` for the next one.  Each step sees a new dict."""
+    options = ctx.options
+    mask = options.mask if options is not None and options.mask is not None else node.mask
+    steps = _check_series(node, values, mask)
+    t_name = node._t_name()
+    sliced = node.series_var if node.slice_step is None else ()
+    series = [(k, values[k]) for k in sliced]
+    updates = tuple(node.update_value.items())
+    state = values
+    total = 0
+    new: Values = {}
+    for t in range(steps):
+        state = dict(state)
+        if t_name is not None:
+            state[t_name] = t
+        for k, v in series:
+            state[k] = v[t]
+        step, new = run(node.step_loss, state, ctx)
+        if new:
+            state.update(new)
+        if mask is not None:
+            step = step * mask[t].to(step.dtype if isinstance(step, torch.Tensor)
+                                     else torch.get_default_dtype())
+        total = total + step
+        for old, renamed in updates:
+            if old in state:
+                state[renamed] = state.pop(old)
+    return total, new
+
+
+# --- losses between samples -------------------------------------------------------------------
+def _inputs_of(dist, values):
+    """The entries of ``values`` that ``dist`` takes as input (so that it draws all of its
+    variables afresh, as Pixyz's ``sample`` does)."""
+    return {k: values[k] for k in dist.input_var if k in values}
+
+
+def _draw_pair(node, values, ctx):
+    v = node.p.var[0]
+    x = node.p._sample_values(_inputs_of(node.p, values), ctx, True, ctx.batch_n)[v]
+    y = node.q._sample_values(_inputs_of(node.q, values), ctx, True, ctx.batch_n)[v]
+    x, y = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
+    if x.shape[1] != y.shape[1]:
+        raise ShapeError(f"{type(node).__name__}: {node.p.prob_text} gave {v} with features "
+                         f"{x.shape[1]}, {node.q.prob_text} gave {y.shape[1]}")
+    return x, y
+
+
+@evaluate.register(mmd.MMD)
+def _mmd(node, values, ctx):
+    x, y = _draw_pair(node, values, ctx)
+    k, kp = node.kernel, node.kernel_params
+    return (mmd._offdiag_mean(k(x, x, **kp)) + mmd._offdiag_mean(k(y, y, **kp))
+            - 2 * k(x, y, **kp).mean()), {}
+
+
+@evaluate.register(wasserstein.WassersteinDistance)
+def _wasserstein(node, values, ctx):
+    return node.metric(*_draw_pair(node, values, ctx)), {}
+
+
+@evaluate.register(adversarial.AdversarialLoss)
+def _adversarial(node, values, ctx):
+    """Draws of both sides, scored by the discriminator; the discriminator side
+    (``Plan.side``) sees them detached."""
+    options = ctx.options
+    detach = options is not None and options.side == "discriminator"
+    b = ctx.batch_n
+    # Each side samples from its own inputs only: the data "x" in the dict must not
+    # stand in for the generator's "x" (a joint skips factors whose value is given).
+    xp = node.p._sample_values(_inputs_of(node.p, values), ctx, True, b)
+    xq = node.q._sample_values(_inputs_of(node.q, values), ctx, True, b)
+    if detach:
+        xp = {k: v.detach() for k, v in xp.items()}
+        xq = {k: v.detach() for k, v in xq.items()}
+    d = node.d
+    yp = d._sample_values({**values, **xp}, ctx, True, None)[d.var[0]]
+    yq = d._sample_values({**values, **xq}, ctx, True, None)[d.var[0]]
+    return (node._d_loss(yp, yq) if detach else node._g_loss(yp, yq)), {}
+
+
+__all__ = ["evaluate", "run", "BINARY", "UNARY", "sample_distance"]
