@@ -212,6 +212,11 @@ class FactorDistribution(Distribution):
         for k, t in tensors:
             shape = t.shape
             shapes.append(shape)
+            if nf and t.dim() <= nf and t.numel() != 1:
+                raise ShapeError(
+                    f"{self.prob_text}: parameter {k} has shape {shape_str(shape)}, but it "
+                    f"needs a batch dimension before the features {shape_str(features)} "
+                    f"(was an input given without its batch dimension? {SHAPES})")
             if nf and t.dim() > 1 and shape[-nf:] != features and shape[1:].numel() != 1:
                 raise ShapeError(
                     f"{self.prob_text}: parameter {k} has features {shape_str(shape[1:])}, "
