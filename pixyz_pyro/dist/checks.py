@@ -33,7 +33,8 @@ class Violation(NamedTuple):
     dist: object
     what: str
     tensor: torch.Tensor
-    problem: str
+    #: ``(family, parameter name or None)``: the words are made only for a message.
+    problem: tuple
     lenient: bool
 
 
@@ -73,7 +74,9 @@ def settle(flags: Sequence[Violation], read: bool = True) -> None:
             if finite.numel() == 0:
                 continue
             t = finite
-        text = (f"{f.dist.prob_text}: {f.what} {f.problem}; got values in "
+        fam, name = f.problem
+        problem = fam.value_support() if name is None else fam.param_support(name)
+        text = (f"{f.dist.prob_text}: {f.what} {problem}; got values in "
                 f"[{float(t.min()):.4g}, {float(t.max()):.4g}]")
         if f.lenient:
             warnings.warn(f"{text}. It is scored with the same formula, as Pixyz does; "

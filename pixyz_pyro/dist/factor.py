@@ -231,8 +231,7 @@ class FactorDistribution(Distribution):
         for k, t in tensors:
             bad = fam.param_violation(k, t)
             if bad is not None:
-                flag(ctx, Violation(bad, self, f"parameter {k}", t, fam.param_support(k),
-                                    False))
+                flag(ctx, Violation(bad, self, f"parameter {k}", t, (fam, k), False))
 
     def get_params(self, params_dict=None, **kwargs) -> Dict[str, torch.Tensor]:
         """The parameters given the conditioning variables."""
@@ -355,7 +354,7 @@ class FactorDistribution(Distribution):
         bad = fam.value_violation(x)
         if bad is not None:
             lenient = fam.lenient_support and not strict()
-            flag(ctx, Violation(bad, self, f'"{var}"', x, fam.value_support(), lenient))
+            flag(ctx, Violation(bad, self, f'"{var}"', x, (fam, None), lenient))
 
     # --- moments ------------------------------------------------------------------------
     def _given(self, x_dict, purpose: str = "this") -> Dict:

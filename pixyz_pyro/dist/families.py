@@ -24,7 +24,7 @@ import pyro.distributions as pd
 import torch
 
 from .factor import FactorDistribution
-from .family import Family
+from .family import Family, interval_violation
 
 #: A parameter: a constant, the name of a conditioning variable, or ``None`` (from
 #: ``forward``).
@@ -67,12 +67,11 @@ def lift(pyro_cls: type, params: Optional[Sequence[str]] = None, name: Optional[
                  "__doc__": doc})
 
 
-def _unit_interval(x: torch.Tensor) -> torch.Tensor:
-    return (x < 0) | (x > 1)
+_unit_interval = interval_violation(0.0, 1.0)
 
 
 def _one_hot(x: torch.Tensor) -> torch.Tensor:
-    return ~((((x == 0) | (x == 1)).all(-1)) & (x.sum(-1) == 1))
+    return ~((((x == 0) | (x == 1)).all(-1)) & (x.sum(-1) == 1)).all()
 
 
 def _factorized_bernoulli_log_prob(d, x: torch.Tensor) -> torch.Tensor:

@@ -141,20 +141,29 @@ CLOSED_KL = {(pd.Normal, pd.Normal): _kl_normal_normal}
 
 
 def _violation(c) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
-    """``t -> elementwise "outside c"`` for a constraint (``None``: nothing to check).
-    NaN is never a violation here: the NaN guard names it."""
+    """``t -> 0-dim bool tensor``, true if ``t`` is anywhere outside ``c`` (``None``:
+    nothing to check).  Bounds are checked through one min/max reduction; NaN is never a
+    violation of a bound (the NaN guard names it)."""
     if c is constraints.real or isinstance(c, type(constraints.real)) or \
             constraints.is_dependent(c):
         return None
     if isinstance(c, constraints.independent):
-        return None if _violation(c.base_constraint) is None else (lambda t: ~c.check(t))
+        return None if _violation(c.base_constraint) is None else \
+            (lambda t: (~c.check(t)).any())
     if isinstance(c, type(constraints.positive)):  # greater_than(lower_bound)
         lower = c.lower_bound
-        return lambda t: t <= lower
+        return lambda t: t.amin() <= lower
     if isinstance(c, type(constraints.unit_interval)):  # interval(lower, upper)
-        lower, upper = c.lower_bound, c.upper_bound
-        return lambda t: (t < lower) | (t > upper)
-    return lambda t: ~c.check(t)  # a NaN fails here; the reader of the flag skips it
+        return interval_violation(c.lower_bound, c.upper_bound)
+    return lambda t: (~c.check(t)).any()  # a NaN fails here; the reader of the flag skips it
+
+
+def interval_violation(lower: float, upper: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``t -> t.min() < lower or t.max() > upper``, as one reduction and a 0-dim test."""
+    def bad(t: torch.Tensor) -> torch.Tensor:
+        lo, hi = torch.aminmax(t)
+        return (lo < lower) | (hi > upper)
+    return bad
 
 
 def _constraints(*classes) -> Dict[str, object]:
@@ -194,8 +203,8 @@ class Family:
     log_prob : callable, optional
         ``(d, x) -> elementwise log-density``; defaults to ``d.log_prob(x)``.
     value_check : callable, optional
-        ``x -> elementwise (or per-row) bool tensor``, true where ``x`` is outside the
-        support; replaces the check of ``pyro_cls.support``.
+        ``x -> 0-dim bool tensor``, true if ``x`` is anywhere outside the support;
+        replaces the check of ``pyro_cls.support``.
     lenient_support : bool
         Score values outside the support with the formula and a ``SupportWarning`` (a
         strict validation level raises instead): Pixyz's Bernoulli on real data.
@@ -274,7 +283,7 @@ class Family:
         """A 0-dim bool tensor, true if parameter ``name`` is anywhere outside its
         constraint (computed on the device, not read); ``None`` if it has none."""
         fn = self._param_checks.get(name)
-        return None if fn is None or not t.is_floating_point() else fn(t).any()
+        return None if fn is None or not t.is_floating_point() else fn(t)
 
     def param_support(self, name: str) -> str:
         """What a violation of parameter ``name``'s constraint is, in words."""
@@ -283,7 +292,7 @@ class Family:
     def value_violation(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         """A 0-dim bool tensor, true if any element of ``x`` is outside the support."""
         fn = self._value_check
-        return None if fn is None else fn(x).any()
+        return None if fn is None or x.numel() == 0 else fn(x)
 
     def value_support(self) -> str:
         """What a value outside the support is, in words."""
