@@ -25,11 +25,12 @@ from ..loss.base import Loss, _batch_n
 from . import distributed as _dist
 from .checkpoint import (
     FORMAT_VERSION,
+    apply_checkpoint,
     atomic_save,
     check_compatible,
+    extra_class_key,
     read_checkpoint,
     rng_state,
-    set_rng_state,
 )
 from .compile import compile_mode, compile_step, finite_check
 from .guard import StepGuard, is_finite, nonfinite_error
@@ -261,7 +262,10 @@ class Model:
             "step_count": self.step_count,
             "skipped_steps": self.skipped_steps,
         }
-        state.update({k: v.state_dict() for k, v in self._checkpoint_extras().items()})
+        for key, obj in self._checkpoint_extras().items():
+            state[key] = obj.state_dict()
+            if isinstance(obj, torch.optim.Optimizer):
+                state[extra_class_key(key)] = type(obj).__name__
         return state
 
     def save(self, path: str) -> None:
@@ -271,16 +275,11 @@ class Model:
             atomic_save(self.state_dict(), path)
 
     def load(self, path: str) -> None:
-        """Restore a checkpoint written by :meth:`save`; validates before changing
-        anything."""
+        """Restore a checkpoint written by :meth:`save`, all or nothing: the whole file is
+        validated against the model first (see :mod:`pixyz_pyro.model.checkpoint`), then
+        applied in one go; on any error the model is exactly as it was."""
         ckpt = read_checkpoint(path)
         extras = self._checkpoint_extras()
         check_compatible(ckpt, list(self.distributions), path, self.optimizer, extras)
-        for d, (_, state) in zip(self.distributions, ckpt["distributions"]):
-            d.load_state_dict(state)
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        for key, obj in extras.items():
-            obj.load_state_dict(ckpt[key])
-        set_rng_state(ckpt["rng"])
-        self.step_count = ckpt["step_count"]
-        self.skipped_steps = ckpt.get("skipped_steps", 0)
+        apply_checkpoint(ckpt, list(self.distributions), self.optimizer, extras)
+        self.step_count, self.skipped_steps = ckpt["step_count"], ckpt.get("skipped_steps", 0)
