@@ -23,6 +23,7 @@ from ..dist.context import Context
 from ..errors import LossError, ModelError, passes_through, wrap_error
 from ..loss.base import Loss, _batch_n
 from . import distributed as _dist
+from .arguments import check_model_arguments
 from .checkpoint import (
     FORMAT_VERSION,
     apply_checkpoint,
@@ -63,7 +64,7 @@ class Model:
     optimizer_params : dict
         Keyword arguments of a torch optimizer class.
     clip_grad_norm, clip_grad_value : float, optional
-        Gradient clipping.
+        Gradient clipping: positive thresholds, ``None`` (the default) for none.
     retain_graph : bool
         Passed to ``backward``.
     compile : bool or str
@@ -80,6 +81,11 @@ class Model:
         step (see :mod:`pixyz_pyro.model.distributed`).  ``None`` (the default) switches
         it on when a process group is initialised.  The wrapper is ``model.ddp`` (``None``
         when off), e.g. for ``model.ddp.register_comm_hook``.
+    allow_unused : bool
+        Keep listed distributions that take no part in ``loss`` (saved and loaded with
+        the model, never trained).  By default such a distribution is an error, since it
+        would silently not train (see :mod:`pixyz_pyro.model.arguments` for every check
+        made at construction).
 
     Examples
     --------
@@ -100,10 +106,12 @@ class Model:
                  clip_grad_norm: Optional[float] = None,
                  clip_grad_value: Optional[float] = None, retain_graph: bool = False,
                  compile: Union[bool, str] = False, skip_nonfinite: bool = False,
-                 distributed: Optional[bool] = None):
+                 distributed: Optional[bool] = None, allow_unused: bool = False):
         if not isinstance(loss, Loss):
             raise LossError(f"Model needs a pixyz_pyro loss expression, got "
                             f"{type(loss).__name__}")
+        check_model_arguments(loss, test_loss, distributions, optimizer, clip_grad_norm,
+                              clip_grad_value, allow_unused)
         self._compile_mode = compile_mode(compile)
         self.loss_cls = loss
         self.test_loss_cls = test_loss if test_loss is not None else loss
