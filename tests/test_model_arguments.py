@@ -308,3 +308,26 @@ def test_a_refused_construction_leaves_a_deep_copy_equal(w):
     assert before["param_groups"] == after["param_groups"]
     assert all(torch.equal(before["state"][k][e], after["state"][k][e])
                for k in before["state"] for e in before["state"][k])
+
+
+# --- the losses outside the evaluation core ------------------------------------------------------
+def test_mmd_validates_its_kernel_and_bandwidth(w):
+    from pixyz_pyro.loss import MMD
+
+    with pytest.raises(ArgumentError, match=r"MMD: kernel must be one of \['gaussian', "
+                                            r"'inv-multiquadratic'\], got 'rbf'"):
+        MMD(w.q, w.prior, kernel="rbf")
+    with pytest.raises(ArgumentError, match="MMD: sigma_sqr must be a positive number, "
+                                            "got -1.0"):
+        MMD(w.q, w.prior, sigma_sqr=-1.0)
+
+
+def test_wasserstein_clip_value_must_be_positive():
+    from pixyz_pyro.loss import AdversarialWassersteinDistance
+
+    p = _generator()
+    with pytest.raises(ArgumentError, match=r"AdversarialWassersteinDistance: clip_value "
+                                            r"must be a positive number, got -0.01 \(the "
+                                            r"critic's weights are clamped"):
+        AdversarialWassersteinDistance(EmpiricalDistribution(["x"]), p, _D(),
+                                       clip_value=-0.01)
