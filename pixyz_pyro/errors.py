@@ -58,6 +58,11 @@ class DistributedError(PixyzError, RuntimeError):
     """Distributed training was asked for but cannot start (no process group, no launcher)."""
 
 
+class ArgumentError(PixyzError, TypeError, ValueError):
+    """An argument of a constructor or a call has the wrong type or lies out of range; the
+    message names the parameter (see :mod:`pixyz_pyro.validate_args`)."""
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """Return ``' (did you mean "X"?)'`` for the closest candidate, or ``''``."""
     cands = [str(c) for c in candidates]

@@ -149,7 +149,8 @@ def load_other_model(w):
 def load_other_shapes(w):
     path = _saved(w, "vae_shapes.pt")
     q, p = Encoder(z_dim=3), Decoder()
-    model = w.watch(Model(KullbackLeibler(q, prior(3)).mean(), distributions=[p, q]))
+    model = w.watch(Model(KullbackLeibler(q, prior(3)).mean(), distributions=[p, q],
+                          allow_unused=True))
     w.watch(_RNG())
     return lambda: model.load(path)
 

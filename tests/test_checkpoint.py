@@ -78,8 +78,8 @@ def _tampered(w, tmp_path, edit):
 
 @pytest.mark.parametrize("edit, message", [
     (lambda s: s["optimizer"]["state"][0].update(exp_avg=torch.zeros(3)),
-     "the optimizer state 'exp_avg' has shape (3,) in the file, but its parameter has "
-     "shape (4, 2) in the model"),
+     "the optimizer state of parameter 0 (group 0): 'exp_avg' has shape (3,) in the file, "
+     "but its parameter has shape (4, 2) in the model"),
     (lambda s: s["rng"].update(torch=torch.zeros(3, dtype=torch.uint8)),
      "the torch RNG state is missing or malformed"),
     (lambda s: s["rng"].update(python=(3, (1, 2), None)), "the Python RNG state is malformed"),

@@ -64,7 +64,7 @@ def build(seed: int, **model_kwargs) -> Model:
     unused = Normal(loc=nn.Parameter(torch.randn(2)), scale=1.0, var=["w"], name="r")
     loss = (-LogProb(p) + KullbackLeibler(q, prior)).mean()
     return Model(loss, distributions=[p, q, prior, unused], optimizer=torch.optim.Adam,
-                 optimizer_params={"lr": 0.05}, **model_kwargs)
+                 optimizer_params={"lr": 0.05}, allow_unused=True, **model_kwargs)
 
 
 class Generator(Deterministic):
@@ -155,8 +155,9 @@ def _agree(rank, port, out):
         gan.train({"y": ys})
     gan_params = torch.cat([t.detach().flatten() for t in gan.discriminator.parameters()]
                            + [flat_params(gan)])
-    auto = Model(model.loss_cls, distributions=list(model.distributions))
-    off = Model(model.loss_cls, distributions=list(model.distributions), distributed=False)
+    auto = Model(model.loss_cls, distributions=list(model.distributions), allow_unused=True)
+    off = Model(model.loss_cls, distributions=list(model.distributions), distributed=False,
+                allow_unused=True)
     torch.save({"start": start, "params": flat_params(model), "losses": torch.stack(losses),
                 "allreduced": calls, "auto": auto.distributed,
                 "off": off.distributed, "distributed": model.distributed,

@@ -16,6 +16,7 @@ import re
 
 import _errors_cases_input  # noqa: F401 - registers the cases
 import _errors_cases_train
+import _errors_cases_validation  # noqa: F401 - registers the cases
 import pytest
 import torch
 from _errors_world import CASES, World, assert_same, snapshot
@@ -131,7 +132,7 @@ def render() -> str:
         "naming the distribution, the inputs it got and its parameters; the original",
         "error is chained.",
         "",
-        "Three behaviours are decisions, not accidents:",
+        "These behaviours are decisions, not accidents:",
         "",
         "* **Marginalizing.** `marginalize_var` integrates out variables a distribution",
         "  *defines*; a conditioning variable cannot be marginalized. A product may not",
@@ -147,6 +148,17 @@ def render() -> str:
         "  mode with ONE `RuntimeWarning` (\"Model(compile=True): torch.compile failed on",
         "  the ...; training continues in eager mode, with the same results at eager",
         "  speed\") and eager's numbers; it is not an error.",
+        "* **Arguments are checked at construction.** `Model` and the presets refuse bad",
+        "  arguments before building anything, naming the parameter",
+        "  (`pixyz_pyro.model.arguments`). A listed distribution that takes no part in the",
+        "  loss is an error, since it would silently never train; `allow_unused=True` keeps",
+        "  it. float16 parameters on the CPU are refused (there are no fp32 master weights",
+        "  or loss scale there): use bfloat16 or float32. Optimizers that need a closure",
+        "  (LBFGS) are refused.",
+        "* **Checkpoints load all or nothing.** `Model.load` validates the whole file",
+        "  against the model first (entries, keys, shapes, dtypes, dense layouts, the",
+        "  optimizer's class and state entry by entry, counters, generator states), then",
+        "  applies it in one go; if anything fails, the model is exactly as it was.",
         "",
         "The examples below run on the small VAE of `tests/_errors_world.py`",
         "(`q(z|x)`: 4 features to 2, `p(x|z)`: Bernoulli, `p_{prior}(z)`: standard normal,",

@@ -30,7 +30,7 @@ def test_all_parameters_go_to_one_optimizer():
     shared = p.fc_out
     extra = Normal(loc="z", scale=1., var=["x"], cond_var=["z"], name="r")
     extra.net = shared  # the same module inside another distribution
-    model = Model(_loss(q, p, prior), distributions=[p, q, extra])
+    model = Model(_loss(q, p, prior), distributions=[p, q, extra], allow_unused=True)
     groups = model.optimizer.param_groups
     assert len(groups) == 1
     ids = [id(t) for t in groups[0]["params"]]
@@ -44,7 +44,7 @@ def test_all_parameters_go_to_one_optimizer():
 def test_gradients_are_set_to_none_before_each_step():
     q, p, prior = vae()
     unused = Normal(loc=nn.Parameter(torch.zeros(1)), scale=1., var=["u"])
-    model = Model(_loss(q, p, prior), distributions=[p, q, unused],
+    model = Model(_loss(q, p, prior), distributions=[p, q, unused], allow_unused=True,
                   optimizer=torch.optim.SGD, optimizer_params={"lr": 0.1})
     x = torch.rand(4, X)
     q2, p2 = copy.deepcopy(q), copy.deepcopy(p)

@@ -12,6 +12,7 @@ The loss gives both sides and owns no optimizer:
 import torch
 import torch.nn.functional as F
 
+from ..validate_args import check_positive_number
 from .base import Loss
 
 
@@ -107,6 +108,9 @@ class AdversarialWassersteinDistance(AdversarialJensenShannon):
     The critic's weights are clipped to ``clip_value`` by the GAN model after each step."""
 
     def __init__(self, p, q, discriminator, clip_value: float = 0.01, **kwargs):
+        check_positive_number("clip_value", clip_value, "AdversarialWassersteinDistance",
+                              " (the critic's weights are clamped to [-clip_value, "
+                              "clip_value])")
         AdversarialLoss.__init__(self, p, q, discriminator, **kwargs)
         self.clip_value = clip_value
         self.inverse_g_loss = True

@@ -10,6 +10,7 @@ reparameterised samples so that gradients reach both distributions.
 """
 import torch
 
+from ..validate_args import check_one_of, check_positive_number
 from .sample_distance import SampleDistance
 
 
@@ -51,8 +52,9 @@ class MMD(SampleDistance):
     """
 
     def __init__(self, p, q, kernel: str = "gaussian", **kernel_params):
-        if kernel not in _KERNELS:
-            raise ValueError(f"unknown kernel {kernel!r}; choose from {sorted(_KERNELS)}")
+        check_one_of("kernel", kernel, sorted(_KERNELS), "MMD")
+        if "sigma_sqr" in kernel_params:
+            check_positive_number("sigma_sqr", kernel_params["sigma_sqr"], "MMD")
         super().__init__(p, q)
         self.kernel_name = kernel
         self.kernel = _KERNELS[kernel]

@@ -13,68 +13,46 @@ A checkpoint is a dict of plain data and tensors:
 renames it over the target (``os.replace`` is atomic), so a crash mid-save leaves the
 previous checkpoint intact.
 
-**Loading** reads with ``weights_only=True`` (no arbitrary pickles), then checks the
-version and every name and shape -- distributions, optimizer state, RNG states -- before
-it touches anything; only then does it apply them.  Training N steps, saving, loading
-in a new process and training M more gives the same parameters, bit for bit, as N + M
-steps straight (the data order too, when batches are drawn from the global RNG).
+**Loading** is all or nothing.  It reads with ``weights_only=True`` (no arbitrary
+pickles), then validates the *whole* file against the model before it touches anything
+(:func:`check_compatible`):
+
+* the entries: exactly the ones :meth:`Model.save` writes (unknown ones are refused);
+* every module state: its keys, and each tensor's layout (dense only), dtype and shape;
+* every optimizer: its class, its groups and hyperparameters, and each parameter's state,
+  entry for entry (:mod:`~pixyz_pyro.model.checkpoint_optim`);
+* the counters ``step_count`` and ``skipped_steps``: non-negative ints;
+* the generator states, each checked on a throwaway generator
+  (:mod:`~pixyz_pyro.model.checkpoint_rng`).
+
+The first problem found is raised as a :class:`~pixyz_pyro.errors.CheckpointError`
+naming the entry.  Only then does :func:`apply_checkpoint` apply everything in one go;
+should applying still fail (or be interrupted), it puts the previous state back, so the
+model is either fully loaded or exactly as it was.
+
+Training N steps, saving, loading in a new process and training M more gives the same
+parameters, bit for bit, as N + M steps straight (the data order too, when batches are
+drawn from the global RNG).
 """
+import copy
 import os
-import random
 import tempfile
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Sequence
 
 import torch
 
 from ..errors import CheckpointError
+from .checkpoint_optim import check_optimizer_state
+from .checkpoint_rng import check_rng_state, rng_state, set_rng_state
+
+__all__ = ["FORMAT_VERSION", "atomic_save", "read_checkpoint", "check_compatible",
+           "check_module_state", "check_optimizer_state", "check_rng_state",
+           "apply_checkpoint", "rng_state", "set_rng_state"]
 
 FORMAT_VERSION = 1
-
-
-# --- RNG states ------------------------------------------------------------------------
-def rng_state() -> Dict:
-    """The torch, Python, NumPy (and CUDA, if initialised) generator states, as tensors
-    and plain data."""
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy comes with torch
-        return state
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state["numpy"] = (name, torch.from_numpy(keys.astype("int64")), int(pos),
-                      int(has_gauss), float(cached))
-    return state
-
-
-def check_rng_state(state, path: str) -> None:
-    """Raise :class:`CheckpointError` unless ``state`` can be restored."""
-    ours = torch.get_rng_state()
-    t = state.get("torch") if isinstance(state, Mapping) else None
-    if not isinstance(t, torch.Tensor) or t.dtype != ours.dtype or t.shape != ours.shape:
-        raise CheckpointError(f"{path!r}: the torch RNG state is missing or malformed "
-                              f"(expected a {ours.dtype} tensor of shape {tuple(ours.shape)})")
-    try:
-        random.Random().setstate(state["python"])
-    except Exception as e:  # noqa: BLE001 - any failure means a malformed state
-        raise CheckpointError(f"{path!r}: the Python RNG state is malformed ({e})") from None
-    if "numpy" in state:
-        np_state = state["numpy"]
-        if not (isinstance(np_state, (tuple, list)) and len(np_state) == 5
-                and isinstance(np_state[1], torch.Tensor) and np_state[1].numel() == 624):
-            raise CheckpointError(f"{path!r}: the NumPy RNG state is malformed")
-
-
-def set_rng_state(state: Dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if "numpy" in state:
-        import numpy as np
-        name, keys, pos, has_gauss, cached = state["numpy"]
-        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+#: The entries every checkpoint has, and those it may have.
+REQUIRED = ("format_version", "distributions", "optimizer", "rng", "step_count")
+OPTIONAL = ("optimizer_class", "skipped_steps")
 
 
 # --- files -------------------------------------------------------------------------------
@@ -130,85 +108,130 @@ def read_checkpoint(path: str) -> Dict:
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise CheckpointError(f"{path!r} is not a pixyz_pyro checkpoint (no format_version)")
     version = ckpt["format_version"]
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise CheckpointError(f"{path!r} has an invalid format version {version!r}")
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path!r} has format version {version}, newer than this pixyz_pyro reads "
             f"({FORMAT_VERSION}); upgrade pixyz_pyro to load it")
-    for key in ("distributions", "optimizer", "rng", "step_count"):
+    for key in REQUIRED:
         if key not in ckpt:
             raise CheckpointError(f"{path!r} has no {key!r} entry; it is truncated or was "
                                   f"not written by Model.save")
     return ckpt
 
 
+
+
 # --- validation ----------------------------------------------------------------------------
+
+
+def extra_class_key(key: str) -> str:
+    """The entry that records the class of an extra optimizer (``d_optimizer_class``)."""
+    return f"{key}_class"
+
+
+def _count_problem(value, name: str) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return ""
+    return f"{name} {value!r} is not a count (a non-negative int)"
+
+
 def check_module_state(module: torch.nn.Module, state, what: str, path: str) -> None:
-    """Raise unless ``state`` has exactly ``module``'s keys and shapes."""
+    """Raise unless ``state`` has exactly ``module``'s keys, and each tensor the model's
+    layout (dense), dtype and shape."""
     ours = module.state_dict()
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path!r}: the state of {what} is not a state dict")
     if set(ours) != set(state):
         raise CheckpointError(
             f"{path!r} does not fit {what}: missing keys {sorted(set(ours) - set(state))}, "
-            f"unexpected keys {sorted(set(state) - set(ours))}; it is from a different model")
+            f"unexpected keys {sorted(map(str, set(state) - set(ours)))}; it is from a "
+            f"different model")
     for k, v in ours.items():
         s = state[k]
+        if not isinstance(v, torch.Tensor):  # extra state: the module checks it
+            continue
         if not isinstance(s, torch.Tensor) or tuple(v.shape) != tuple(s.shape):
             got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
             raise CheckpointError(
                 f"{path!r} does not fit {what}: {k} has shape {got} in the file, "
                 f"{tuple(v.shape)} in the model; it is from a different model")
+        if s.layout is not torch.strided or s.is_quantized:
+            kind = "quantized" if s.is_quantized else str(s.layout).replace("torch.", "")
+            raise CheckpointError(f"{path!r}: {what}: {k} is a {kind} tensor in the file; "
+                                  f"only dense tensors load")
+        if s.dtype != v.dtype:
+            raise CheckpointError(f"{path!r} does not fit {what}: {k} has dtype "
+                                  f"{s.dtype} in the file, {v.dtype} in the model")
 
 
-def check_optimizer_state(optimizer: torch.optim.Optimizer, state, saved_class, what: str,
-                          path: str) -> None:
-    """Raise unless ``state`` is a state of ``optimizer``'s class over parameters of the
-    same shapes, group by group."""
-    name = type(optimizer).__name__
-    if saved_class is not None and saved_class != name:
-        raise CheckpointError(f"{path!r}: {what} was {saved_class} in the file, {name} in "
-                              f"the model")
-    if not isinstance(state, Mapping) or "param_groups" not in state or "state" not in state:
-        raise CheckpointError(f"{path!r}: {what} is not an optimizer state dict")
-    groups, ours = state["param_groups"], optimizer.param_groups
-    sizes = [len(g["params"]) for g in groups]
-    our_sizes = [len(g["params"]) for g in ours]
-    if sizes != our_sizes:
-        raise CheckpointError(f"{path!r}: {what} has parameter groups of sizes {sizes} in "
-                              f"the file, {our_sizes} in the model ({name})")
-    for g, og in zip(groups, ours):
-        for pid, p in zip(g["params"], og["params"]):
-            for k, t in state["state"].get(pid, {}).items():
-                if isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape != p.shape:
-                    raise CheckpointError(
-                        f"{path!r}: {what} state {k!r} has shape {tuple(t.shape)} in the "
-                        f"file, but its parameter has shape {tuple(p.shape)} in the model")
-
-
-def check_compatible(ckpt: Dict, distributions, path: str, optimizer=None,
-                     extras: Mapping[str, object] = None) -> None:
+def check_compatible(ckpt: Dict, distributions: Sequence[torch.nn.Module], path: str,
+                     optimizer=None, extras: Mapping[str, object] = None) -> None:
     """Raise :class:`CheckpointError` unless everything in ``ckpt`` fits the model:
-    the distributions (names, keys, shapes), the optimizer, the extras and the RNG."""
-    states = ckpt.get("distributions", [])
+    the entries, the distributions, the optimizer, the extras, the counters and the
+    generator states.  Changes nothing."""
+    extras = dict(extras or {})
+    allowed = set(REQUIRED) | set(OPTIONAL) | set(extras) | {
+        extra_class_key(k) for k, v in extras.items() if isinstance(v, torch.optim.Optimizer)}
+    unknown = sorted(str(k) for k in ckpt if k not in allowed)
+    if unknown:
+        raise CheckpointError(f"{path!r} has the entries {unknown}, which this model does "
+                              f"not save; it is from a different model or was edited")
+    states = ckpt["distributions"]
+    if not isinstance(states, (list, tuple)) or not all(
+            isinstance(e, (list, tuple)) and len(e) == 2 for e in states):
+        raise CheckpointError(f"{path!r}: the 'distributions' entry is not a list of "
+                              f"(name, state) pairs")
     saved = [t for t, _ in states]
     ours = [d.prob_text for d in distributions]
-    if len(states) != len(distributions) or saved != ours:
+    if saved != ours:
         raise CheckpointError(f"{path!r} holds the distributions {saved}, this model has "
                               f"{ours}: it is from a different model")
     for d, (_, state) in zip(distributions, states):
         check_module_state(d, state, d.prob_text, path)
+    for key in ("optimizer_class",) + tuple(extra_class_key(k) for k in extras):
+        if key in ckpt and not isinstance(ckpt[key], str):
+            raise CheckpointError(f"{path!r}: {key} {ckpt[key]!r} is not a class name")
     if optimizer is not None:
         check_optimizer_state(optimizer, ckpt["optimizer"], ckpt.get("optimizer_class"),
                               "the optimizer", path)
-    for key, obj in (extras or {}).items():
+    for key, obj in extras.items():
         if key not in ckpt:
             raise CheckpointError(f"{path!r} has no {key!r} entry, which this model needs")
         if isinstance(obj, torch.optim.Optimizer):
-            check_optimizer_state(obj, ckpt[key], None, key, path)
+            check_optimizer_state(obj, ckpt[key], ckpt.get(extra_class_key(key)), key, path)
         else:
             check_module_state(obj, ckpt[key], key, path)
+    for key in ("step_count", "skipped_steps"):
+        problem = _count_problem(ckpt.get(key, 0), key)
+        if problem:
+            raise CheckpointError(f"{path!r}: {problem}")
     check_rng_state(ckpt["rng"], path)
-    if not isinstance(ckpt["step_count"], int) or ckpt["step_count"] < 0:
-        raise CheckpointError(f"{path!r}: step_count {ckpt['step_count']!r} is not a count")
+
+
+# --- applying ------------------------------------------------------------------------------
+def _current(objects: Sequence[object]) -> list:
+    """Copies of the states of ``objects`` (modules and optimizers), to roll back to."""
+    return [copy.deepcopy(o.state_dict()) for o in objects]
+
+
+def apply_checkpoint(ckpt: Dict, distributions: Sequence[torch.nn.Module], optimizer,
+                     extras: Mapping[str, object] = None) -> None:
+    """Apply a checkpoint that :func:`check_compatible` accepted: module states, optimizer
+    states, then generator states, in one go.  If anything fails or is interrupted on
+    the way, everything is put back as it was, and the error is re-raised."""
+    extras = dict(extras or {})
+    objects = list(distributions) + [optimizer] + list(extras.values())
+    states = [s for _, s in ckpt["distributions"]] + [ckpt["optimizer"]] + \
+        [ckpt[k] for k in extras]
+    before, rng_before = _current(objects), rng_state()
+    try:
+        for obj, state in zip(objects, states):
+            obj.load_state_dict(state)
+        set_rng_state(ckpt["rng"])
+    except BaseException:
+        for obj, state in zip(objects, before):
+            obj.load_state_dict(state)
+        set_rng_state(rng_before)
+        raise

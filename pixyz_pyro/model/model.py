@@ -29,13 +29,15 @@ from ..loss.evaluate import run
 from ..loss.execute import check_keywords, finish, prepare
 from ..loss.plan import Plan, check_gradients, compile_plan
 from . import distributed as _dist
+from .arguments import check_model_arguments
 from .checkpoint import (
     FORMAT_VERSION,
+    apply_checkpoint,
     atomic_save,
     check_compatible,
+    extra_class_key,
     read_checkpoint,
     rng_state,
-    set_rng_state,
 )
 from .compile import compile_mode, compile_step, finite_check
 from .guard import StepGuard, is_finite, nonfinite_error
@@ -68,7 +70,7 @@ class Model:
     optimizer_params : dict
         Keyword arguments of a torch optimizer class.
     clip_grad_norm, clip_grad_value : float, optional
-        Gradient clipping.
+        Gradient clipping: positive thresholds, ``None`` (the default) for none.
     retain_graph : bool
         Passed to ``backward``.
     compile : bool or str
@@ -85,6 +87,11 @@ class Model:
         step (see :mod:`pixyz_pyro.model.distributed`).  ``None`` (the default) switches
         it on when a process group is initialised.  The wrapper is ``model.ddp`` (``None``
         when off), e.g. for ``model.ddp.register_comm_hook``.
+    allow_unused : bool
+        Keep listed distributions that take no part in ``loss`` (saved and loaded with
+        the model, never trained).  By default such a distribution is an error, since it
+        would silently not train (see :mod:`pixyz_pyro.model.arguments` for every check
+        made at construction).
 
     Examples
     --------
@@ -105,10 +112,12 @@ class Model:
                  clip_grad_norm: Optional[float] = None,
                  clip_grad_value: Optional[float] = None, retain_graph: bool = False,
                  compile: Union[bool, str] = False, skip_nonfinite: bool = False,
-                 distributed: Optional[bool] = None):
+                 distributed: Optional[bool] = None, allow_unused: bool = False):
         if not isinstance(loss, Loss):
             raise LossError(f"Model needs a pixyz_pyro loss expression, got "
                             f"{type(loss).__name__}")
+        check_model_arguments(loss, test_loss, distributions, optimizer, clip_grad_norm,
+                              clip_grad_value, allow_unused)
         self._compile_mode = compile_mode(compile)
         self.loss_cls = loss
         self.test_loss_cls = test_loss if test_loss is not None else loss
@@ -295,7 +304,10 @@ class Model:
             "step_count": self.step_count,
             "skipped_steps": self.skipped_steps,
         }
-        state.update({k: v.state_dict() for k, v in self._checkpoint_extras().items()})
+        for key, obj in self._checkpoint_extras().items():
+            state[key] = obj.state_dict()
+            if isinstance(obj, torch.optim.Optimizer):
+                state[extra_class_key(key)] = type(obj).__name__
         return state
 
     def save(self, path: str) -> None:
@@ -305,16 +317,11 @@ class Model:
             atomic_save(self.state_dict(), path)
 
     def load(self, path: str) -> None:
-        """Restore a checkpoint written by :meth:`save`; validates before changing
-        anything."""
+        """Restore a checkpoint written by :meth:`save`, all or nothing: the whole file is
+        validated against the model first (see :mod:`pixyz_pyro.model.checkpoint`), then
+        applied in one go; on any error the model is exactly as it was."""
         ckpt = read_checkpoint(path)
         extras = self._checkpoint_extras()
         check_compatible(ckpt, list(self.distributions), path, self.optimizer, extras)
-        for d, (_, state) in zip(self.distributions, ckpt["distributions"]):
-            d.load_state_dict(state)
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        for key, obj in extras.items():
-            obj.load_state_dict(ckpt[key])
-        set_rng_state(ckpt["rng"])
-        self.step_count = ckpt["step_count"]
-        self.skipped_steps = ckpt.get("skipped_steps", 0)
+        apply_checkpoint(ckpt, list(self.distributions), self.optimizer, extras)
+        self.step_count, self.skipped_steps = ckpt["step_count"], ckpt.get("skipped_steps", 0)

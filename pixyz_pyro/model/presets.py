@@ -14,6 +14,7 @@ from ..dist.special import EmpiricalDistribution
 from ..errors import NonFiniteError
 from ..loss import ELBO, AdversarialJensenShannon, AdversarialWassersteinDistance, LogProb
 from . import distributed as _dist
+from .arguments import check_distribution, check_no_closure
 from .compile import finite_check
 from .guard import is_finite
 from .model import Model, unique_parameters
@@ -33,6 +34,8 @@ class VAE(Model):
                  regularizer=None, optimizer=torch.optim.Adam,
                  optimizer_params: Optional[Dict] = None, clip_grad_norm=None,
                  clip_grad_value=None, **kwargs):
+        check_distribution("encoder", encoder, "VAE")
+        check_distribution("decoder", decoder, "VAE")
         distributions = [encoder, decoder] + _as_list(other_distributions)
         loss = -decoder.log_prob().expectation(encoder)
         if regularizer is not None:
@@ -50,6 +53,8 @@ class VI(Model):
     def __init__(self, p, approximate_dist, other_distributions: Sequence = (),
                  optimizer=torch.optim.Adam, optimizer_params: Optional[Dict] = None,
                  clip_grad_norm=None, clip_grad_value=None, **kwargs):
+        check_distribution("p", p, "VI")
+        check_distribution("approximate_dist", approximate_dist, "VI")
         distributions = [approximate_dist] + _as_list(other_distributions)
         loss = -ELBO(p, approximate_dist).mean()
         super().__init__(loss, test_loss=loss, distributions=distributions,
@@ -64,6 +69,7 @@ class ML(Model):
     def __init__(self, p, other_distributions: Sequence = (), optimizer=torch.optim.Adam,
                  optimizer_params: Optional[Dict] = None, clip_grad_norm=None,
                  clip_grad_value=None, **kwargs):
+        check_distribution("p", p, "ML")
         distributions = [p] + _as_list(other_distributions)
         loss = -LogProb(p).mean()
         super().__init__(loss, test_loss=loss, distributions=distributions,
@@ -81,6 +87,9 @@ class GAN(Model):
                  optimizer_params: Optional[Dict] = None, d_optimizer=torch.optim.Adam,
                  d_optimizer_params: Optional[Dict] = None, clip_grad_norm=None,
                  clip_grad_value=None, loss=None, **kwargs):
+        check_distribution("p", p, "GAN")
+        check_distribution("discriminator", discriminator, "GAN")
+        check_no_closure(d_optimizer, "d_optimizer", "GAN")
         p_data = EmpiricalDistribution(p.var)
         if loss is None:
             loss = AdversarialJensenShannon(p_data, p, discriminator)
