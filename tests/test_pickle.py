@@ -21,11 +21,7 @@ from pixyz_pyro import dist as D
 
 #: Cases that fail today, with the reason; ``strict=True`` turns them into failures as
 #: soon as the fix lands, so that the mark is removed then.
-XFAIL = {
-    "lifted StudentT": "lift() sets the new class's __module__ to pixyz_pyro.dist.families, "
-                       "where pickle cannot find a user's StudentT (families as real "
-                       "classes, issue 17)",
-}
+XFAIL: dict = {}
 
 
 def _cases():

@@ -25,6 +25,7 @@ from ..errors import (
     passes_through,
     wrap_error,
 )
+from ..validate_args import check_optional_positive_int, check_sample_shape
 from .checks import settle
 from .context import Context
 from .naming import as_var_list, latex_name, prob_text
@@ -220,8 +221,11 @@ class Distribution(nn.Module):
         >>> p.sample(batch_n=3)["z"].shape, p.sample(sample_shape=[5])["z"].shape
         (torch.Size([3, 2]), torch.Size([5, 1, 2]))
         """
+        who = f"{self.prob_text}.sample"
+        check_optional_positive_int("batch_n", batch_n, who)
+        sample_shape = tuple(check_sample_shape("sample_shape", sample_shape, who)) \
+            if sample_shape not in ((), torch.Size()) else ()
         x_dict = self._checked_input(x_dict, self.cond_var, self.input_var, "sampling")
-        sample_shape = tuple(torch.Size(sample_shape))
         n = numel(sample_shape)
         known = set(self.var + self.cond_var + self.input_var)
         names = [k for k in x_dict if k in known]

@@ -65,7 +65,7 @@ class FactorDistribution(Distribution):
     #: the pyro object everywhere).
     _numerics: Numerics = PYRO_NUMERICS
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         fam = cls.__dict__.get("family", cls.family)
         own = cls.pyro_dist is FactorDistribution.pyro_dist
@@ -79,6 +79,10 @@ class FactorDistribution(Distribution):
             raise ParameterError(f"{fam.name} has no parameter(s) {sorted(unknown)}; its "
                                  f"parameters are {list(fam.all_params)}")
         super().__init__(var, cond_var, name, features_shape)
+        if len(self._var) != 1:
+            raise VariableError(f"{self.prob_text}: a {fam.name} defines one variable, got "
+                                f"var={self._var} (make one distribution per variable and "
+                                f"multiply them)")
         for key, default in fam.defaults.items():
             if params.get(key) is None:
                 params[key] = default

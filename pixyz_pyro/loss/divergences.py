@@ -11,6 +11,7 @@ estimate above.
 import torch
 
 from ..errors import LossError
+from ..validate_args import check_sample_shape
 from .expectation import Expectation
 from .pdf import DistributionLoss, LogProb
 
@@ -40,7 +41,8 @@ class KullbackLeibler(DistributionLoss):
         self.p, self.q = p, q
         self.dim = dim
         self.analytical = analytical
-        self.sample_shape = torch.Size(sample_shape)
+        self.sample_shape = check_sample_shape("sample_shape", sample_shape,
+                                               f"KullbackLeibler({p.prob_text}, ...)")
         self.mc = None if analytical else Expectation(p, LogProb(p) - LogProb(q), sample_shape)
         self._freeze()
 

@@ -12,6 +12,7 @@ batch (see :mod:`pixyz_pyro.dist.shapes`), evaluates ``f`` once, and averages.
 import torch
 
 from ..dist.shapes import numel
+from ..validate_args import check_sample_shape
 from .base import Loss, as_loss
 from .pdf import LogProb
 from .values import ValueLoss
@@ -49,8 +50,8 @@ class Expectation(Loss):
                  _gradient_free: bool = False):
         self.p = p
         self.f = as_loss(f) if f is not None else ValueLoss(0)
-        self.sample_shape = torch.Size(sample_shape if not isinstance(sample_shape, int)
-                                       else [sample_shape])
+        self.sample_shape = check_sample_shape("sample_shape", sample_shape,
+                                               f"Expectation over {p.prob_text}")
         self.n = numel(self.sample_shape)
         self.reparam = reparam
         self._gradient_free = _gradient_free
