@@ -16,7 +16,7 @@ from typing import Iterable, List, Tuple
 import torch
 from torch import nn
 
-_PREFIXES = ("running_", "num_batches_tracked")
+_PREFIXES = ("running_", "num_batches_tracked", "moving_")
 Saved = List[Tuple[nn.Module, str, torch.Tensor]]
 
 

@@ -2,8 +2,9 @@
 
 Two things can change state *before* the optimizer steps:
 
-* running statistics (``BatchNorm``'s ``running_mean``, Pyro's ``BatchNorm`` transform)
-  are updated by the forward pass itself;
+* running statistics (``BatchNorm``'s ``running_*``, Pyro's ``BatchNorm`` transform's
+  ``moving_*``) are updated by the forward pass itself, in every module the loss
+  reaches, listed in the model or not;
 * a data-dependent initialisation (``ActNorm``) writes parameters on the first call.
 
 :class:`StepGuard` copies what a step may change and puts it back when the step raises
@@ -20,12 +21,15 @@ The finiteness test itself reads the one value ``train`` already reads:
 
 is finite exactly when the loss :math:`\\ell` and every gradient :math:`g_i` are.
 """
-from typing import Dict, List, Sequence
+import contextlib
+import signal
+import threading
+from typing import Dict, Iterator, List, Sequence
 
 import torch
 from torch import nn
 
-from ..dist.running import restore_running, snapshot_running
+from ..dist.running import restore_running, snapshot_slots
 from ..errors import NonFiniteError
 
 
@@ -46,12 +50,17 @@ class StepGuard:
     Parameters
     ----------
     modules : sequence of nn.Module
-        The model's distributions.
+        Every module the step reaches (the listed distributions and the loss's).
+    slots : sequence of (module, buffer name)
+        The running statistics among their buffers (the plan's ``running``), copied
+        before every step: the forward pass itself changes them.
     """
 
-    def __init__(self, modules: Sequence[nn.Module]):
+    def __init__(self, modules: Sequence[nn.Module], slots: Sequence = ()):
         self.modules = list(modules)
+        self.slots = list(slots)
         self.first = True
+        self.armed = False
         self._saved: List[torch.Tensor] = []
         self._copies: List[torch.Tensor] = []
         self._running: list = []
@@ -59,27 +68,61 @@ class StepGuard:
         self.values: Dict = {}
 
     def snapshot(self) -> None:
-        """Copy the tensors this step may change (nothing after the first step, unless
-        the model has running statistics)."""
+        """Copy the tensors this step may change: the running statistics, and on the
+        first step every parameter and buffer (data-dependent initialisations)."""
+        self.armed = True
+        self._running = snapshot_slots(self.slots)
         if not self.first:
-            self._running = snapshot_running(self.modules)
             return
         self._saved = all_state(self.modules)
         with torch.no_grad():
             self._copies = [t.detach().clone() for t in self._saved]
 
     def restore(self) -> None:
-        """Put the snapshot back (the step raised or was refused)."""
+        """Put the snapshot back (the step raised or was refused); a no-op when nothing
+        is armed."""
+        if not self.armed:
+            return
         restore_running(self._running)
         with torch.no_grad():
             for t, c in zip(self._saved, self._copies):
                 t.copy_(c)
+        for m in self.modules:
+            for sub in m.modules():
+                hook = getattr(sub, "_transaction_restored", None)
+                if hook is not None:
+                    hook()
         self._saved, self._copies, self._running, self.values = [], [], [], {}
+        self.armed = False
 
     def accept(self) -> None:
         """The step went through: drop the snapshot."""
         self.first = False
+        self.armed = False
         self._saved, self._copies, self._running, self.values = [], [], [], {}
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Run a commit with Ctrl-C (SIGINT) deferred to its end, so that an interrupt never
+    leaves it half applied (main thread only; elsewhere the block runs as is)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *args: caught.append(args))
+    except ValueError:  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(*caught[0])
+        elif caught:
+            raise KeyboardInterrupt
 
 
 def is_finite(read: float) -> bool:

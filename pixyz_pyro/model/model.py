@@ -40,7 +40,7 @@ from .checkpoint import (
     rng_state,
 )
 from .compile import compile_mode, compile_step, finite_check
-from .guard import StepGuard, is_finite, nonfinite_error
+from .guard import StepGuard, deferred_interrupt, is_finite, nonfinite_error
 from .optim import build_optimizer
 
 
@@ -121,6 +121,8 @@ class Model:
         self._compile_mode = compile_mode(compile)
         self.loss_cls = loss
         self.test_loss_cls = test_loss if test_loss is not None else loss
+        self._plan = compile_plan(self.loss_cls)
+        self._test_plan = compile_plan(self.test_loss_cls)
         dists = list(distributions) if distributions else loss.distributions()
         self.distributions = nn.ModuleList(dists)
         params = unique_parameters(dists)
@@ -133,7 +135,7 @@ class Model:
         self._params = params
         self._param_names = {f"{d.prob_text}: {n}": p for d in dists
                              for n, p in d.named_parameters() if p.requires_grad}
-        self._guard = StepGuard(dists)
+        self._guard = StepGuard(self._guarded_modules(dists), self._plan.running)
         self.clip_norm = clip_grad_norm
         self.clip_value = clip_grad_value
         self.retain_graph = retain_graph
@@ -142,8 +144,8 @@ class Model:
         self.step_count = 0
         self.compile = compile
         self._compiled = None
-        self._plan = compile_plan(self.loss_cls)
-        self._test_plan = compile_plan(self.test_loss_cls)
+        self._in_step = False
+        self._refused_value = self._last_value = None
         self._modules = list(self.distributions.modules())
         self.ddp = _dist.data_parallel(self.distributions, distributed)
         self.distributed = self.ddp is not None
@@ -197,39 +199,64 @@ class Model:
         check_gradients(self._plan)
         if not all(m.training for m in self._modules):
             self.distributions.train()
+        if self._in_step:
+            raise ModelError(f"{type(self).__name__}.train() was called again while a step "
+                             f"was running (from inside a network or a hook); nothing was "
+                             f"changed by the inner call")
+        self._in_step = True
+        try:
+            if self._step(train_x_dict, average_across_ranks, kwargs) is None:
+                return self._refused_value
+        finally:
+            self._in_step = False
+        if self.compile and self._compiled is None:
+            self._try_compile()
+        return self._last_value
+
+    def _step(self, x_dict, average_across_ranks: bool, kwargs: Dict):
+        """The step as a transaction: everything up to the finiteness read is undone if
+        anything raises (a KeyboardInterrupt too) or the step is refused; the commit --
+        the optimizer's step and the counters -- runs with Ctrl-C deferred to its end.
+        Returns ``None`` for a refused step."""
         self.optimizer.zero_grad(set_to_none=True)
         fn = self._loss_fn
         if self.ddp is not None:  # gradients are all-reduced inside backward
-            value, ctx = self.ddp(fn, train_x_dict, kwargs)
+            value, ctx = self.ddp(fn, x_dict, kwargs)
         else:
-            value, ctx = fn(train_x_dict, kwargs)
-        value.backward(retain_graph=self.retain_graph)
-        if self.clip_norm:
-            nn.utils.clip_grad_norm_(self._params, self.clip_norm)
-        if self.clip_value:
-            nn.utils.clip_grad_value_(self._params, self.clip_value)
-        grads = [p.grad for p in self._params if p.grad is not None]
-        check = value.detach()
-        if average_across_ranks and self.ddp is not None:
-            check = value = _dist.average_across_ranks(check)
-        if grads:
-            check = self._compiled.check(check, grads) if self._compiled is not None \
-                else finite_check(check, grads)
-        violated = any_violation(ctx.flags)
-        if violated is not None:  # a support check: folded into the same read
-            check = check + torch.where(violated, float("inf"), 0.0)
-        read = check.item()
-        if not is_finite(read) and self._refuse(value, ctx):
-            return value.detach()
-        self._guard.accept()
-        if self._compiled is not None:
-            self._compiled.step()
-        else:
-            self.optimizer.step()
-        self.step_count += 1
-        if self.compile and self._compiled is None:
-            self._try_compile()
-        return value.detach()
+            value, ctx = fn(x_dict, kwargs)
+        try:
+            value.backward(retain_graph=self.retain_graph)
+            if self.clip_norm:
+                nn.utils.clip_grad_norm_(self._params, self.clip_norm)
+            if self.clip_value:
+                nn.utils.clip_grad_value_(self._params, self.clip_value)
+            grads = [p.grad for p in self._params if p.grad is not None]
+            check = value.detach()
+            if average_across_ranks and self.ddp is not None:
+                check = value = _dist.average_across_ranks(check)
+            if grads:
+                check = self._compiled.check(check, grads) if self._compiled is not None \
+                    else finite_check(check, grads)
+            violated = any_violation(ctx.flags)
+            if violated is not None:  # a support check: folded into the same read
+                check = check + torch.where(violated, float("inf"), 0.0)
+            read = check.item()
+            if not is_finite(read) and self._refuse(value, ctx):
+                self._refused_value = value.detach()
+                return None
+        except BaseException:
+            self._guard.restore()  # a no-op when _refuse restored it already
+            self.optimizer.zero_grad(set_to_none=True)
+            raise
+        with deferred_interrupt():
+            self._guard.accept()
+            if self._compiled is not None:
+                self._compiled.step()
+            else:
+                self.optimizer.step()
+            self.step_count += 1
+        self._last_value = value.detach()
+        return self._last_value
 
     def _refuse(self, value, ctx) -> bool:
         """After a read that was not finite: raise the SupportError of a value outside its
@@ -258,6 +285,14 @@ class Model:
         self.optimizer.zero_grad(set_to_none=True)
         raise error
 
+    def _guarded_modules(self, dists) -> List[nn.Module]:
+        """The listed distributions and every module the loss reaches."""
+        out: List[nn.Module] = []
+        for m in list(dists) + list(self.loss_cls.distributions()):
+            if isinstance(m, nn.Module) and all(m is not o for o in out):
+                out.append(m)
+        return out
+
     def _finite_after_all(self, value) -> bool:
         """Whether the loss and every gradient are finite (read again: the refused path
         only)."""
@@ -275,17 +310,27 @@ class Model:
         """Evaluate the test loss without gradients."""
         plan = self._test_plan
         values, ctx = prepare(plan, test_x_dict, kwargs, f"{type(self).__name__}.test()")
-        self.distributions.eval()
-        with torch.no_grad():
-            try:
+        self.distributions.eval()  # as in Pixyz: the listed distributions stay in eval mode
+        modules = [m for d in plan.distributions if isinstance(d, nn.Module)
+                   for m in d.modules()]
+        modes = [(m, m.training) for m in modules]
+        for m in modules:  # the other modules the test loss reaches: eval for the call
+            m.training = False
+        try:
+            with torch.no_grad():
                 value, _ = run(plan.loss, values, ctx)
                 finish(ctx)
-            except BaseException as e:
-                if passes_through(e):
-                    raise
-                settle(ctx.flags)
-                raise wrap_error(f"evaluating {plan.loss._short()}", e, values,
-                                 plan.input_var) from e
+        except BaseException as e:
+            if passes_through(e):
+                raise
+            settle(ctx.flags)
+            raise wrap_error(f"evaluating {plan.loss._short()}", e, values,
+                             plan.input_var) from e
+        finally:
+            listed = {id(m) for d in self.distributions for m in d.modules()}
+            for m, mode in modes:
+                if id(m) not in listed:
+                    m.training = mode
         return value
 
     # --- checkpoints ------------------------------------------------------------------------

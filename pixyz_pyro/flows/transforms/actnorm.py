@@ -45,6 +45,11 @@ class ActNorm(TransformModule):
         self.register_buffer("initialized", torch.tensor(False))
         self._seen_initialized = False  # mirrors the buffer without a device sync per call
 
+    def _transaction_restored(self) -> None:
+        """A refused training step put the buffers back: read the flag again, so that
+        the first accepted batch initialises."""
+        self._seen_initialized = False
+
     def _load_from_state_dict(self, *args, **kwargs):
         self._seen_initialized = False
         super()._load_from_state_dict(*args, **kwargs)
