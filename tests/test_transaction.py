@@ -168,3 +168,46 @@ def test_actnorm_initialises_on_the_first_accepted_batch():
     assert flow[0].inited
     bias = -good.mean(dim=(0, 2, 3))
     assert torch.allclose(flow[0].pyro_transform.bias.detach().flatten(), bias, atol=1e-2)
+
+
+def test_a_gan_commits_both_steps_or_neither():
+    from pixyz_pyro.dist import Deterministic
+    from pixyz_pyro.model import GAN
+
+    class Gen(Deterministic):
+        def __init__(self):
+            super().__init__(var=["x"], cond_var=["z"], name="p")
+            self.fc = nn.Linear(Z, X)
+
+        def forward(self, z):
+            return {"x": torch.sigmoid(self.fc(z))}
+
+    class Disc(Deterministic):
+        def __init__(self):
+            super().__init__(var=["t"], cond_var=["x"], name="d")
+            self.fc = nn.Linear(X, 1)
+
+        def forward(self, x):
+            return {"t": torch.sigmoid(self.fc(x))}
+
+    torch.manual_seed(0)
+    prior = Normal(loc=0., scale=1., var=["z"], features_shape=[Z])
+    gen, disc = Gen(), Disc()
+    model = GAN((gen * prior).marginalize_var("z"), disc, skip_nonfinite=True)
+    x = torch.rand(8, X)
+    model.train({"x": x})
+    before = take(model)
+    fail = []
+
+    def poisoned(grad):  # the generator's gradient only: the discriminator's step is fine
+        if fail:
+            return torch.full_like(grad, float("nan"))
+        return grad
+
+    gen.fc.weight.register_hook(poisoned)
+    fail.append(True)
+    model.train({"x": x})  # refused (skipped): the discriminator's step is undone too
+    assert model.skipped_steps == 1
+    after = take(model)
+    after["counter skipped_steps"] = before["counter skipped_steps"]
+    assert_identical(before, after)

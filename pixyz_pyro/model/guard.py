@@ -22,6 +22,7 @@ The finiteness test itself reads the one value ``train`` already reads:
 is finite exactly when the loss :math:`\\ell` and every gradient :math:`g_i` are.
 """
 import contextlib
+import copy
 import signal
 import threading
 from typing import Dict, Iterator, List, Sequence
@@ -100,6 +101,24 @@ class StepGuard:
         self.first = False
         self.armed = False
         self._saved, self._copies, self._running, self.values = [], [], [], {}
+
+
+def snapshot_module_and_optimizer(module: nn.Module, optimizer) -> tuple:
+    """Copies of ``module``'s parameters and buffers and of ``optimizer``'s state, for a
+    step that must be undone if a later one is refused (the GAN's discriminator)."""
+    tensors = list(module.parameters()) + list(module.buffers())
+    with torch.no_grad():
+        copies = [t.detach().clone() for t in tensors]
+    return tensors, copies, optimizer, copy.deepcopy(optimizer.state_dict())
+
+
+def restore_module_and_optimizer(saved: tuple) -> None:
+    """Put back what :func:`snapshot_module_and_optimizer` copied."""
+    tensors, copies, optimizer, state = saved
+    with torch.no_grad():
+        for t, c in zip(tensors, copies):
+            t.copy_(c)
+    optimizer.load_state_dict(state)
 
 
 @contextlib.contextmanager

@@ -16,7 +16,12 @@ from ..loss import ELBO, AdversarialJensenShannon, AdversarialWassersteinDistanc
 from . import distributed as _dist
 from .arguments import check_distribution, check_no_closure
 from .compile import finite_check
-from .guard import is_finite
+from .guard import (
+    deferred_interrupt,
+    is_finite,
+    restore_module_and_optimizer,
+    snapshot_module_and_optimizer,
+)
 from .model import Model, unique_parameters
 from .optim import build_optimizer
 
@@ -103,7 +108,7 @@ class GAN(Model):
             _dist.broadcast_from_rank0(discriminator)
 
     def train(self, train_x_dict=None, adversarial_loss: bool = True, **kwargs):
-        d_loss = None
+        d_loss = saved = None
         if adversarial_loss:
             self.discriminator.train()
             self.d_optimizer.zero_grad(set_to_none=True)
@@ -114,15 +119,28 @@ class GAN(Model):
             if not self._discriminator_step_is_finite(d_value):
                 return (d_value.detach(), d_value.detach()) if adversarial_loss else \
                     d_value.detach()
-            self.d_optimizer.step()
-            if isinstance(self.loss_cls, AdversarialWassersteinDistance):
-                with torch.no_grad():
-                    for q in self.discriminator.parameters():
-                        q.clamp_(-self.loss_cls.clip_value, self.loss_cls.clip_value)
+            saved = snapshot_module_and_optimizer(self.discriminator, self.d_optimizer)
+            with deferred_interrupt():
+                self.d_optimizer.step()
+                if isinstance(self.loss_cls, AdversarialWassersteinDistance):
+                    with torch.no_grad():
+                        for q in self.discriminator.parameters():
+                            q.clamp_(-self.loss_cls.clip_value, self.loss_cls.clip_value)
             d_loss = d_value.detach()
-        # Generator step: the discriminator's gradients from it are discarded.
-        loss = super().train(train_x_dict, **kwargs)
-        self.d_optimizer.zero_grad(set_to_none=True)
+        # Generator step: the discriminator's gradients from it are discarded.  Both steps
+        # are committed together, or neither: a refused or failed generator step puts the
+        # discriminator back.
+        steps = self.step_count
+        try:
+            loss = super().train(train_x_dict, **kwargs)
+        except BaseException:
+            if saved is not None:
+                restore_module_and_optimizer(saved)
+            raise
+        finally:
+            self.d_optimizer.zero_grad(set_to_none=True)
+        if saved is not None and self.step_count == steps:  # refused and skipped
+            restore_module_and_optimizer(saved)
         return (loss, d_loss) if adversarial_loss else loss
 
     def _discriminator_step_is_finite(self, d_value: torch.Tensor) -> bool:
