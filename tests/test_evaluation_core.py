@@ -329,3 +329,11 @@ def test_no_node_or_distribution_writes_itself_after_construction():
                         isinstance(node, ast.Assign) and "__dict__[" in text):
                     found.append(f"{path.relative_to(root)}:{node.lineno} in {fn.name}")
     assert found == []
+
+
+def test_constants_that_do_not_broadcast_are_refused_at_construction():
+    with pytest.raises(ShapeError, match=m("p(x): the constant parameters' shapes "
+                                           "{'loc': '(3,)', 'scale': '(2,)'} do not broadcast")):
+        Normal(loc=torch.zeros(3), scale=torch.ones(2), var=["x"])
+    with pytest.raises(pixyz_pyro.errors.VariableError, match="defines one variable"):
+        Normal(loc=0., scale=1., var=["x", "y"])

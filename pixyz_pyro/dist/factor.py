@@ -105,9 +105,14 @@ class FactorDistribution(Distribution):
                                               if not torch.is_tensor(value) else None)
         trainable = [k for k, v in params.items() if isinstance(v, nn.Parameter)]
         if (consts or trainable) and not self._features_shape:
-            self._features_shape = broadcast_shapes(
-                *(c.shape for c in consts.values()),
-                *(params[k].shape for k in trainable))
+            shapes = {k: c.shape for k, c in consts.items()}
+            shapes.update({k: params[k].shape for k in trainable})
+            try:
+                self._features_shape = broadcast_shapes(*shapes.values())
+            except RuntimeError:
+                shown = {k: shape_str(s) for k, s in shapes.items()}
+                raise ShapeError(f"{self.prob_text}: the constant parameters' shapes {shown} "
+                                 f"do not broadcast to one features_shape ({SHAPES})") from None
         for key, c in consts.items():
             try:
                 c = c.expand(self._features_shape)
