@@ -50,6 +50,10 @@ class InputError(PixyzError, TypeError, ValueError):
     dtype, device or shape that the network reading it rejects."""
 
 
+class KeywordError(PixyzError, TypeError):
+    """A call got a keyword argument that neither the API nor a node of the loss takes."""
+
+
 class ModelError(PixyzError, ValueError):
     """A ``Model`` cannot be built or stepped as asked (e.g. nothing to optimize)."""
 

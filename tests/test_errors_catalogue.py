@@ -15,6 +15,7 @@ import os
 import re
 
 import _errors_cases_input  # noqa: F401 - registers the cases
+import _errors_cases_strict  # noqa: F401 - registers the cases
 import _errors_cases_train
 import _errors_cases_validation  # noqa: F401 - registers the cases
 import pytest

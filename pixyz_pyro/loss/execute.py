@@ -21,6 +21,7 @@ from ..dist.checks import settle
 from ..dist.context import Context
 from ..dist.running import restore_running, snapshot_slots
 from ..errors import (
+    KeywordError,
     VariableError,
     check_mapping,
     check_values,
@@ -46,13 +47,13 @@ class Options(NamedTuple):
 
 
 def check_keywords(plan: Plan, kwargs: Dict, who: str) -> None:
-    """Raise ``TypeError`` for a keyword that neither the API nor a node of the loss
-    declares, with a did-you-mean."""
+    """Raise :class:`~pixyz_pyro.errors.KeywordError` (a ``TypeError``) for a keyword
+    that neither the API nor a node of the loss declares, with a did-you-mean."""
     allowed = ACCEPTED | plan.keywords
     for k in kwargs:
         if k not in allowed:
             known = sorted(allowed | {"return_dict", "return_all", "return_terms"})
-            raise TypeError(f"{who} got an unexpected keyword argument {k!r}"
+            raise KeywordError(f"{who} got an unexpected keyword argument {k!r}"
                             f"{did_you_mean(k, known)}; this loss accepts {known}")
 
 

@@ -1,0 +1,43 @@
+"""Catalogue cases of the evaluation core: strict signatures and shapes, checked on every
+call (the world is warm: two steps were taken before each)."""
+import torch
+from _errors_world import case
+
+from pixyz_pyro.dist import Normal
+from pixyz_pyro.errors import KeywordError, LossError, ShapeError
+from pixyz_pyro.loss import KullbackLeibler, LogProb
+
+
+@case("A misspelt keyword of train, test or eval", KeywordError,
+      "Model.train() got an unexpected keyword argument 'retrun_terms' (did you mean "
+      '"return_terms"?)', code='model.train({"x": x}, retrun_terms=True)')
+def keyword_typo(w):
+    return lambda: w.model.train({"x": w.x}, retrun_terms=True)
+
+
+@case("A value whose features would broadcast", ShapeError,
+      'p(x|z): "x" has shape (8, 1), but the parameters have shape (8, 4)',
+      "features never broadcast", code='p.get_log_prob({"x": x[:, :1], "z": z})')
+def features_broadcast(w):
+    return lambda: w.p.get_log_prob({"x": w.x[:, :1], "z": torch.zeros(8, 2)})
+
+
+@case("A value without its batch dimension", ShapeError,
+      'p_{prior}(z): "z" has shape (2,), but the parameters have shape (1, 2)',
+      code='prior.get_log_prob({"z": torch.zeros(2)})')
+def unbatched(w):
+    return lambda: w.prior.get_log_prob({"z": torch.zeros(2)})
+
+
+@case("A KL divergence between different variables", LossError,
+      "KullbackLeibler(q(z|x), p(w)): both sides must be distributions of the same variables",
+      code='KullbackLeibler(q, Normal(loc=0., scale=1., var=["w"]))')
+def kl_other_variables(w):
+    return lambda: KullbackLeibler(w.q, Normal(loc=0., scale=1., var=["w"]))
+
+
+@case("A loss plus a tensor that is not per batch element", ShapeError,
+      "a tensor added to a loss must be a scalar or have one value per batch element",
+      code="LogProb(p) + torch.zeros(8, 1)")
+def loss_plus_matrix(w):
+    return lambda: LogProb(w.p) + torch.zeros(8, 1)
