@@ -7,13 +7,13 @@ The examples keep their distributions in the Pixyz style (a class per distributi
 * :func:`one_hot` turns integer labels into the one-hot floats ``Categorical`` scores;
 * :func:`run_epoch` is the training loop over an iterator of batches (one ``Model.train``
   per batch), so a data-parallel version only has to hand it a sharded iterator;
-* :func:`fit` runs the epochs: progress bar, test, curves, one printed line per epoch;
+* :func:`epoch_report` is the :func:`pixyz_pyro.model.fit` callback that logs and prints
+  one line per epoch, and :func:`metrics_of` turns fit's history into the metrics dict;
 * :func:`evaluate` averages a loss and its top-level terms over a dataset, with fixed noise;
 * :func:`term_name` shortens a term's LaTeX into a TensorBoard tag.
 """
 import re
 import sys
-import time
 from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import torch
@@ -133,57 +133,56 @@ def run_epoch(model, batches: Iterable, to_dict: Callable[..., Dict], args, step
     return total / max(seen, 1), step
 
 
-def fit(model, args, logger, train_batches: Callable[[], Iterable], n_batches: int,
-        to_dict: Callable[..., Dict], test: Callable[[], Tuple[float, Dict[str, float]]],
-        label: str = "neg-ELBO", unit: str = "nats/image") -> Dict[str, list]:
-    """Train for ``args.epochs`` epochs (or until ``--max-steps``), testing after each.
+def fit_options(args) -> Dict:
+    """The keyword arguments of :func:`pixyz_pyro.model.fit` that the example's flags set
+    (``--no-progress``, ``--max-steps``)."""
+    return {"progress": not args.no_progress, "max_steps": args.max_steps}
+
+
+def epoch_report(logger, extra: Optional[Callable[[], Dict[str, float]]] = None,
+                 label: str = "neg-ELBO", unit: str = "nats/image"):
+    """A :func:`pixyz_pyro.model.fit` callback: after each epoch, add ``extra()``'s values
+    to the history, log the epoch's values to ``logger`` (the test terms as ``test/<key>``)
+    and print one line.
 
     Parameters
     ----------
-    model : pixyz_pyro.model.Model
-        The model to train.
-    args : argparse.Namespace
-        The example's flags.
     logger : examples.common.Logger
-        Receives ``train``, ``test`` and the test's extra values per epoch.
-    train_batches : callable
-        Returns a fresh iterator of training batches (one epoch).
-    n_batches : int
-        Batches per epoch, for the progress bar.
-    to_dict : callable
-        Turns a batch into the model's input dict.
-    test : callable
-        Returns ``(test loss, {name: value})``; the values are logged and printed.
+        Receives ``train``, ``test``, the extra values and the test terms per epoch.
+    extra : callable, optional
+        Returns ``{name: value}`` to record beside the losses (an accuracy, a KL).
     label, unit : str
         How the printed line names the loss.
-
-    Returns
-    -------
-    dict
-        ``train``, ``test`` and ``epoch_seconds`` per epoch, ``steps`` done, and a list
-        per extra test value.
     """
-    curves: Dict[str, list] = {"train": [], "test": [], "epoch_seconds": []}
-    step = 0
-    for epoch in range(1, args.epochs + 1):
-        start = time.perf_counter()
-        bar = progress_bar(n_batches, args, f"epoch {epoch}/{args.epochs}")
-        train, step = run_epoch(model, train_batches(), to_dict, args, step, bar)
-        if bar is not None:
-            bar.close()
-        seconds = time.perf_counter() - start
-        value, extra = test()
-        for key, v in (("train", train), ("test", value), ("epoch_seconds", seconds),
-                       *extra.items()):
-            curves.setdefault(key, []).append(v)
-        logger.log(epoch, train=train, test=value, **extra)
-        shown = "".join(f", {k} {v:.4g}" for k, v in extra.items() if "/" not in k)
-        print(f"epoch {epoch}: train {label} {train:.2f}, test {label} {value:.2f}"
-              f"{' ' + unit if unit else ''}{shown} ({seconds:.1f} s)", flush=True)
-        if stop_early(args, step):
-            break
-    curves["steps"] = step
-    return curves
+    def report(epoch: int, history) -> bool:
+        values = extra() if extra is not None else {}
+        history.log(**values)
+        logged = {k: history[k][-1] for k in ("train", "test", "train_d_loss", "test_d_loss")
+                  if k in history.metrics}
+        logged.update(values)
+        logged.update({f"test/{k}": v[-1] for k, v in history.terms.items()})
+        logger.log(epoch, **logged)
+        test = f", test {label} {history.test[-1]:.2f}" if history.test else ""
+        d_losses = {k: history[k][-1] for k in ("train_d_loss", "test_d_loss")
+                    if k in history.metrics}  # a GAN's discriminator
+        shown = "".join(f", {k} {v:.4g}" for k, v in {**d_losses, **values}.items())
+        print(f"epoch {epoch}: train {label} {history.train[-1]:.2f}{test}"
+              f"{' ' + unit if unit else ''}{shown} ({history['seconds'][-1]:.1f} s)",
+              flush=True)
+        return False
+
+    return report
+
+
+def metrics_of(history) -> Dict:
+    """The history as the examples' metrics dict: a list per metric (``seconds`` as
+    ``epoch_seconds``), ``steps`` done, and the test terms under ``terms``."""
+    metrics = {("epoch_seconds" if k == "seconds" else k): v
+               for k, v in history.metrics.items()}
+    metrics["steps"] = history.steps
+    if history.terms:
+        metrics["terms"] = history.terms
+    return metrics
 
 
 @torch.no_grad()

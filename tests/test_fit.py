@@ -231,3 +231,11 @@ def test_bad_batches_are_refused_in_user_terms():
     with pytest.raises(ModelError, match=r"a tensor batch, but the loss takes the inputs "
                                          r"\['x', 'y'\]"):
         fit(two, [torch.ones(2, 1)], epochs=1, progress=False)
+
+
+def test_to_dict_applies_to_batches_that_are_not_dicts():
+    _, model = mean_model(lr=0.0)
+    seen = []
+    h = fit(model, [torch.zeros(2, 2)], epochs=1, test_data=[{"x": torch.zeros(4, 2)}],
+            to_dict=lambda x: seen.append(len(x)) or {"x": x}, progress=False)
+    assert seen == [2] and h.test[0] == pytest.approx(2 * HALF_LOG_2PI)

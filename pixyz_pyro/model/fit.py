@@ -151,8 +151,9 @@ def fit(model, train_data: Iterable, epochs: int, test_data: Optional[Iterable] 
     test_data : iterable, optional
         Batches for the test loss, evaluated after every epoch.
     to_dict : callable, optional
-        Turns a batch into the model's input dict; a tuple/list batch is passed unpacked
-        (``to_dict(x, y)``). Applied to the test batches too.
+        Turns a batch that is not a dict into the model's input dict; a tuple/list batch
+        is passed unpacked (``to_dict(x, y)``). Used for the test batches too; dict
+        batches go to the model as they are.
     terms : bool
         Also record the test loss's top-level terms in ``History.terms``.
     test_seed : int, optional
@@ -214,13 +215,14 @@ def fit(model, train_data: Iterable, epochs: int, test_data: Optional[Iterable] 
     bar_class = _tqdm() if progress else None
     inputs = list(getattr(model.loss_cls, "input_var", []))
     main = getattr(model, "ddp", None) is None or _dist.is_main_process()
+    per_epoch = None  # batches per epoch, for the bar when the data has no len()
     for epoch in range(history.epochs + 1, epochs + 1):
         start = time.perf_counter()
         batches = train_data() if callable(train_data) else train_data
-        total = len(batches) if hasattr(batches, "__len__") else None
+        total = len(batches) if hasattr(batches, "__len__") else per_epoch
         bar = None if bar_class is None else bar_class(
             total=total, desc=f"epoch {epoch}/{epochs}", file=sys.stderr, leave=True)
-        sums, seen = {}, 0
+        sums, seen, steps = {}, 0, history.steps
         for batch in batches:
             x = _as_dict(batch, to_dict, inputs, "train_data")
             out = model.train(x)
@@ -236,6 +238,8 @@ def fit(model, train_data: Iterable, epochs: int, test_data: Optional[Iterable] 
             if max_steps is not None and history.steps >= max_steps:
                 history.stopped = f"max_steps={max_steps} reached"
                 break
+        if history.stopped is None:
+            per_epoch = history.steps - steps
         history.log(**{k: float(v) / max(seen, 1) for k, v in sums.items()})
         history.log(seconds=time.perf_counter() - start)
         if test_data is not None:
@@ -301,10 +305,10 @@ def _named(out, prefix: str):
 
 
 def _as_dict(batch, to_dict, inputs: List[str], where: str) -> Dict:
-    if to_dict is not None:
-        return to_dict(*batch) if isinstance(batch, (tuple, list)) else to_dict(batch)
     if isinstance(batch, dict):
         return batch
+    if to_dict is not None:
+        return to_dict(*batch) if isinstance(batch, (tuple, list)) else to_dict(batch)
     if isinstance(batch, torch.Tensor):
         if len(inputs) != 1:
             raise ModelError(f"{where} gave a tensor batch, but the loss takes the inputs "
