@@ -9,10 +9,8 @@ The examples keep their distributions in the Pixyz style (a class per distributi
   per batch), so a data-parallel version only has to hand it a sharded iterator;
 * :func:`epoch_report` is the :func:`pixyz_pyro.model.fit` callback that logs and prints
   one line per epoch, and :func:`metrics_of` turns fit's history into the metrics dict;
-* :func:`evaluate` averages a loss and its top-level terms over a dataset, with fixed noise;
-* :func:`term_name` shortens a term's LaTeX into a TensorBoard tag.
+* :func:`evaluate` averages a loss and its top-level terms over a dataset, with fixed noise.
 """
-import re
 import sys
 from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
@@ -135,7 +133,12 @@ def run_epoch(model, batches: Iterable, to_dict: Callable[..., Dict], args, step
 
 def fit_options(args) -> Dict:
     """The keyword arguments of :func:`pixyz_pyro.model.fit` that the example's flags set
-    (``--no-progress``, ``--max-steps``)."""
+    (``--no-progress``, ``--max-steps``).
+
+    >>> import argparse
+    >>> fit_options(argparse.Namespace(no_progress=True, max_steps=2))
+    {'progress': False, 'max_steps': 2}
+    """
     return {"progress": not args.no_progress, "max_steps": args.max_steps}
 
 
@@ -176,7 +179,12 @@ def epoch_report(logger, extra: Optional[Callable[[], Dict[str, float]]] = None,
 
 def metrics_of(history) -> Dict:
     """The history as the examples' metrics dict: a list per metric (``seconds`` as
-    ``epoch_seconds``), ``steps`` done, and the test terms under ``terms``."""
+    ``epoch_seconds``), ``steps`` done, and the test terms under ``terms``.
+
+    >>> from pixyz_pyro.model import History
+    >>> metrics_of(History(metrics={"train": [2.0], "seconds": [0.5]}, epochs=1, steps=3))
+    {'train': [2.0], 'epoch_seconds': [0.5], 'steps': 3}
+    """
     metrics = {("epoch_seconds" if k == "seconds" else k): v
                for k, v in history.metrics.items()}
     metrics["steps"] = history.steps
@@ -198,7 +206,8 @@ def evaluate(loss, batches: Iterable, to_dict: Callable[..., Dict], seed: int,
     value : float
         The loss per example (each batch weighted by its size).
     terms : dict
-        ``{term_name(label): mean value per example}`` of the loss's top-level terms.
+        ``{term key: mean value per example}`` of the loss's top-level terms, keyed as
+        ``loss.eval(..., return_terms=True)`` keys them.
     """
     for d in distributions:
         d.eval()
@@ -210,25 +219,8 @@ def evaluate(loss, batches: Iterable, to_dict: Callable[..., Dict], seed: int,
             value, parts = loss.eval(to_dict(*batch), return_terms=True)
             n = len(batch[0])
             total, seen = total + float(value) * n, seen + n
-            for label, t in parts.items():
-                key = term_name(label)
+            for key, t in parts.items():  # the loss's own term keys, as they are
                 terms[key] = terms.get(key, 0.0) + float(torch.as_tensor(t).mean()) * n
     for d in distributions:
         d.train()
     return total / max(seen, 1), {k: v / max(seen, 1) for k, v in terms.items()}
-
-
-def term_name(label: str) -> str:
-    """A short, tag-friendly name for a term's LaTeX.
-
-    >>> term_name(r"D_{KL} \\left[q(z|x)||p_{prior}(z) \\right]")
-    'KL[q(z|x)||p_prior(z)]'
-    >>> term_name(r"- \\mathbb{E}_{q(z|x)} \\left[\\log p(x|z) \\right]")
-    '-E_q(z|x)[log p(x|z)]'
-    """
-    s = label.replace("\\left", "").replace("\\right", "").replace("\\mathbb{E}", "E")
-    s = s.replace("\\log ", "log ").replace("D_{KL}", "KL").replace("D_{MMD^2}", "MMD")
-    s = re.sub(r"_\{([^{}]*)\}", r"_\1", s)
-    s = re.sub(r"\s*([\[\]|(),])\s*", r"\1", s)
-    s = re.sub(r"^-\s+", "-", s.strip())
-    return re.sub(r"\s+", " ", s)
