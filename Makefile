@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 CONSTRAINTS := constraints-cpu.txt
 EPOCHS ?=
 
-.PHONY: demo test setup data lint clean comparisons docs
+.PHONY: demo test setup data lint clean comparisons docs docs-check
 
 $(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -37,6 +37,11 @@ $(VENV)/.docs-installed: $(VENV)/.installed
 
 docs: $(VENV)/.docs-installed
 	$(PYTHON) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+# Headless Chromium (Debian's chromium) on the built site: the math rendered; screenshots
+# in out/docs-screens/.
+docs-check: docs
+	$(PYTHON) scripts/check_docs.py docs/_build/html --out out/docs-screens
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -33,6 +33,7 @@ source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "**/.ipynb_checkpoints"]
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
+myst_update_mathjax = False  # its MathJax 3 settings would hide the math from MathJax 2
 suppress_warnings = ["myst.xref_missing"]  # links to files outside docs/ (tests, examples)
 
 autodoc_member_order = "bysource"
