@@ -239,3 +239,31 @@ def test_to_dict_applies_to_batches_that_are_not_dicts():
     h = fit(model, [torch.zeros(2, 2)], epochs=1, test_data=[{"x": torch.zeros(4, 2)}],
             to_dict=lambda x: seen.append(len(x)) or {"x": x}, progress=False)
     assert seen == [2] and h.test[0] == pytest.approx(2 * HALF_LOG_2PI)
+
+
+def test_tensorboard_scalars_for_the_losses_and_each_term(tmp_path):
+    accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator")
+    model = vae()
+    x = torch.randn(8, 3)
+    h = fit(model, [x], epochs=3, test_data=[x], terms=True, log_dir=tmp_path,
+            progress=False)
+    events = accumulator.EventAccumulator(str(tmp_path))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert tags == {"loss/train", "loss/test", "metrics/seconds", "terms/0", "terms/1"}
+    assert [e.value for e in events.Scalars("loss/test")] == pytest.approx(h.test)
+    assert [e.step for e in events.Scalars("loss/train")] == [1, 2, 3]
+    keys = list(h.terms)
+    assert [e.value for e in events.Scalars("terms/1")] == pytest.approx(h.terms[keys[1]])
+
+
+def test_without_tqdm_fit_trains_and_says_what_it_skipped(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import tqdm.auto fails
+    _, model = mean_model()
+    with pytest.warns(UserWarning, match=r"tqdm is not installed, so there is no progress "
+                                         r"bar"):
+        h = fit(model, [torch.ones(2, 2)], epochs=2)
+    assert h.epochs == 2

@@ -7,7 +7,8 @@ One epoch of :func:`fit` is
    ``test_seed`` is given), and, with ``terms=True``, each top-level term of the test loss,
    keyed by the keys of ``loss.eval(..., return_terms=True)``;
 3. the callbacks, in order; one that returns ``True`` stops training after this epoch;
-4. a checkpoint through ``model.save`` every ``every`` epochs and after the last one,
+4. TensorBoard scalars in ``log_dir``, if given;
+5. a checkpoint through ``model.save`` every ``every`` epochs and after the last one,
    with the history beside it, so that ``resume=True`` continues where it stopped.
 
 Losses are averaged per example: each batch's value is weighted by its batch size (the
@@ -134,6 +135,7 @@ def fit(model, train_data: Iterable, epochs: int, test_data: Optional[Iterable] 
         to_dict: Optional[Callable[..., Dict]] = None, terms: bool = False,
         test_seed: Optional[int] = None, checkpoint: Optional[Union[str, os.PathLike]] = None,
         every: int = 1, resume: bool = False, progress: bool = True,
+        log_dir: Optional[Union[str, os.PathLike]] = None,
         callbacks: Sequence[Callback] = (), max_steps: Optional[int] = None) -> History:
     """Train ``model`` for ``epochs`` epochs over ``train_data``, testing after each.
 
@@ -169,6 +171,12 @@ def fit(model, train_data: Iterable, epochs: int, test_data: Optional[Iterable] 
         exists; start from scratch when it does not.
     progress : bool
         Show a tqdm bar per epoch (on stderr), with the running loss. Without tqdm installed
+        training goes on without it, after one warning.
+    log_dir : path, optional
+        Write TensorBoard scalars there (``torch.utils.tensorboard``) after each epoch:
+        ``loss/train``, ``loss/test``, every other metric as ``metrics/<name>``, and the
+        test terms as ``terms/0``, ``terms/1``... (in the order of the loss's term keys,
+        which are written once, as text, under ``terms``). Without tensorboard installed
         training goes on without it, after one warning.
     callbacks : sequence of callable
         ``callback(epoch, history)`` after each epoch's test; returning ``True`` stops
@@ -213,6 +221,8 @@ def fit(model, train_data: Iterable, epochs: int, test_data: Optional[Iterable] 
     if resume and checkpoint is not None and os.path.exists(checkpoint):
         history = _resume(model, checkpoint)
     bar_class = _tqdm() if progress else None
+    writer = _TensorBoard(log_dir) if log_dir is not None and \
+        (getattr(model, "ddp", None) is None or _dist.is_main_process()) else None
     inputs = list(getattr(model.loss_cls, "input_var", []))
     main = getattr(model, "ddp", None) is None or _dist.is_main_process()
     per_epoch = None  # batches per epoch, for the bar when the data has no len()
@@ -252,6 +262,8 @@ def fit(model, train_data: Iterable, epochs: int, test_data: Optional[Iterable] 
         for callback in callbacks:
             if callback(epoch, history):
                 history.stopped = f"stopped by {_name(callback)} after epoch {epoch}"
+        if writer is not None:
+            writer.write(epoch, history)
         last = epoch == epochs or history.stopped is not None
         if checkpoint is not None and (epoch % every == 0 or last):
             model.save(os.fspath(checkpoint))
@@ -260,6 +272,8 @@ def fit(model, train_data: Iterable, epochs: int, test_data: Optional[Iterable] 
                             _history_path(checkpoint))
         if history.stopped is not None:
             break
+    if writer is not None:
+        writer.close()
     return history
 
 
@@ -342,6 +356,43 @@ def _tqdm():
                       "(pip install tqdm, or pass progress=False)", stacklevel=3)
         return None
     return tqdm
+
+
+class _TensorBoard:
+    """Per-epoch scalars of a history in a ``SummaryWriter`` (nothing without
+    tensorboard, after one warning)."""
+
+    def __init__(self, log_dir):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            warnings.warn("fit: tensorboard is not installed, so nothing is written to "
+                          f"log_dir={os.fspath(log_dir)!r} (pip install tensorboard)",
+                          stacklevel=3)
+            self.writer = None
+        else:
+            self.writer = SummaryWriter(os.fspath(log_dir))
+        self.term_keys: List[str] = []
+
+    def write(self, epoch: int, history: History) -> None:
+        if self.writer is None:
+            return
+        for name, values in history.metrics.items():
+            tag = f"loss/{name}" if name in ("train", "test") else f"metrics/{name}"
+            self.writer.add_scalar(tag, values[-1], epoch)
+        new = [k for k in history.terms if k not in self.term_keys]
+        if new:
+            self.term_keys += new
+            self.writer.add_text("terms", "\n\n".join(
+                f"terms/{i}: `{k}`" for i, k in enumerate(self.term_keys)), epoch)
+        for i, key in enumerate(self.term_keys):
+            if history.terms.get(key):
+                self.writer.add_scalar(f"terms/{i}", history.terms[key][-1], epoch)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _name(callback) -> str:
