@@ -267,3 +267,17 @@ def test_without_tqdm_fit_trains_and_says_what_it_skipped(monkeypatch):
                                          r"bar"):
         h = fit(model, [torch.ones(2, 2)], epochs=2)
     assert h.epochs == 2
+
+
+@pytest.mark.skipif(not hasattr(Model, "fit"), reason="Model.fit is not there yet")
+def test_the_model_method_is_the_function():
+    torch.manual_seed(4)
+    a = vae()
+    x = torch.randn(8, 3)
+    torch.manual_seed(5)
+    h1 = fit(a, [x], epochs=2, test_data=[x], progress=False)
+    torch.manual_seed(4)
+    b = vae()
+    torch.manual_seed(5)
+    h2 = b.fit([x], 2, test_data=[x], progress=False)
+    assert h1.train == h2.train and h1.test == h2.test
