@@ -218,6 +218,15 @@ def test_a_progress_bar_goes_to_stderr(capsys):
     assert "epoch 1/2" in err and "epoch 2/2" in err and "test=" in err
 
 
+def test_an_exhausted_iterator_function_is_refused():
+    _, model = mean_model()
+    once = iter([torch.ones(2, 2)])
+    with pytest.raises(ModelError, match=r"train_data gave no batches in epoch 2; a "
+                                         r"function passed as train_data must return a "
+                                         r"fresh iterator"):
+        fit(model, lambda: once, epochs=2, progress=False)
+
+
 def test_bad_batches_are_refused_in_user_terms():
     model = vae()
     with pytest.raises(ModelError, match=r"a one-shot iterator \(generator\)"):

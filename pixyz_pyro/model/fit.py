@@ -250,6 +250,9 @@ def fit(model, train_data: Iterable, epochs: int, test_data: Optional[Iterable] 
                 break
         if history.stopped is None:
             per_epoch = history.steps - steps
+        if seen == 0:
+            raise ModelError(f"train_data gave no batches in epoch {epoch}; a function "
+                             f"passed as train_data must return a fresh iterator each call")
         history.log(**{k: float(v) / max(seen, 1) for k, v in sums.items()})
         history.log(seconds=time.perf_counter() - start)
         if test_data is not None:
