@@ -1,4 +1,4 @@
-# The README's two commands: `make demo` and `make test`.
+# The README's two commands: `make demo` and `make test`; `make docs` builds the API site.
 PY ?= python3
 VENV := .venv
 PIP := $(VENV)/bin/pip
@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 CONSTRAINTS := constraints-cpu.txt
 EPOCHS ?=
 
-.PHONY: demo test setup data lint clean comparisons
+.PHONY: demo test setup data lint clean comparisons docs docs-check
 
 $(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -29,8 +29,22 @@ test: setup data
 comparisons: setup
 	$(PYTHON) -m comparisons
 
+# The API reference and tutorials, in docs/_build/html, warnings as errors. Formulas
+# use Debian's libjs-mathjax (or $PIXYZ_PYRO_MATHJAX); nothing is loaded from the web.
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	$(PYTHON) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+# Headless Chromium (Debian's chromium) on the built site: the math rendered; screenshots
+# in out/docs-screens/.
+docs-check: docs
+	$(PYTHON) scripts/check_docs.py docs/_build/html --out out/docs-screens
+
 lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) out docs/_build

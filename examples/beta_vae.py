@@ -27,13 +27,13 @@ import torch
 
 from examples.common import Logger, example_parser, parse, setup
 from examples.data import iterate_minibatches, num_batches
-from examples.nets import evaluate, fit, load_data
+from examples.nets import epoch_report, evaluate, fit_options, load_data, metrics_of
 from examples.plotting import save_image_grid, save_loss_curve
 from examples.vae import Generator, Inference, save_pictures
 from pixyz_pyro.dist import Normal
 from pixyz_pyro.loss import Expectation as E
 from pixyz_pyro.loss import KullbackLeibler, LogProb, Parameter
-from pixyz_pyro.model import Model
+from pixyz_pyro.model import Model, fit
 
 EPOCHS = 10
 
@@ -98,17 +98,20 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     beta = Annealing(args.beta, int(args.warmup_epochs * per_epoch))
     gen = torch.Generator().manual_seed(args.seed)
 
-    def test():
-        value, terms = evaluate(loss, iterate_minibatches(x_test, batch_size=1000),
-                                lambda x: {"x": x, "beta": 1.0}, args.seed + 1, [p, q])
-        kl = next(v for k, v in terms.items() if "KL" in k)
-        return value, {"kl": kl, "beta": beta.beta * min(1.0, beta.t / beta.warmup)}
+    kl = KullbackLeibler(q, prior).mean()
+
+    def extra():
+        value, _ = evaluate(kl, iterate_minibatches(x_test, batch_size=1000),
+                            lambda x: {"x": x}, args.seed + 1, [p, q])
+        return {"kl": value, "beta": beta.beta * min(1.0, beta.t / beta.warmup)}
 
     logger = Logger(out, args.tensorboard)
-    metrics = fit(model, args, logger,
-                  lambda: iterate_minibatches(x_train, None, args.batch_size, True, gen),
-                  per_epoch, lambda x: {"x": x, "beta": beta()}, test,
-                  label="loss")
+    test_data = [{"x": x, "beta": 1.0} for x in iterate_minibatches(x_test, batch_size=1000)]
+    history = fit(model, lambda: iterate_minibatches(x_train, None, args.batch_size, True, gen),
+                  args.epochs, test_data, to_dict=lambda x: {"x": x, "beta": beta()},
+                  test_seed=args.seed + 1, callbacks=[epoch_report(logger, extra, label="loss")],
+                  **fit_options(args))
+    metrics = metrics_of(history)
     save_loss_curve({"train objective (annealed beta)": metrics["train"],
                      "test neg-ELBO (beta=1)": metrics["test"], "test KL": metrics["kl"]},
                     out / "loss_curve.png", ylabel="nats/image", title="beta-VAE")

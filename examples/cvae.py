@@ -24,13 +24,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from examples.common import Logger, example_parser, parse, setup
-from examples.data import class_names, iterate_minibatches, num_batches
-from examples.nets import X_DIM, evaluate, fit, load_data, mlp, one_hot
+from examples.data import class_names, iterate_minibatches
+from examples.nets import X_DIM, epoch_report, fit_options, load_data, metrics_of, mlp, one_hot
 from examples.plotting import save_image_grid, save_loss_curve
 from pixyz_pyro.dist import Bernoulli, Normal
 from pixyz_pyro.loss import Expectation as E
 from pixyz_pyro.loss import KullbackLeibler, LogProb
-from pixyz_pyro.model import Model
+from pixyz_pyro.model import Model, fit
 
 EPOCHS = 10
 N_CLASSES = 10
@@ -74,12 +74,6 @@ def to_dict(x, y):
     return {"x": x, "y": one_hot(y, N_CLASSES)}
 
 
-def test_terms(loss, x, y, seed, dists):
-    """Test neg-ELBO and its two terms, per image."""
-    value, terms = evaluate(loss, iterate_minibatches(x, y, 1000), to_dict, seed, dists)
-    return value, {f"test/{k}": v for k, v in terms.items()}
-
-
 @torch.no_grad()
 def save_pictures(q, p, prior, x_test, y_test, out, seed: int, names) -> None:
     """Reconstructions, and a class-by-column grid of samples sharing ``z`` per column."""
@@ -116,11 +110,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
 
     gen = torch.Generator().manual_seed(args.seed)
     logger = Logger(out, args.tensorboard)
-    metrics = fit(
-        model, args, logger,
-        lambda: iterate_minibatches(x_train, y_train, args.batch_size, True, gen),
-        num_batches(len(x_train), args.batch_size), to_dict,
-        lambda: test_terms(loss, x_test, y_test, args.seed + 1, [p, q]))
+    history = fit(model, lambda: iterate_minibatches(x_train, y_train, args.batch_size, True, gen),
+                  args.epochs, list(iterate_minibatches(x_test, y_test, 1000)), to_dict=to_dict,
+                  terms=True, test_seed=args.seed + 1, callbacks=[epoch_report(logger)],
+                  **fit_options(args))  # the test neg-ELBO and its two terms, per image
+    metrics = metrics_of(history)
     save_loss_curve({"train": metrics["train"], "test": metrics["test"]},
                     out / "loss_curve.png", ylabel="negative ELBO (nats/image)",
                     title="conditional VAE")

@@ -25,11 +25,11 @@ import torch
 from torch import nn
 
 from examples.common import Logger, example_parser, parse, setup
-from examples.data import iterate_minibatches, num_batches
-from examples.nets import X_DIM, fit, load_data, mlp
+from examples.data import iterate_minibatches
+from examples.nets import X_DIM, epoch_report, fit_options, load_data, metrics_of, mlp
 from examples.plotting import save_image_grid, save_loss_curve
 from pixyz_pyro.dist import Deterministic, Normal
-from pixyz_pyro.model import GAN
+from pixyz_pyro.model import GAN, fit
 
 EPOCHS = 10
 
@@ -64,24 +64,6 @@ class Discriminator(Deterministic):
         return {"t": self.net(x)}
 
 
-class DiscriminatorLoss:
-    """Adapter for :func:`examples.nets.fit`: trains the GAN, returns the generator's loss
-    and keeps the discriminator's."""
-
-    def __init__(self, model: GAN):
-        self.model, self.d_losses = model, []
-
-    def train(self, x_dict):
-        loss, d_loss = self.model.train(x_dict)
-        self.d_losses.append(float(d_loss))
-        return loss
-
-    def epoch_mean(self) -> float:
-        value = sum(self.d_losses) / max(len(self.d_losses), 1)
-        self.d_losses.clear()
-        return value
-
-
 def build(z_dim: int = 64, lr: float = 2e-4):
     """Generator ``p`` (marginal over ``z``), its prior, the discriminator and the model."""
     prior = Normal(loc=torch.tensor(0.0), scale=torch.tensor(1.0), var=["z"],
@@ -107,23 +89,17 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     for m in (generator, prior, d):
         m.to(args.device)
     print(model)
-    trainer = DiscriminatorLoss(model)
-
-    def test():
-        d_train = trainer.epoch_mean()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(args.seed + 1)
-            g_test, d_test = model.test({"x": x_test})
-        return float(g_test), {"d_loss": d_train, "test_d_loss": float(d_test)}
-
     gen = torch.Generator().manual_seed(args.seed)
     logger = Logger(out, args.tensorboard)
-    metrics = fit(trainer, args, logger,
-                  lambda: iterate_minibatches(x_train, None, args.batch_size, True, gen),
-                  num_batches(len(x_train), args.batch_size), lambda x: {"x": x}, test,
-                  label="generator loss", unit="")
+    # GAN.train and GAN.test return (generator loss, discriminator loss): fit keeps the
+    # second as train_d_loss and test_d_loss
+    history = fit(model, lambda: iterate_minibatches(x_train, None, args.batch_size, True, gen),
+                  args.epochs, [{"x": x_test}], test_seed=args.seed + 1,
+                  callbacks=[epoch_report(logger, label="generator loss", unit="")],
+                  **fit_options(args))
+    metrics = metrics_of(history)
     save_loss_curve({"generator (train)": metrics["train"],
-                     "discriminator (train)": metrics["d_loss"]},
+                     "discriminator (train)": metrics["train_d_loss"]},
                     out / "loss_curve.png", ylabel="loss (binary cross-entropy)",
                     title="GAN")
     with torch.no_grad(), torch.random.fork_rng(devices=[]):

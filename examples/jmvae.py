@@ -40,13 +40,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from examples.common import Logger, example_parser, parse, setup
-from examples.data import class_names, iterate_minibatches, num_batches
-from examples.nets import X_DIM, evaluate, fit, load_data, mlp, one_hot
+from examples.data import class_names, iterate_minibatches
+from examples.nets import X_DIM, epoch_report, fit_options, load_data, metrics_of, mlp, one_hot
 from examples.plotting import save_image_grid, save_loss_curve
 from pixyz_pyro.dist import Bernoulli, Categorical, Normal, ProductOfNormal
 from pixyz_pyro.loss import Expectation as E
 from pixyz_pyro.loss import KullbackLeibler, LogProb
-from pixyz_pyro.model import Model
+from pixyz_pyro.model import Model, fit
 
 EPOCHS = 10
 N_CLASSES = 10
@@ -162,21 +162,18 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     q, q_xo, q_yo, p_x, p_y, prior = dists
     for d in dists:
         d.to(args.device)
-    model = Model(loss, distributions=[q, p_x, p_y], optimizer=torch.optim.Adam,
-                  optimizer_params={"lr": args.lr})
+    model = Model(loss, test_loss=neg_elbo, distributions=[q, p_x, p_y],
+                  optimizer=torch.optim.Adam, optimizer_params={"lr": args.lr})
     print(model)
-
-    def test():
-        value, _ = evaluate(neg_elbo, iterate_minibatches(x_test, y_test, 1000), to_dict,
-                            args.seed + 1, [q, p_x, p_y])
-        return value, {"accuracy": accuracy(q_xo, p_y, x_test, y_test)}
 
     gen = torch.Generator().manual_seed(args.seed)
     logger = Logger(out, args.tensorboard)
-    metrics = fit(model, args, logger,
-                  lambda: iterate_minibatches(x_train, y_train, args.batch_size, True, gen),
-                  num_batches(len(x_train), args.batch_size), to_dict, test,
-                  label="loss", unit="(test: joint neg-ELBO, nats/pair)")
+    report = epoch_report(logger, lambda: {"accuracy": accuracy(q_xo, p_y, x_test, y_test)},
+                          label="loss", unit="(test: joint neg-ELBO, nats/pair)")
+    history = fit(model, lambda: iterate_minibatches(x_train, y_train, args.batch_size, True, gen),
+                  args.epochs, list(iterate_minibatches(x_test, y_test, 1000)), to_dict=to_dict,
+                  test_seed=args.seed + 1, callbacks=[report], **fit_options(args))
+    metrics = metrics_of(history)
     save_loss_curve({"train loss": metrics["train"], "test neg-ELBO": metrics["test"]},
                     out / "loss_curve.png", ylabel="nats", title=args.objective.upper())
     save_pictures(q, q_yo, p_x, x_test, y_test, out, args.seed, class_names(dataset))

@@ -34,12 +34,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from examples.common import Logger, example_parser, parse, setup
-from examples.data import class_names, iterate_minibatches, num_batches
-from examples.nets import X_DIM, fit, load_data, mlp, one_hot
+from examples.data import class_names, iterate_minibatches
+from examples.nets import X_DIM, epoch_report, fit_options, load_data, metrics_of, mlp, one_hot
 from examples.plotting import save_image_grid, save_loss_curve
 from pixyz_pyro.dist import Bernoulli, Normal, RelaxedCategorical
 from pixyz_pyro.loss import ELBO, LogProb
-from pixyz_pyro.model import Model
+from pixyz_pyro.model import Model, fit
 
 EPOCHS = 10
 N_CLASSES = 10
@@ -181,18 +181,15 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                   optimizer=torch.optim.Adam, optimizer_params={"lr": args.lr})
     print(model)
 
-    def test():
-        acc = accuracy(f, x_test, y_test)
-        value = float(model.test({"x": x_test, "y": one_hot(y_test, N_CLASSES)}))
-        return value, {"accuracy": acc}
-
     gen = torch.Generator().manual_seed(args.seed)
     logger = Logger(out, args.tensorboard)
-    metrics = fit(model, args, logger,
-                  lambda: batches(x_l, y_l, x_u, args.batch_size, gen),
-                  num_batches(len(x_u), args.batch_size),
-                  lambda x, y, xu: {"x": x, "y": one_hot(y, N_CLASSES), "x_u": xu}, test,
-                  label="loss", unit="(test: classifier NLL)")
+    report = epoch_report(logger, lambda: {"accuracy": accuracy(f, x_test, y_test)},
+                          label="loss", unit="(test: classifier NLL)")
+    history = fit(model, lambda: batches(x_l, y_l, x_u, args.batch_size, gen), args.epochs,
+                  [{"x": x_test, "y": one_hot(y_test, N_CLASSES)}],
+                  to_dict=lambda x, y, xu: {"x": x, "y": one_hot(y, N_CLASSES), "x_u": xu},
+                  callbacks=[report], **fit_options(args))
+    metrics = metrics_of(history)
     save_loss_curve({"test accuracy": metrics["accuracy"]}, out / "accuracy.png",
                     ylabel="test accuracy", title=f"M2, {len(x_l)} labels")
     save_loss_curve({"train loss": metrics["train"]}, out / "loss_curve.png",

@@ -24,14 +24,14 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from examples.common import Logger, example_parser, parse, setup
-from examples.data import iterate_minibatches, num_batches
-from examples.nets import evaluate, fit, load_data
+from examples.data import iterate_minibatches
+from examples.nets import epoch_report, evaluate, fit_options, load_data, metrics_of
 from examples.plotting import save_loss_curve
 from examples.vae import Generator, Inference, save_pictures
 from pixyz_pyro.dist import Normal
 from pixyz_pyro.loss import MMD, KullbackLeibler, LogProb
 from pixyz_pyro.loss import Expectation as E
-from pixyz_pyro.model import Model
+from pixyz_pyro.model import Model, fit
 
 EPOCHS = 10
 
@@ -63,20 +63,21 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                   optimizer_params={"lr": args.lr})
     print(model)
 
-    def test():
-        value, terms = evaluate(loss, iterate_minibatches(x_test, batch_size=500),
-                                lambda x: {"x": x}, args.seed + 1, [p, q])
-        elbo, _ = evaluate(neg_elbo, iterate_minibatches(x_test, batch_size=1000),
-                           lambda x: {"x": x}, args.seed + 1, [p, q])
-        mmd = next(v for k, v in terms.items() if "MMD" in k) / args.lam
-        return value, {"mmd": mmd, "neg_elbo": elbo}
+    mmd = MMD(q, prior, kernel="gaussian", sigma_sqr=2.0 * args.z_dim)  # the loss's term
+
+    def extra():
+        batches = {"mmd": (mmd, 500), "neg_elbo": (neg_elbo, 1000)}
+        return {name: evaluate(value, iterate_minibatches(x_test, batch_size=n),
+                               lambda x: {"x": x}, args.seed + 1, [p, q])[0]
+                for name, (value, n) in batches.items()}
 
     gen = torch.Generator().manual_seed(args.seed)
     logger = Logger(out, args.tensorboard)
-    metrics = fit(model, args, logger,
-                  lambda: iterate_minibatches(x_train, None, args.batch_size, True, gen),
-                  num_batches(len(x_train), args.batch_size), lambda x: {"x": x}, test,
-                  label="loss")
+    history = fit(model, lambda: iterate_minibatches(x_train, None, args.batch_size, True, gen),
+                  args.epochs, list(iterate_minibatches(x_test, batch_size=500)),
+                  test_seed=args.seed + 1, callbacks=[epoch_report(logger, extra, label="loss")],
+                  **fit_options(args))
+    metrics = metrics_of(history)
     save_loss_curve({"train loss": metrics["train"], "test loss": metrics["test"],
                      "test neg-ELBO": metrics["neg_elbo"]}, out / "loss_curve.png",
                     ylabel="nats/image", title=f"MMD-VAE, lambda={args.lam:g}")

@@ -7,13 +7,11 @@ The examples keep their distributions in the Pixyz style (a class per distributi
 * :func:`one_hot` turns integer labels into the one-hot floats ``Categorical`` scores;
 * :func:`run_epoch` is the training loop over an iterator of batches (one ``Model.train``
   per batch), so a data-parallel version only has to hand it a sharded iterator;
-* :func:`fit` runs the epochs: progress bar, test, curves, one printed line per epoch;
-* :func:`evaluate` averages a loss and its top-level terms over a dataset, with fixed noise;
-* :func:`term_name` shortens a term's LaTeX into a TensorBoard tag.
+* :func:`epoch_report` is the :func:`pixyz_pyro.model.fit` callback that logs and prints
+  one line per epoch, and :func:`metrics_of` turns fit's history into the metrics dict;
+* :func:`evaluate` averages a loss and its top-level terms over a dataset, with fixed noise.
 """
-import re
 import sys
-import time
 from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import torch
@@ -133,57 +131,66 @@ def run_epoch(model, batches: Iterable, to_dict: Callable[..., Dict], args, step
     return total / max(seen, 1), step
 
 
-def fit(model, args, logger, train_batches: Callable[[], Iterable], n_batches: int,
-        to_dict: Callable[..., Dict], test: Callable[[], Tuple[float, Dict[str, float]]],
-        label: str = "neg-ELBO", unit: str = "nats/image") -> Dict[str, list]:
-    """Train for ``args.epochs`` epochs (or until ``--max-steps``), testing after each.
+def fit_options(args) -> Dict:
+    """The keyword arguments of :func:`pixyz_pyro.model.fit` that the example's flags set
+    (``--no-progress``, ``--max-steps``).
+
+    >>> import argparse
+    >>> fit_options(argparse.Namespace(no_progress=True, max_steps=2))
+    {'progress': False, 'max_steps': 2}
+    """
+    return {"progress": not args.no_progress, "max_steps": args.max_steps}
+
+
+def epoch_report(logger, extra: Optional[Callable[[], Dict[str, float]]] = None,
+                 label: str = "neg-ELBO", unit: str = "nats/image"):
+    """A :func:`pixyz_pyro.model.fit` callback: after each epoch, add ``extra()``'s values
+    to the history, log the epoch's values to ``logger`` (the test terms as ``test/<key>``)
+    and print one line.
 
     Parameters
     ----------
-    model : pixyz_pyro.model.Model
-        The model to train.
-    args : argparse.Namespace
-        The example's flags.
     logger : examples.common.Logger
-        Receives ``train``, ``test`` and the test's extra values per epoch.
-    train_batches : callable
-        Returns a fresh iterator of training batches (one epoch).
-    n_batches : int
-        Batches per epoch, for the progress bar.
-    to_dict : callable
-        Turns a batch into the model's input dict.
-    test : callable
-        Returns ``(test loss, {name: value})``; the values are logged and printed.
+        Receives ``train``, ``test``, the extra values and the test terms per epoch.
+    extra : callable, optional
+        Returns ``{name: value}`` to record beside the losses (an accuracy, a KL).
     label, unit : str
         How the printed line names the loss.
-
-    Returns
-    -------
-    dict
-        ``train``, ``test`` and ``epoch_seconds`` per epoch, ``steps`` done, and a list
-        per extra test value.
     """
-    curves: Dict[str, list] = {"train": [], "test": [], "epoch_seconds": []}
-    step = 0
-    for epoch in range(1, args.epochs + 1):
-        start = time.perf_counter()
-        bar = progress_bar(n_batches, args, f"epoch {epoch}/{args.epochs}")
-        train, step = run_epoch(model, train_batches(), to_dict, args, step, bar)
-        if bar is not None:
-            bar.close()
-        seconds = time.perf_counter() - start
-        value, extra = test()
-        for key, v in (("train", train), ("test", value), ("epoch_seconds", seconds),
-                       *extra.items()):
-            curves.setdefault(key, []).append(v)
-        logger.log(epoch, train=train, test=value, **extra)
-        shown = "".join(f", {k} {v:.4g}" for k, v in extra.items() if "/" not in k)
-        print(f"epoch {epoch}: train {label} {train:.2f}, test {label} {value:.2f}"
-              f"{' ' + unit if unit else ''}{shown} ({seconds:.1f} s)", flush=True)
-        if stop_early(args, step):
-            break
-    curves["steps"] = step
-    return curves
+    def report(epoch: int, history) -> bool:
+        values = extra() if extra is not None else {}
+        history.log(**values)
+        logged = {k: history[k][-1] for k in ("train", "test", "train_d_loss", "test_d_loss")
+                  if k in history.metrics}
+        logged.update(values)
+        logged.update({f"test/{k}": v[-1] for k, v in history.terms.items()})
+        logger.log(epoch, **logged)
+        test = f", test {label} {history.test[-1]:.2f}" if history.test else ""
+        d_losses = {k: history[k][-1] for k in ("train_d_loss", "test_d_loss")
+                    if k in history.metrics}  # a GAN's discriminator
+        shown = "".join(f", {k} {v:.4g}" for k, v in {**d_losses, **values}.items())
+        print(f"epoch {epoch}: train {label} {history.train[-1]:.2f}{test}"
+              f"{' ' + unit if unit else ''}{shown} ({history['seconds'][-1]:.1f} s)",
+              flush=True)
+        return False
+
+    return report
+
+
+def metrics_of(history) -> Dict:
+    """The history as the examples' metrics dict: a list per metric (``seconds`` as
+    ``epoch_seconds``), ``steps`` done, and the test terms under ``terms``.
+
+    >>> from pixyz_pyro.model import History
+    >>> metrics_of(History(metrics={"train": [2.0], "seconds": [0.5]}, epochs=1, steps=3))
+    {'train': [2.0], 'epoch_seconds': [0.5], 'steps': 3}
+    """
+    metrics = {("epoch_seconds" if k == "seconds" else k): v
+               for k, v in history.metrics.items()}
+    metrics["steps"] = history.steps
+    if history.terms:
+        metrics["terms"] = history.terms
+    return metrics
 
 
 @torch.no_grad()
@@ -199,7 +206,8 @@ def evaluate(loss, batches: Iterable, to_dict: Callable[..., Dict], seed: int,
     value : float
         The loss per example (each batch weighted by its size).
     terms : dict
-        ``{term_name(label): mean value per example}`` of the loss's top-level terms.
+        ``{term key: mean value per example}`` of the loss's top-level terms, keyed as
+        ``loss.eval(..., return_terms=True)`` keys them.
     """
     for d in distributions:
         d.eval()
@@ -211,25 +219,8 @@ def evaluate(loss, batches: Iterable, to_dict: Callable[..., Dict], seed: int,
             value, parts = loss.eval(to_dict(*batch), return_terms=True)
             n = len(batch[0])
             total, seen = total + float(value) * n, seen + n
-            for label, t in parts.items():
-                key = term_name(label)
+            for key, t in parts.items():  # the loss's own term keys, as they are
                 terms[key] = terms.get(key, 0.0) + float(torch.as_tensor(t).mean()) * n
     for d in distributions:
         d.train()
     return total / max(seen, 1), {k: v / max(seen, 1) for k, v in terms.items()}
-
-
-def term_name(label: str) -> str:
-    """A short, tag-friendly name for a term's LaTeX.
-
-    >>> term_name(r"D_{KL} \\left[q(z|x)||p_{prior}(z) \\right]")
-    'KL[q(z|x)||p_prior(z)]'
-    >>> term_name(r"- \\mathbb{E}_{q(z|x)} \\left[\\log p(x|z) \\right]")
-    '-E_q(z|x)[log p(x|z)]'
-    """
-    s = label.replace("\\left", "").replace("\\right", "").replace("\\mathbb{E}", "E")
-    s = s.replace("\\log ", "log ").replace("D_{KL}", "KL").replace("D_{MMD^2}", "MMD")
-    s = re.sub(r"_\{([^{}]*)\}", r"_\1", s)
-    s = re.sub(r"\s*([\[\]|(),])\s*", r"\1", s)
-    s = re.sub(r"^-\s+", "-", s.strip())
-    return re.sub(r"\s+", " ", s)

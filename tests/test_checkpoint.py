@@ -197,8 +197,11 @@ SCRIPT = textwrap.dedent("""
 def _run(tmp_path, *args):
     script = tmp_path / "resume.py"
     script.write_text(SCRIPT)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, str(script), *map(str, args)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": path})  # this tree's pixyz_pyro
 
 
 def test_exact_resume_in_a_new_process_after_a_kill(tmp_path):

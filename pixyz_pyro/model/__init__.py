@@ -1,6 +1,8 @@
-"""The Model API: ``Model`` and the presets ``VAE``, ``VI``, ``ML`` and ``GAN``."""
+"""The Model API: ``Model``, the presets ``VAE``, ``VI``, ``ML`` and ``GAN``, and ``fit``."""
+from .fit import EarlyStopping, History, fit
 from .model import Model
 from .optim import OptimizerError, build_optimizer
 from .presets import GAN, ML, VAE, VI
 
-__all__ = ["Model", "VAE", "VI", "ML", "GAN", "build_optimizer", "OptimizerError"]
+__all__ = ["Model", "VAE", "VI", "ML", "GAN", "build_optimizer", "OptimizerError",
+           "fit", "History", "EarlyStopping"]
