@@ -40,6 +40,7 @@ from .checkpoint import (
     rng_state,
 )
 from .compile import compile_mode, compile_step, finite_check
+from .fit import History, fit
 from .guard import StepGuard, deferred_interrupt, is_finite, nonfinite_error
 from .optim import build_optimizer
 
@@ -332,6 +333,10 @@ class Model:
                 if id(m) not in listed:
                     m.training = mode
         return value
+
+    def fit(self, train_data, epochs: int, **kwargs) -> History:
+        """Train for ``epochs`` epochs over ``train_data``; see :func:`pixyz_pyro.model.fit`."""
+        return fit(self, train_data, epochs, **kwargs)
 
     # --- checkpoints ------------------------------------------------------------------------
     def _checkpoint_extras(self) -> Dict:
