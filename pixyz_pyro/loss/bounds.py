@@ -68,8 +68,8 @@ class VRBound(DistributionLoss):
     >>> p = Normal(loc="z", scale=1., var=["x"], cond_var=["z"]) * Normal(
     ...     loc=0., scale=1., var=["z"])
     >>> bound = VRBound(p, q, k=10, alpha=0.5)
-    >>> print(bound)
-    \\frac{1}{1-0.5} \\log \\frac{1}{10}\\sum_{i=1}^{10} \\left(\\frac{p(x,z_i)}{q(z_i|x)}\\right)^{1-0.5}
+    >>> print(bound)  # doctest: +ELLIPSIS
+    \\frac{1}{1-0.5} \\log \\frac{1}{10}\\sum_{i=1}^{10} \\left(...{...}\\right)^{1-0.5}
     >>> _ = torch.manual_seed(0)
     >>> round(float(bound.eval({"x": torch.zeros(1, 1)})), 4)
     -1.4274

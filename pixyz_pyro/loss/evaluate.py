@@ -390,7 +390,8 @@ __all__ = ["evaluate", "run", "BINARY", "UNARY", "sample_distance"]
 def _stopped_log_prob(q, values, ctx):
     """:math:`\\log q_{\\bar\\phi}(z|x)`: ``q``'s parameters as computed for the draw (the
     memo: no second ``forward``), with their gradient stopped; the value keeps its path."""
-    from ..dist.factor import FactorDistribution, _sum_features as sum_factor
+    from ..dist.factor import FactorDistribution
+    from ..dist.factor import _sum_features as sum_factor
     factors = [q] if isinstance(q, FactorDistribution) else q.factors()
     total = None
     for f in factors:
