@@ -7,6 +7,7 @@ and the posterior is :math:`N(x/2, 1/2)`.  The proposal :math:`q(z|x) = N(wx + c
 has trainable ``w, c, log s``.
 """
 import math
+import warnings
 
 import pyro
 import pytest
@@ -289,3 +290,30 @@ def test_errors_in_user_terms():
     p2 = p * Normal(loc=0., scale=1., var=["u"], name="r")
     with pytest.raises(LossError, match="depends on the sampled"):
         IWAE(p2, q2, 2, estimator="dreg").eval({"x": torch.zeros(1, 1)})
+
+
+@pytest.mark.slow
+def test_compiled_dreg_steps_equal_eager_steps():
+    """The DReG gradient scales z's incoming gradient by a hook (a graph break for
+    Dynamo, whose tracing warns about a non-leaf .grad: an error under pytest's
+    filterwarnings=error, so warnings are recorded here): a real torch.compile, drawing
+    from eager's generator, takes the same steps as eager."""
+    x = torch.randn(16, 1)
+    out = []
+    for compiled in (False, True):
+        p, _ = joint()
+        q = Q()
+        model = Model(-IWAE(p, q, k=8, estimator="dreg").mean(), distributions=[q],
+                      optimizer=torch.optim.SGD, optimizer_params={"lr": 1.0},
+                      compile=compiled)
+        with torch._inductor.config.patch(fallback_random=True), warnings.catch_warnings(
+                record=True) as caught:
+            warnings.simplefilter("always")
+            for seed in range(3):
+                torch.manual_seed(seed)
+                model.train({"x": x})
+        assert not [w for w in caught if "eager mode" in str(w.message)]
+        if compiled:
+            assert model._compiled.failed is None
+        out.append(torch.stack([q.wt.detach(), q.bias.detach(), q.log_s.detach()]))
+    assert torch.allclose(out[0], out[1], atol=1e-6), out
