@@ -111,6 +111,21 @@ def test_iwae_rises_with_k_to_the_log_evidence_within_monte_carlo_error():
     assert abs(means[-1] - exact) < 4 * errs[-1] + 2e-3
 
 
+def test_an_unconditional_q_draws_k_per_data_row():
+    lik = Normal(loc="z", scale=1., var=["x"], cond_var=["z"], name="p")
+    prior = Normal(loc=torch.zeros(1), scale=torch.ones(1), var=["z"], features_shape=[1],
+                   name="p")
+    p = lik * prior
+    x = torch.tensor([[-1.0], [0.0], [2.0], [0.5]])
+    torch.manual_seed(0)
+    v = IWAE(p, prior, k=3).eval({"x": x})  # q = the prior: w_i = p(x|z_i)
+    assert v.shape == (4,)
+    torch.manual_seed(0)
+    z = torch.randn(3, 4, 1)
+    lik = -0.5 * (x - z) ** 2 - 0.5 * math.log(2 * math.pi)
+    assert torch.allclose(v, torch.logsumexp(lik[..., 0], 0) - math.log(3), atol=1e-5)
+
+
 # --- printing and composition ------------------------------------------------------------------
 def test_printing_and_composition():
     p, prior = joint()

@@ -28,7 +28,9 @@ The gradient estimator is a choice on the node (``estimator=``):
   :math:`\\sum_i v_i \\nabla_\\theta \\log p_\\theta(x, z_i)`.
 
 All three have the same value; they differ only in the gradient, and all run ``q``'s
-network once (its parameters are stopped after the draw, not recomputed).
+network once (its parameters are stopped after the draw, not recomputed).  The draws are
+integrated out: a bound passes no samples on (to an ``IterativeLoss``'s next step, say).
+An unconditional ``q`` draws ``k`` times per row of the data.
 """
 import math
 

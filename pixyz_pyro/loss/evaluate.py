@@ -429,7 +429,11 @@ def _vr_bound(node, values, ctx):
     """``k`` draws of ``q`` folded into the batch, ``log w`` once on the ``k * b`` rows,
     then the stabilised Rényi log-mean-exp over the draws (see :mod:`..bounds`)."""
     k, p, q, alpha = node.k, node.p, node.q, node.alpha
-    batch_n = _batch_of(q, values, ctx.batch_n)
+    batch_n = _batch_of(q, values, None)
+    if batch_n is None:  # an unconditional q: one set of k draws per row of the data
+        batch_n = next((values[v].shape[0] for v in node.input_var
+                        if isinstance(values.get(v), torch.Tensor) and values[v].dim() > 0),
+                       ctx.batch_n)
     b = batch_n or 1
     names = [n for n, v in values.items()
              if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == b]
