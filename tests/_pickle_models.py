@@ -165,4 +165,7 @@ OTHER_CASES = {
         {"y": torch.tensor([[2.0, 0.0, 4.0]] * B), "z": torch.randn(B, 1)}),
     "ProductOfNormal": lambda: (D.ProductOfNormal([CondNormal("q_1"), CondNormal("q_2")]),
                                 {"x": _x(), "z": torch.randn(B, N)}),
+    "AutoregressiveBernoulli": lambda: (
+        D.AutoregressiveBernoulli(dim=N, hidden=4, cond_var=["z"], cond_dim=N),
+        {"x": torch.bernoulli(torch.full((B, N), 0.5)), "z": torch.randn(B, N)}),
 }

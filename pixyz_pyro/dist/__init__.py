@@ -42,3 +42,6 @@ __all__ += ["MixtureModel", "PosteriorMixtureModel", "MixtureOfNormal"]
 from .poe import ElementWiseProductOfNormal, ProductOfNormal  # noqa: E402
 
 __all__ += ["ProductOfNormal", "ElementWiseProductOfNormal"]
+from .autoregressive import AutoregressiveBernoulli  # noqa: E402
+
+__all__ += ["AutoregressiveBernoulli"]

@@ -15,6 +15,7 @@ from .adversarial import (
     AdversarialWassersteinDistance,
 )
 from .base import Loss
+from .bounds import IWAE, VRBound
 from .data_parallel import DataParalleledLoss
 from .divergences import KullbackLeibler
 from .elbo import ELBO
@@ -32,5 +33,5 @@ __all__ = [
     "CrossEntropy", "Expectation", "LossExpectation", "REINFORCE", "KullbackLeibler",
     "LogProb", "Prob", "NLL", "ELBO", "AdversarialJensenShannon",
     "AdversarialKullbackLeibler", "AdversarialWassersteinDistance", "IterativeLoss", "MMD",
-    "WassersteinDistance", "DataParalleledLoss",
+    "WassersteinDistance", "DataParalleledLoss", "IWAE", "VRBound",
 ]

@@ -134,6 +134,25 @@ class Loss:
     def __call__(self, x_dict: Optional[Values] = None, **kwargs):
         return self.eval(x_dict, return_dict=True, **kwargs)
 
+    def rewritten(self) -> "Loss":
+        """This loss with the formula rewrites applied (:func:`pixyz_pyro.loss.rewrite.rewrite`),
+        e.g. :math:`\\mathbb{E}_q[\\log q - \\log p] \\to D_{KL}[q \\| p]`.
+
+        >>> from pixyz_pyro.dist import Normal
+        >>> from pixyz_pyro.loss import Expectation, LogProb
+        >>> q = Normal(loc="x", scale=1., var=["z"], cond_var=["x"], name="q")
+        >>> prior = Normal(loc=0., scale=1., var=["z"], name="p")
+        >>> loss = Expectation(q, LogProb(q) - LogProb(prior)).mean()
+        >>> print(loss.rewritten())
+        mean \\left(D_{KL} \\left[q(z|x)||p(z) \\right] \\right)
+        >>> _ = torch.manual_seed(0)
+        >>> x = {"x": torch.randn(100, 1)}
+        >>> round(float(loss.eval(x)), 2), round(float(loss.rewritten().eval(x)), 2)  # MC, exact
+        (0.41, 0.53)
+        """
+        from .rewrite import rewrite
+        return rewrite(self)
+
     # --- printing (late import: building a loss never touches sympy) --------------------
     @property
     def loss_text(self) -> str:

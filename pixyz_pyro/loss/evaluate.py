@@ -15,6 +15,7 @@
    and device flags (:mod:`pixyz_pyro.dist.checks`).
 """
 import functools
+import math
 import operator
 from typing import Dict, Tuple
 
@@ -28,6 +29,7 @@ from ..dist.validation import checking
 from ..errors import LossError, ShapeError
 from . import (
     adversarial,
+    bounds,
     data_parallel,
     divergences,
     entropy,
@@ -382,3 +384,81 @@ def _adversarial(node, values, ctx):
 
 
 __all__ = ["evaluate", "run", "BINARY", "UNARY", "sample_distance"]
+
+
+# --- multi-sample bounds (loss/bounds.py) -----------------------------------------------------
+def _stopped_log_prob(q, values, ctx):
+    """:math:`\\log q_{\\bar\\phi}(z|x)`: ``q``'s parameters as computed for the draw (the
+    memo: no second ``forward``), with their gradient stopped; the value keeps its path."""
+    from ..dist.factor import FactorDistribution
+    from ..dist.factor import _sum_features as sum_factor
+    factors = [q] if isinstance(q, FactorDistribution) else q.factors()
+    total = None
+    for f in factors:
+        inner = [v for v in f.cond_var if v in q.var]
+        if not isinstance(f, FactorDistribution) or inner:
+            why = (f"its factor {f.prob_text} depends on the sampled {inner}" if inner
+                   else f"{f.prob_text} is not a single-family factor")
+            raise LossError(f"{q.prob_text}: the stl and dreg estimators stop the gradient "
+                            f"of each factor's parameters, which needs factors whose "
+                            f"parameters do not depend on q's own draws; {why}. Use "
+                            f"estimator='reparam'")
+        params = {k: (t.detach() if hasattr(t, "detach") else t)
+                  for k, t in f._params(values, ctx).items()}
+        x = values[f.var[0]]
+        closed = f._numerics.log_prob
+        lp = closed(params, x) if closed is not None else None
+        if lp is None:
+            lp = f.family.log_prob(f.family.build(params), x)
+        lp = sum_factor(lp, True, None)
+        total = lp if total is None else total + lp
+    return total
+
+
+def _scaled_grad(z, box):
+    """``z`` whose incoming gradient is multiplied by ``box[0]`` (set later in the same
+    forward pass, read in backward)."""
+    z = z.view_as(z)
+    if z.requires_grad:
+        z.register_hook(lambda g: g * box[0].reshape(-1, *([1] * (g.dim() - 1))).to(g.dtype))
+    return z
+
+
+@evaluate.register(bounds.VRBound)
+def _vr_bound(node, values, ctx):
+    """``k`` draws of ``q`` folded into the batch, ``log w`` once on the ``k * b`` rows,
+    then the stabilised Rényi log-mean-exp over the draws (see :mod:`..bounds`)."""
+    k, p, q, alpha = node.k, node.p, node.q, node.alpha
+    batch_n = _batch_of(q, values, None)
+    if batch_n is None:  # an unconditional q: one set of k draws per row of the data
+        batch_n = next((values[v].shape[0] for v in node.input_var
+                        if isinstance(values.get(v), torch.Tensor) and values[v].dim() > 0),
+                       ctx.batch_n)
+    b = batch_n or 1
+    names = [n for n, v in values.items()
+             if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == b]
+    folded = fold(values, names, k)
+    new = q._sample_n(values, ctx, True, batch_n, k, folded)
+    box = []
+    if node.estimator == "dreg":
+        new = {n: _scaled_grad(z, box) for n, z in new.items()}
+    scored = {**folded, **new}
+    log_p = p._log_prob_values(scored, ctx)
+    if node.estimator == "reparam":
+        log_q = q._log_prob_values(scored, ctx)
+    else:
+        log_q = _stopped_log_prob(q, scored, ctx)
+    lw = (log_p - log_q).reshape(k, -1)
+    if alpha == 1.0:
+        bound = lw.mean(0)
+        v = torch.full_like(lw, 1.0 / k)
+    else:
+        scaled = (1.0 - alpha) * lw
+        bound = (torch.logsumexp(scaled, 0) - math.log(k)) / (1.0 - alpha)
+        v = torch.softmax(scaled, 0)
+    if node.estimator != "dreg":
+        return bound, {}
+    v = v.detach()
+    box.append((alpha + (1.0 - alpha) * v).reshape(-1))
+    surrogate = (v * lw).sum(0)
+    return bound.detach() + (surrogate - surrogate.detach()), {}

@@ -22,6 +22,7 @@ import sympy
 from ..dist.naming import prob_text
 from . import (
     adversarial,
+    bounds,
     data_parallel,
     divergences,
     entropy,
@@ -193,3 +194,31 @@ def print_latex(obj):
         return Math(text)
     except ImportError:
         return text
+
+
+def _indexed(text: str, names) -> str:
+    """``p(x,z)`` with the variables ``names`` written ``z_i``."""
+    head, sep, args = text.partition("(")
+    if not sep:
+        return text
+    import re
+    return head + "(" + re.sub(r"[^,|()]+", lambda m: m.group(0) + "_i"
+                               if m.group(0) in names else m.group(0), args)
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+@_to_sympy.register(bounds.VRBound)
+def _vr_bound(node, names):
+    zs = set(node.q.var)
+    ratio = (f"\\frac{{{_indexed(_text(node.p, names), zs)}}}"
+             f"{{{_indexed(_text(node.q, names), zs)}}}")
+    mean = f"\\log \\frac{{1}}{{{node.k}}}\\sum_{{i=1}}^{{{node.k}}}"
+    if isinstance(node, bounds.IWAE):
+        return _sym(f"{mean} {ratio}")
+    if node.alpha == 1.0:
+        return _sym(f"\\frac{{1}}{{{node.k}}}\\sum_{{i=1}}^{{{node.k}}} \\log {ratio}")
+    a = _number(node.alpha)
+    return _sym(f"\\frac{{1}}{{1-{a}}} {mean} \\left({ratio}\\right)^{{1-{a}}}")
