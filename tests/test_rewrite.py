@@ -136,3 +136,21 @@ def test_gradients_of_the_rewritten_loss_equal_the_analytic_ones():
     (g,) = torch.autograd.grad(loss.eval({"x": torch.zeros(3, 1)}), [q.scale])
     s = 0.7  # d/ds [-log s + s^2/2] = -1/s + s
     assert torch.allclose(g, torch.tensor([-1 / s + s]), atol=1e-6)
+
+
+def test_model_trains_the_rewritten_loss_when_asked():
+    import torch as _t
+
+    from pixyz_pyro.dist import Normal as _N
+    from pixyz_pyro.loss import Expectation as _E
+    from pixyz_pyro.loss import KullbackLeibler as _KL
+    from pixyz_pyro.loss import LogProb as _LP
+    from pixyz_pyro.model import Model as _M
+
+    q = _N(loc=_t.nn.Parameter(_t.ones(2)), scale=1., var=["z"], name="q")
+    prior = _N(loc=0., scale=1., var=["z"], features_shape=[2])
+    mc = _E(q, _LP(q) - _LP(prior)).mean()
+    model = _M(mc, distributions=[q], rewrite=True)
+    assert isinstance(model._plan.loss.a, _KL)
+    value = model.train({})
+    assert _t.allclose(value, _t.tensor(1.0))  # 2 * (1/2), with no sampling noise

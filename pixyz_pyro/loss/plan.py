@@ -82,13 +82,18 @@ def _linear(node: Loss, path: str, terms: List[Term], recorded: List[int]) -> No
             recorded.append(id(child))  # a constant factor: its value scales the terms
 
 
-def compile_plan(loss: Loss, side: str = "generator") -> Plan:
-    """The :class:`Plan` of ``loss`` (its ``side`` for an adversarial loss)."""
+def compile_plan(loss: Loss, side: str = "generator", rewrite: bool = False) -> Plan:
+    """The :class:`Plan` of ``loss`` (its ``side`` for an adversarial loss); with
+    ``rewrite``, of ``loss.rewritten()`` (:mod:`pixyz_pyro.loss.rewrite`: analytic KLs,
+    needless sampling dropped, constants out of expectations)."""
     if not isinstance(loss, Loss):
         raise LossError(f"a plan is made of a pixyz_pyro loss expression, got "
                         f"{type(loss).__name__}")
     if side not in SIDES:
         raise ValueError(f"side must be one of {SIDES}, got {side!r}")
+    if rewrite:
+        from .rewrite import rewrite as rewritten
+        loss = rewritten(loss)
     count: Dict[int, int] = {}
     nodes: List[Loss] = []
     _walk(loss, count, nodes)

@@ -116,7 +116,7 @@ class CompiledStep:
             compiler = functools.partial(compiler, mode=mode)
         self.mode = mode
         self.cudagraphs = mode in CUDAGRAPH_MODES
-        loss, optimizer = model.loss_cls, model.optimizer
+        loss, optimizer = model._plan.loss, model.optimizer
         self._eager = {"loss": functools.partial(run, loss), "optimizer step": optimizer.step}
         with warnings.catch_warnings():  # torch's own deprecation notes on first import
             warnings.simplefilter("ignore", DeprecationWarning)

@@ -93,6 +93,10 @@ class Model:
         the model, never trained).  By default such a distribution is an error, since it
         would silently not train (see :mod:`pixyz_pyro.model.arguments` for every check
         made at construction).
+    rewrite : bool
+        Train and test the rewritten losses (``loss.rewritten()``: analytic KLs where a
+        closed form exists, no sampling where the body does not read the draw, constants
+        out of expectations; :mod:`pixyz_pyro.loss.rewrite`).
 
     Examples
     --------
@@ -113,7 +117,8 @@ class Model:
                  clip_grad_norm: Optional[float] = None,
                  clip_grad_value: Optional[float] = None, retain_graph: bool = False,
                  compile: Union[bool, str] = False, skip_nonfinite: bool = False,
-                 distributed: Optional[bool] = None, allow_unused: bool = False):
+                 distributed: Optional[bool] = None, allow_unused: bool = False,
+                 rewrite: bool = False):
         if not isinstance(loss, Loss):
             raise LossError(f"Model needs a pixyz_pyro loss expression, got "
                             f"{type(loss).__name__}")
@@ -122,8 +127,8 @@ class Model:
         self._compile_mode = compile_mode(compile)
         self.loss_cls = loss
         self.test_loss_cls = test_loss if test_loss is not None else loss
-        self._plan = compile_plan(self.loss_cls)
-        self._test_plan = compile_plan(self.test_loss_cls)
+        self._plan = compile_plan(self.loss_cls, rewrite=rewrite)
+        self._test_plan = compile_plan(self.test_loss_cls, rewrite=rewrite)
         dists = list(distributions) if distributions else loss.distributions()
         self.distributions = nn.ModuleList(dists)
         params = unique_parameters(dists)
