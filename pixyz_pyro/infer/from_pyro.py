@@ -132,9 +132,14 @@ class PyroFunctionDistribution(Distribution):
         return args, kwargs
 
     def _n_rows(self, values) -> Optional[int]:
+        """The rows of the batch: of the first batched input of the function, else of the
+        first batched value of the evaluation that is not one of ``var``."""
         for d in list(self._cond_var) + list(self._arg_data.values()):
             t = values.get(d)
             if isinstance(t, torch.Tensor) and t.dim() > 0:
+                return t.shape[0]
+        for k, t in values.items():
+            if k not in self._var and isinstance(t, torch.Tensor) and t.dim() > 0:
                 return t.shape[0]
         return None
 

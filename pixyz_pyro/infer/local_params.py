@@ -8,8 +8,9 @@ A function wrapped with :func:`~pixyz_pyro.infer.from_pyro` runs under
   and ``.parameters()`` find it) and returns its constrained value, as Pyro's store does;
 * ``pyro.module(name, net)`` hands each of the network's own parameters back unchanged:
   they already live in the network;
-* ``PyroModule`` parameters (AutoGuides, ``PyroParam``) stay in their module
-  (``pyro.settings`` ``module_local_params`` is switched on while the function runs).
+* ``PyroModule`` parameters (AutoGuides, ``PyroParam``) live in their module; the
+  entries a ``PyroModule`` adds to the global store while the function runs are removed
+  again when it returns, so the store is left as it was found.
 """
 import pyro
 import torch
@@ -33,15 +34,16 @@ class LocalParams(Messenger):
         self.constraints = constraints_by_key
 
     def __enter__(self):
-        self._settings = pyro.settings.context(module_local_params=True)
-        self._settings.__enter__()
+        self._found = set(pyro.get_param_store().keys())
         return super().__enter__()
 
     def __exit__(self, *args):
         try:
             return super().__exit__(*args)
         finally:
-            self._settings.__exit__(*args)
+            store = pyro.get_param_store()
+            for name in [n for n in store.keys() if n not in self._found]:
+                del store[name]
 
     def _pyro_param(self, msg) -> None:
         if getattr(msg["fn"], "__self__", None) is not pyro.get_param_store():
@@ -54,9 +56,8 @@ class LocalParams(Messenger):
             return
         key = param_key(args[0])
         if key not in self.params:
-            if init is None:
-                raise KeyError(f'pyro.param("{args[0]}") has no initial value, and the '
-                               f"wrapped function's parameters do not include it")
+            if init is None:  # a PyroModule's parameter, which it keeps itself
+                return
             if callable(init):
                 init = init()
             with torch.no_grad():
