@@ -9,10 +9,11 @@ where :math:`\\log q_{sf}` is the log-density of the guide's sites that have no
 ``rsample`` (its :attr:`~pixyz_pyro.infer.from_pyro.PyroFunctionDistribution.score_part`).
 Its value is the ELBO; its gradient is Pyro's: reparameterised gradients through the
 other sites, and the score-function term for these (``+ s`` cancels the direct gradient
-of :math:`\\log q_{sf}` inside ``f``, whose expectation is zero, as Pyro leaves it out).  Per row, ``f`` carries the global
-sites' term over ``B`` (see :mod:`pixyz_pyro.infer.site_terms`), where Pyro's surrogate
-adds the whole global term to every row: the two agree exactly unless a guide has both a
-non-reparameterised site in the data plate and a global site.
+of :math:`\\log q_{sf}` inside ``f``, whose expectation is zero, as Pyro leaves it out).
+Per row, ``f`` carries the global sites' term over ``B`` (see
+:mod:`pixyz_pyro.infer.site_terms`), where Pyro's surrogate adds the whole global term
+to every row: the two agree exactly unless a guide has both a non-reparameterised site
+in the data plate and a global site.
 """
 import torch
 
