@@ -46,6 +46,8 @@ from .site_terms import (
 
 
 def _signature(fn):
+    if isinstance(fn, torch.nn.Module):  # a module is called through its forward
+        fn = fn.forward
     try:
         return inspect.signature(fn).parameters
     except (TypeError, ValueError):  # a builtin or C callable: keyword arguments only

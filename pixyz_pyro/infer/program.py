@@ -37,6 +37,7 @@ from typing import Dict, Iterable, Optional, Sequence
 
 import pyro
 import torch
+from pyro.poutine.indep_messenger import IndepMessenger
 from pyro.poutine.runtime import _PYRO_STACK
 
 from ..dist.distribution import Distribution
@@ -86,8 +87,8 @@ def register_modules(modules: Iterable[torch.nn.Module], prefix: str = "",
 
 
 def _open_plates():
-    return {getattr(f, "name", None): f for f in _PYRO_STACK
-            if type(f).__name__ in ("PlateMessenger", "SubsampleMessenger")}
+    """The plates the caller has open, by name."""
+    return {f.name: f for f in _PYRO_STACK if isinstance(f, IndepMessenger)}
 
 
 class PyroProgram:
