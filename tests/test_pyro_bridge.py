@@ -185,6 +185,15 @@ def test_a_missing_input_names_the_key():
         q.sample({"images": _data()})
 
 
+def test_an_unknown_data_plate_lists_the_functions_plates():
+    v = TinyVAE()
+    q = from_pyro(v.guide, var=["z"], sites={"z": "latent"}, name="q", plate="date")
+    with pytest.raises(VariableError, match=r'^q\(z\|x\): plate="date", but TinyVAE.guide '
+                                            r'opens no plate of that name \(did you mean '
+                                            r'"data"\?\); its plates are \[\'data\'\]$'):
+        LogProb(q).eval({"x": _data(), "z": torch.zeros(5, Z)})
+
+
 # --- one parameter system --------------------------------------------------------------------
 def test_model_on_a_wrapped_model_leaves_a_later_svi_unaffected():
     """The wrapped functions call ``pyro.module("decoder", ...)``: under ``Model`` that

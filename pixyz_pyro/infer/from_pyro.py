@@ -232,6 +232,12 @@ class PyroFunctionDistribution(Distribution):
         if sites is not None:
             counted = [n for n in counted if sites(tr.nodes[n])]
         frame = find_data_plate(tr, self._plate, n_rows)
+        if frame is None and self._plate is not None:
+            plates = sorted({f.name for n in sample_sites(tr)
+                             for f in tr.nodes[n]["cond_indep_stack"]})
+            raise VariableError(f'{self.prob_text}: plate="{self._plate}", but '
+                                f"{_fn_name(self._fn)} opens no plate of that name"
+                                f"{did_you_mean(self._plate, plates)}; its plates are {plates}")
         like = next((t for t in values.values() if isinstance(t, torch.Tensor)), None)
         return per_row_log_prob(tr, counted, frame, n_rows, like)
 
