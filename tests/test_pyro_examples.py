@@ -13,7 +13,7 @@ import pyro.distributions as dist
 import pytest
 import torch
 from _infer_models import max_rel_grads, rel_diff, value_and_grads
-from pyro.infer import SVI, Trace_ELBO
+from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO, config_enumerate
 from pyro.infer.autoguide import AutoNormal
 from pyro_examples._poly import get_mini_batch
 from pyro_examples.dmm import DMM
@@ -23,7 +23,7 @@ from torch.distributions import transform_to
 
 from pixyz_pyro.errors import LossError
 from pixyz_pyro.infer import from_pyro, pyro_elbo
-from pixyz_pyro.loss import ELBO
+from pixyz_pyro.loss import ELBO, LogProb, Prob
 from pixyz_pyro.model import Model
 
 TOL = 1e-5
@@ -104,9 +104,10 @@ def test_vae_ten_model_steps_are_ten_svi_steps():
 
 
 # --- ss_vae_M2.py ----------------------------------------------------------------------------
-def _ss_vae():
+def _ss_vae(config_enum=None):
     torch.manual_seed(0)
-    ss = SSVAE(output_size=3, input_size=6, z_dim=2, hidden_layers=[5])
+    ss = SSVAE(output_size=3, input_size=6, z_dim=2, hidden_layers=[5],
+               config_enum=config_enum)
     names = {"xs": "x", "ys": "y"}
     p = from_pyro(ss.model, var=["x", "y", "z"], inputs=names, name="p")
     q = from_pyro(ss.guide, var=["y", "z"], inputs=names, name="q")
@@ -306,3 +307,37 @@ def test_autonormal_ten_model_steps_are_ten_svi_steps():
     svi = SVI(regression_model, guide2, pyro.optim.Adam({"lr": 0.01}), loss=Trace_ELBO())
     ten_steps_agree(-ELBO(p, q).sum(), [p, q], data, svi, (data["x"], data["y"]),
                     lambda: list(guide.parameters()), lambda: list(guide2.parameters()))
+
+
+# --- ss_vae_M2.py with its label summed out, as TraceEnum_ELBO does -----------------------
+def _ss_vae_enum():
+    """The guide's two parts as distributions, ``q(y|x)`` and ``q(z|x,y)``, and the data
+    repeated once per class, class-major as Pyro's enumeration lays it out."""
+    ss, p, _, x, _ = _ss_vae(config_enum="parallel")  # networks that broadcast
+    q_y = from_pyro(ss.guide, var=["y"], inputs={"xs": "x"}, name="q")
+    q_z = from_pyro(ss.guide, var=["z"], cond_var=["x", "y"], inputs={"xs": "x", "ys": "y"},
+                    name="q")
+    k = 3
+    data = {"x": x.repeat(k, 1), "y": torch.eye(k).repeat_interleave(len(x), 0)}
+    # sum_y q(y|x) (ELBO_y - log q(y|x)); the ELBO term first, so that it takes Pyro's draws.
+    loss = -((ELBO(p, q_z) - LogProb(q_y)) * Prob(q_y)).sum()
+    guide = config_enumerate(ss.guide, "parallel", expand=True)
+    return ss, loss, data, x, guide
+
+
+def test_ss_vae_summed_out_label_is_trace_enum_elbos():
+    ss, loss, data, x, guide = _ss_vae_enum()
+    assert {d.prob_text for d in loss.distributions()} == {"p(x,y,z)", "q(z|x,y)", "q(y|x)"}
+    agree(lambda: loss.eval(data),
+          lambda: TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(ss.model, guide, x),
+          list(ss.parameters()))
+
+
+def test_ss_vae_enum_ten_model_steps_are_ten_svi_steps():
+    ss, loss, data, x, _ = _ss_vae_enum()
+    ss2 = copy.deepcopy(ss)
+    guide2 = config_enumerate(ss2.guide, "parallel", expand=True)
+    svi = SVI(ss2.model, guide2, pyro.optim.Adam({"lr": 0.01}),
+              loss=TraceEnum_ELBO(max_plate_nesting=1))
+    ten_steps_agree(loss, loss.distributions(), data, svi, (x,),
+                    lambda: list(ss.parameters()), lambda: list(ss2.parameters()))

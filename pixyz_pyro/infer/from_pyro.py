@@ -13,10 +13,13 @@ ONE run of the function:
    distribution's own draw are scored by one run under ``poutine.condition``;
 4. the log-density sums every counted site with its scale and mask (see
    :mod:`pixyz_pyro.infer.site_terms` for the per-row rule: rows of the data plate,
-   global sites spread over the rows so that ``.sum()`` is Pyro's number).  Counted are:
-   every site of the distribution's own draw, and, when scoring given values, every
-   observed site (``obs=``, listed in ``var`` or not) and every site whose value is
-   given.
+   global sites spread over the rows so that ``.sum()`` is Pyro's number).  Counted are
+   the sites of ``var``, every site the function observes itself (``obs=``, listed in
+   ``var`` or not) and auxiliary sites (an AutoGuide's unconstrained draw).  Another
+   latent site is integrated out by sampling: a model replays it from the data when its
+   value is there (as Pyro replays a guide's sites), and does not count it.  A scoring
+   run that had to draw such a site leaves the random state as it found it, so that
+   scoring never moves the draws of the terms after it.
 
 Each site keeps its own reparameterisation: a site whose distribution has no
 ``rsample`` (a ``OneHotCategorical`` in a guide) refuses a reparameterised expectation
@@ -209,16 +212,34 @@ class PyroFunctionDistribution(Distribution):
             hit = ctx.recall(self, self._key(values))
             if hit is not None:
                 tr, n_rows = hit
-                return tr, n_rows, sample_sites(tr)
+                return tr, n_rows, self._counted(tr, ())
         site_var = {s: v for v, s in self._sites.items()}
         condition = {self._sites.get(k, k): t for k, t in values.items()
                      if isinstance(t, torch.Tensor) and k not in self._arg_data.values()
                      and k not in self._cond_var and (k in self._sites or k not in site_var)}
+        cuda = sorted({t.device.index or 0 for t in values.values()
+                       if isinstance(t, torch.Tensor) and t.is_cuda})
+        state = torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in cuda]
         tr = self._run(values, condition)
         for v in self._var:
             self._site_of(tr, v, values)
-        counted = [n for n in sample_sites(tr) if tr.nodes[n]["is_observed"]]
-        return tr, self._n_rows(values), counted
+        if any(not tr.nodes[n]["is_observed"] for n in sample_sites(tr)):
+            # Scoring drew a site it integrates out: leave the random state as it was, so
+            # that scoring does not move the draws of the terms after it.
+            torch.set_rng_state(state[0])
+            for d, st in zip(cuda, state[1]):
+                torch.cuda.set_rng_state(st, d)
+        return tr, self._n_rows(values), self._counted(tr, condition)
+
+    def _counted(self, tr, given) -> list:
+        """The sites of the log-density: those of ``var``, those the function observes
+        itself (``obs=``, whether ``var`` lists them or not), and auxiliary ones (an
+        AutoGuide's draw in unconstrained space).  A latent site outside ``var`` is
+        integrated out by sampling, even when its value is given and replayed."""
+        own = set(self._sites.values())
+        return [n for n in sample_sites(tr)
+                if n in own or (tr.nodes[n]["is_observed"] and n not in given)
+                or tr.nodes[n]["infer"].get("is_auxiliary")]
 
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None,
                          sites=None):
