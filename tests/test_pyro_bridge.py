@@ -289,6 +289,21 @@ def test_subsampling_scales_the_likelihood_like_pyros_plate():
     assert drawn.nodes["data"]["value"].shape == (b,) and drawn.nodes["x"]["scale"] == n / b
 
 
+def test_subsampled_programs_replay_the_guides_indices_under_trace_elbo():
+    q, p, prior = vae()
+    x = _data(12)
+    model = to_pyro(p * prior, observed=["x"], subsample_size=4)
+    guide = to_pyro(q, subsample_size=4)
+    guide_tr = pyro.poutine.trace(guide).get_trace(x)
+    model_tr = pyro.poutine.trace(pyro.poutine.replay(model, trace=guide_tr)).get_trace(x)
+    idx = guide_tr.nodes["data"]["value"]
+    assert torch.equal(model_tr.nodes["data"]["value"], idx)
+    torch.testing.assert_close(model_tr.nodes["x"]["value"], x[idx])
+    assert model_tr.nodes["x"]["scale"] == 3.0
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 0.01}), loss=Trace_ELBO())
+    assert all(torch.isfinite(torch.tensor(svi.step(x))) for _ in range(3))
+
+
 def test_a_callers_own_plate_of_the_same_name_is_used_not_doubled():
     q, p, prior = vae()
     program = to_pyro(p * prior, observed=["x"])

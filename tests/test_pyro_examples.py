@@ -147,6 +147,16 @@ def test_ss_vae_labelled_elbo_is_trace_elbos():
           list(ss.parameters()))
 
 
+def test_ss_vae_labelled_ten_model_steps_are_ten_svi_steps():
+    ss, p, _, x, y = _ss_vae()
+    q = from_pyro(ss.guide, var=["z"], cond_var=["x", "y"], inputs={"xs": "x", "ys": "y"},
+                  name="q")
+    ss2 = copy.deepcopy(ss)
+    svi = SVI(ss2.model, ss2.guide, pyro.optim.Adam({"lr": 0.01}), loss=Trace_ELBO())
+    ten_steps_agree(-ELBO(p, q).sum(), [p, q], {"x": x, "y": y}, svi, (x, y),
+                    lambda: list(ss.parameters()), lambda: list(ss2.parameters()))
+
+
 def test_ss_vae_ten_model_steps_are_ten_svi_steps():
     ss, p, q, x, y = _ss_vae()
     ss2 = copy.deepcopy(ss)
