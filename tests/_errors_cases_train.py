@@ -2,12 +2,14 @@
 import os
 import tempfile
 
+import pyro
+import pyro.distributions as pdist
 import pyro.optim
 import torch
 from _errors_world import Decoder, Encoder, World, case, prior
 from torch import nn
 
-from pixyz_pyro.dist import Bernoulli, Categorical, Normal
+from pixyz_pyro.dist import Bernoulli, Categorical, CustomProb, Normal
 from pixyz_pyro.errors import (
     CheckpointError,
     LossError,
@@ -16,7 +18,8 @@ from pixyz_pyro.errors import (
     ShapeError,
     VariableError,
 )
-from pixyz_pyro.infer import to_pyro
+from pixyz_pyro.infer import from_pyro, to_pyro
+from pixyz_pyro.infer.translate import PyroTranslationError
 from pixyz_pyro.loss import Expectation, IterativeLoss, KullbackLeibler, LogProb
 from pixyz_pyro.model import Model, OptimizerError
 from pixyz_pyro.model.checkpoint import FORMAT_VERSION
@@ -215,3 +218,50 @@ def to_pyro_clash(w):
       code="to_pyro(p * prior, observed=['X'])")
 def to_pyro_unknown(w):
     return lambda: to_pyro(w.p * w.prior, observed=["X"])
+
+
+@case("to_pyro called without an observed variable", VariableError,
+      'to_pyro(p(x,z), observed=[\'x\']) needs "x" for the Pyro program (observed variables '
+      'are data, never sampled), but the input has keys [\'images\']',
+      code="to_pyro(p * prior, observed=['x'])(images=x)")
+def to_pyro_missing_observed(w):
+    return lambda: to_pyro(w.p * w.prior, observed=["x"])(images=w.x)
+
+
+@case("to_pyro on a density without a sampler", PyroTranslationError,
+      "to_pyro: p(x) is a CustomProb, a density without a sampler, so it cannot be a Pyro "
+      "sample site",
+      code="to_pyro(CustomProb(lambda x: -x.pow(2).sum(-1), var=['x']))")
+def to_pyro_custom(w):
+    return lambda: to_pyro(CustomProb(lambda x: -x.pow(2).sum(-1), var=["x"]))
+
+
+def _pyro_guide(x):
+    with pyro.plate("data", x.shape[0]):
+        pyro.sample("latent", pdist.Normal(x, 1.).to_event(1))
+
+
+@case("from_pyro with a variable that has no site", VariableError,
+      'q(z|x): the variable "z" has no sample site "z" in _pyro_guide; its sites are '
+      "['latent']", 'map a variable to a site with sites={"z": ...}',
+      code='from_pyro(guide, var=["z"], name="q").sample({"x": x})')
+def from_pyro_no_site(w):
+    return lambda: from_pyro(_pyro_guide, var=["z"], name="q").sample({"x": w.x})
+
+
+def _pyro_discrete_guide(x):
+    logits = pyro.param("logits", torch.zeros(3))
+    with pyro.plate("data", x.shape[0]):
+        pyro.sample("y", pdist.OneHotCategorical(logits=logits))
+
+
+@case("An expectation over a wrapped guide with a discrete site", LossError,
+      'q(y|x): the site "y" (OneHotCategorical) of _pyro_discrete_guide cannot be '
+      "reparameterised", "Use pixyz_pyro.infer.pyro_elbo(p, q)",
+      code='KullbackLeibler(from_pyro(guide, var=["y"], name="q"), prior_y, '
+           'analytical=False).eval({"x": x})')
+def from_pyro_discrete(w):
+    q = from_pyro(_pyro_discrete_guide, var=["y"], name="q")
+    q.sample({"x": w.x})  # creates its parameter
+    prior_y = Categorical(probs=torch.ones(3) / 3, var=["y"])
+    return lambda: KullbackLeibler(q, prior_y, analytical=False).eval({"x": w.x})

@@ -20,7 +20,8 @@ def _blocks():
 def test_doc_shows_every_pyro_feature():
     code = "\n".join(_blocks())
     for feature in ("SVI(", "SVILoss(", "enumerate=[", "TraceEnum_ELBO(", "Predictive(",
-                    "NUTS(", "render_model(", "from_pyro("):
+                    "NUTS(", "render_model(", "from_pyro(", "pyro_elbo(", "subsample_size=",
+                    "inputs=", "sites="):
         assert feature in code, feature
 
 
@@ -41,6 +42,12 @@ def test_doc_code_runs(tmp_path, monkeypatch, capsys):
     assert ns["samples"]["x"].shape == (10, 32, 784)
     assert bool(ns["covered"].all()), (ns["lo"], ns["hi"])
     assert ns["y_pred"].shape == (200, 200, 1)
+    assert ns["rows"].shape == (50,)
+    assert abs(float(ns["w_scale"]) - float(ns["exact_scale"])) < 0.1 * float(ns["exact_scale"])
+    a, b = ns["score_loss"].item(), ns["pyro_score_loss"].item()
+    assert abs(a - b) <= 1e-5 * abs(b), (a, b)
+    assert ns["tr"].nodes["data"]["value"].shape == (10,) and ns["tr"].nodes["y"]["scale"] == 10
+    assert "torch.Size([10]) 10.0" in out and "\nFalse\n" in out
     if HAVE_GRAPHVIZ:
         assert "True" in out and (tmp_path / "vae_model.png").stat().st_size > 0
     pyro.clear_param_store()

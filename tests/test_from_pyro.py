@@ -1,9 +1,9 @@
 """Existing Pyro code in the loss algebra: ``from_pyro`` on a Pyro-tutorial-style VAE.
 
 The VAE below is written as in Pyro's VAE tutorial (an ``nn.Module`` with ``model(x)``
-and ``guide(x)``, ``pyro.module``, ``pyro.plate`` and ``.to_event``), except that its
-sample sites are named after the variables, ``z`` and ``x`` (the tutorial's "latent"
-and "obs"), since ``from_pyro`` finds the variables by site name.
+and ``guide(x)``, ``pyro.module``, ``pyro.plate`` and ``.to_event``), with its sample
+sites named after the variables, ``z`` and ``x`` (``sites=`` maps other names; Pyro's own
+vae.py, with "latent" and "obs", is in ``test_pyro_examples.py``).
 
 Every pixyz_pyro loss on it agrees with Pyro's ``Trace_ELBO`` on the same draws (seed,
 then evaluate), in value and in the gradient of every parameter.

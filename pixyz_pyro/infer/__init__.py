@@ -1,9 +1,10 @@
 """The Pyro side: joints as Pyro programs, losses as SVI losses, Pyro code as
 distributions.  This is the only package that uses ``pyro.sample``, ``plate``,
 ``poutine`` and ``pyro.infer``."""
+from .elbo import pyro_elbo
 from .from_pyro import PyroFunctionDistribution, from_pyro
 from .program import PyroProgram, to_pyro
 from .svi_loss import SVILoss, as_svi_loss
 
 __all__ = ["to_pyro", "PyroProgram", "SVILoss", "as_svi_loss", "from_pyro",
-           "PyroFunctionDistribution"]
+           "PyroFunctionDistribution", "pyro_elbo"]

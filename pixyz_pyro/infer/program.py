@@ -1,15 +1,25 @@
 """A joint as a Pyro program: ``to_pyro``.
 
-The translation, for a joint with factors in topological order:
+The translation, for a joint whose sites (:func:`~pixyz_pyro.infer.translate.site_plan`)
+are in sampling order:
 
-1. register each factor's parameters with ``pyro.param`` under a name unique to that
-   module object (so SVI finds them and nothing is shared by accident);
-2. open ``pyro.plate(plate_name, B)`` over the data batch ``B`` (dim ``-1``);
-3. for each variable, emit ``pyro.sample(var, d.to_event(n), obs=...)``, where ``d`` is
-   the factor's own ``pyro_dist`` (the same code the direct executor uses), ``n`` the
-   number of feature dimensions, and ``obs`` the data for observed variables;
-   ``global_vars`` are sampled once, before the plate;
-4. return the dict of all values.
+1. put each distribution's trainable parameters in Pyro's parameter store under a stable
+   name, ``"{name}{prob_text}$$${parameter path}"`` (see :func:`register_modules`), so
+   that SVI finds them;
+2. take the data from the keyword arguments, or from the positional ones in the order
+   ``cond_var + observed`` (``svi.step(x)``, ``model(x, y)``); every observed variable
+   must be there: a missing one is an error, and ``y=None`` (Pyro's ``obs=None``, as
+   ``Predictive`` uses it) samples it;
+3. sample the ``global_vars`` once, outside the plate;
+4. open ``pyro.plate(plate_name, N)`` over the data's ``N`` rows, or, with
+   ``subsample_size=B`` / ``subsample=idx``, ``pyro.plate(plate_name, N,
+   subsample_size=B)`` as Pyro spells it: the plate draws (or takes) the indices, records
+   them in the trace (so that Trace_ELBO replays a guide's indices into the model), the
+   batched data are indexed by them, and Pyro scales each site inside by ``N / B``;
+5. inside it, emit each variable as ``pyro.sample(var, d.to_event(n), obs=...)``, where
+   ``d`` is the factor's own ``pyro_dist`` (the same code the direct executor uses) and
+   ``n`` the number of feature dimensions;
+6. return the dict of all values.
 
 The number of feature dimensions is counted, not assumed.  Pyro may put extra dims to
 the left of the batch (an enumerated discrete variable, vectorised particles,
@@ -18,67 +28,67 @@ the left of the batch (an enumerated discrete variable, vectorised particles,
 each value carries (its dim minus the dims its own site needs) and a factor inherits the
 most of its inputs, so that ``n = len(d.batch_shape) - len(extra) - 1``.
 
+A plate of the same name that the caller has already opened (an outer
+``pyro.plate("data", N)`` around the program) is used as it is, not opened twice.
+
 The same callable serves as model and as guide.
 """
-import itertools
-import weakref
 from typing import Dict, Iterable, Optional, Sequence
 
 import pyro
 import torch
+from pyro.poutine.indep_messenger import IndepMessenger
+from pyro.poutine.runtime import _PYRO_STACK
 
 from ..dist.distribution import Distribution
-from ..dist.joint import MarginalizeVarDistribution, MultiplyDistribution
-from ..dist.special import Deterministic, EmpiricalDistribution
 from ..errors import VariableError, did_you_mean, missing_vars_message
+from .translate import Site, site_plan
 
 _RESERVED = {"_INPUT", "_RETURN"}
 
 
 def ordered_factors(dist: Distribution):
-    """The factors of ``dist`` in topological (sampling) order.  A marginal
-    ``p.marginalize_var(["z"])`` contributes the factors of ``p``: integrating ``z`` out by
-    sampling is what a Pyro model does with a latent site."""
-    if isinstance(dist, MarginalizeVarDistribution):
-        return ordered_factors(dist.p)
-    if isinstance(dist, MultiplyDistribution):
-        return [g for f in dist._order for g in ordered_factors(f)]
-    return [dist]
+    """The atomic distributions of ``dist`` in topological (sampling) order."""
+    return [s.dist for s in site_plan(dist)]
 
 
-_UIDS: "weakref.WeakKeyDictionary[torch.nn.Module, int]" = weakref.WeakKeyDictionary()
-_COUNTER = itertools.count()
+def register_modules(modules: Iterable[torch.nn.Module], prefix: str = "",
+                     update_module_params: bool = False) -> None:
+    """Put each trainable parameter of ``modules`` in Pyro's store, so that SVI finds it.
 
+    The name is ``prefix + prob_text + "$$$" + parameter path`` (the module's
+    ``type(m).__name__`` for a module without ``prob_text``), the same in every process,
+    so that ``pyro.get_param_store().save()`` and ``load()`` round-trip.  The store then
+    refers to the module's own tensor (parameters live in the module).
 
-def module_name(module: torch.nn.Module) -> str:
-    """A param-store name unique to this module object for the whole process.
-
-    A counter, not ``id()``: an id is reused after garbage collection, and Pyro's store
-    would then hand the new module the old module's tensors.
-    """
-    uid = _UIDS.get(module)
-    if uid is None:
-        uid = _UIDS[module] = next(_COUNTER)
-    return f"pixyz_pyro_{type(module).__name__}_{uid}"
-
-
-def register_modules(modules: Iterable[torch.nn.Module]) -> None:
-    """Register each trainable parameter with ``pyro.param`` so that SVI finds it.
-
-    The store then refers to the module's own tensors (parameters live in the module).
-    An entry that no longer is the module's tensor (the parameter was replaced, e.g. by
-    ``.to(device)``) is dropped first, so SVI never trains a stale copy.
+    When the name already holds another tensor, the module's tensor replaces it, unless
+    ``update_module_params``: then the stored value is first copied into the module's
+    parameter (as ``pyro.module(..., update_module_params=True)`` does after ``load``).
     """
     store = pyro.get_param_store()
+    seen: Dict[str, int] = {}
     for m in modules:
-        prefix = module_name(m)
+        base = prefix + getattr(m, "prob_text", type(m).__name__)
+        seen[base] = seen.get(base, 0) + 1
+        if seen[base] > 1:  # two distributions that print alike: number the later ones
+            base = f"{base}#{seen[base]}"
         for pname, p in m.named_parameters():
             if not p.requires_grad:
                 continue
-            full = f"{prefix}$$${pname}"
-            if full in store and store[full] is not p:
-                del store[full]
-            pyro.param(full, p)
+            full = f"{base}$$${pname}"
+            if full in store:
+                old = store[full]
+                if old is not p:
+                    if update_module_params and old.shape == p.shape:
+                        with torch.no_grad():
+                            p.copy_(old)
+                    del store[full]
+            pyro.param(full, p)  # every call: SVI finds its parameters by these sites
+
+
+def _open_plates():
+    """The plates the caller has open, by name."""
+    return {f.name: f for f in _PYRO_STACK if isinstance(f, IndepMessenger)}
 
 
 class PyroProgram:
@@ -86,89 +96,129 @@ class PyroProgram:
 
     def __init__(self, dist: Distribution, observed: Sequence[str] = (),
                  global_vars: Sequence[str] = (), enumerate: Sequence[str] = (),
-                 plate_name: str = "data"):
+                 plate_name: str = "data", subsample_size: Optional[int] = None,
+                 subsample: Optional[torch.Tensor] = None, name: str = "",
+                 update_module_params: bool = False):
         self.dist = dist
         self.observed = list(observed)
         self.global_vars = list(global_vars)
         self.enumerate = list(enumerate)
         self.plate_name = plate_name
-        self.factors = ordered_factors(dist)
+        self.subsample_size = subsample_size
+        self.subsample = subsample
+        self.name = name
+        self.update_module_params = update_module_params
+        self.sites = site_plan(dist)
         names = dist.var
         for v in self.observed + self.global_vars + self.enumerate:
             if v not in names:
                 raise VariableError(f'to_pyro: {dist.prob_text} has no variable "{v}"'
                                     f"{did_you_mean(v, names)}; its variables are {names}")
-        sites = [v for f in self.factors for v in f.var] + dist.cond_var
-        for v in sites:
+        outer = [s.outer(v) for s in self.sites for v in s.dist.var] + dist.cond_var
+        for v in outer:
             if v == plate_name or v in _RESERVED:
                 raise VariableError(
                     f'to_pyro: variable "{v}" of {dist.prob_text} clashes with the Pyro '
                     f'{"plate" if v == plate_name else "site"} of the same name; rename it '
                     f"with replace_var or pass plate_name=...")
+        self.arg_names = dist.cond_var + [v for v in self.observed if v not in dist.cond_var]
+        self._modules = [s.dist for s in self.sites]
 
     def __repr__(self) -> str:
         return f"to_pyro({self.dist.prob_text}, observed={self.observed})"
 
-    def _batch(self, data: Dict) -> Optional[int]:
+    def _data(self, args, data: Dict) -> Dict:
+        if len(args) > len(self.arg_names):
+            raise VariableError(
+                f"{self!r} takes the data {self.arg_names} (positional, in that order, or "
+                f"by keyword); got {len(args)} positional arguments")
+        for n, a in zip(self.arg_names, args):
+            if n in data:
+                raise VariableError(f'{self!r}: "{n}" was given both by position and by '
+                                    f"keyword")
+            data[n] = a
+        missing = [v for v in self.dist.cond_var + self.observed if v not in data]
+        if missing:
+            raise VariableError(missing_vars_message(repr(self), missing, data,
+                                                     "the Pyro program (observed variables "
+                                                     "are data, never sampled)"))
+        for v in self.observed:
+            if data[v] is None:  # Pyro's obs=None: sample it (Predictive, y=None)
+                del data[v]
+            elif not isinstance(data[v], torch.Tensor):
+                raise VariableError(f'{self!r}: the observed variable "{v}" must be a tensor, '
+                                    f"got {type(data[v]).__name__}")
+        return data
+
+    def _rows(self, data: Dict) -> Optional[int]:
         for k in self.observed + self.dist.cond_var + list(data):
             v = data.get(k)
             if isinstance(v, torch.Tensor) and v.dim() > 0:
                 return v.shape[0]
         return None
 
-    def __call__(self, **data) -> Dict[str, torch.Tensor]:
-        missing = [v for v in self.dist.cond_var if v not in data]
-        if missing:
-            raise VariableError(missing_vars_message(repr(self), missing, data, "Pyro"))
-        register_modules(self.factors)
-        values = dict(data)
+    def __call__(self, *args, **data) -> Dict[str, torch.Tensor]:
+        values = self._data(args, dict(data))
+        register_modules(self._modules, self.name, self.update_module_params)
         extra: Dict[str, int] = {}
-        batch = self._batch(data)
-        is_global = [bool(f.var) and all(v in self.global_vars for v in f.var)
-                     for f in self.factors]
-        for f, g in zip(self.factors, is_global):
+        n = self._rows(values)
+        is_global = [bool(s.dist.var) and all(s.outer(v) in self.global_vars
+                                              for v in s.dist.var) for s in self.sites]
+        for s, g in zip(self.sites, is_global):
             if g:
-                self._site(f, values, extra, batch=False)
-        local = [f for f, g in zip(self.factors, is_global) if not g]
-        if batch is None:
-            for f in local:
-                self._site(f, values, extra, batch=False)
+                self._site(s, values, extra, batch=False)
+        local = [s for s, g in zip(self.sites, is_global) if not g]
+        if n is None:
+            for s in local:
+                self._site(s, values, extra, batch=False)
             return values
-        with pyro.plate(self.plate_name, batch, dim=-1):
-            for f in local:
-                self._site(f, values, extra, batch=True)
+        outer = _open_plates().get(self.plate_name)
+        if outer is not None:  # the caller's plate of this name: use it as it is
+            for s in local:
+                self._site(s, values, extra, batch=True)
+            return values
+        with pyro.plate(self.plate_name, n, dim=-1, subsample_size=self.subsample_size,
+                        subsample=self.subsample) as idx:
+            if self.subsample_size is not None or self.subsample is not None:
+                for k, v in list(values.items()):
+                    if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == n \
+                            and k not in self.global_vars:
+                        values[k] = v.index_select(0, idx.to(v.device))
+            for s in local:
+                self._site(s, values, extra, batch=True)
         return values
 
-    def _site(self, f: Distribution, values: Dict, extra: Dict[str, int],
-              batch: bool) -> None:
-        if isinstance(f, EmpiricalDistribution):
+    def _site(self, s: Site, values: Dict, extra: Dict[str, int], batch: bool) -> None:
+        if s.kind == "data":
             return
-        n_extra = max((extra.get(v, 0) for v in f.cond_var), default=0)
-        if isinstance(f, Deterministic):
-            out = f._sample_values(values, None, True, None)
+        f = s.dist
+        inner = s.inner_values(values)
+        n_extra = max((extra.get(s.outer(v), 0) for v in f.cond_var), default=0)
+        if s.kind == "deterministic":
+            out = f._sample_values(inner, None, True, None)
             for k, v in out.items():
                 n_event = max(v.dim() - n_extra - int(batch), 0)
-                values[k] = pyro.deterministic(k, v, event_dim=n_event)
-                extra[k] = n_extra
+                values[s.outer(k)] = pyro.deterministic(s.outer(k), v, event_dim=n_event)
+                extra[s.outer(k)] = n_extra
             return
-        if not hasattr(f, "pyro_dist"):
-            raise NotImplementedError(f"to_pyro: {f.prob_text} ({type(f).__name__}) has no "
-                                      f"pyro.distributions form")
-        var = f.var[0]
-        d = f.pyro_dist(values) if var in self.observed or not hasattr(f, "family") \
-            else f.family.build_sampler(f._params(values, None))
+        var = s.outer(f.var[0])
+        observed = var in self.observed and var in values
+        d = f.pyro_dist(inner) if observed or not hasattr(f, "family") \
+            else f.family.build_sampler(f._params(inner, None))
         own = len(d.batch_shape) + len(d.event_shape)
         n_event = max(len(d.batch_shape) - n_extra - int(batch), 0)
         d = d.to_event(n_event) if n_event > 0 else d
         infer = {"enumerate": "parallel"} if var in self.enumerate else {}
-        obs = values.get(var) if var in self.observed else None
+        obs = values[var] if observed else None
         value = pyro.sample(var, d, obs=obs, infer=infer)
         values[var] = value
         extra[var] = n_extra if obs is not None else max(value.dim() - own, 0) + n_extra
 
 
 def to_pyro(dist: Distribution, observed: Sequence[str] = (), global_vars: Sequence[str] = (),
-            enumerate: Sequence[str] = (), plate_name: str = "data") -> PyroProgram:
+            enumerate: Sequence[str] = (), plate_name: str = "data",
+            subsample_size: Optional[int] = None, subsample: Optional[torch.Tensor] = None,
+            name: str = "", update_module_params: bool = False) -> PyroProgram:
     """Turn a pixyz_pyro distribution or joint into a Pyro program.
 
     Parameters
@@ -176,13 +226,23 @@ def to_pyro(dist: Distribution, observed: Sequence[str] = (), global_vars: Seque
     dist : Distribution
         A factor or a joint.
     observed : list of str
-        Variables given as data (``obs=``).
+        Variables given as data (``obs=``).  Each must be in the data of every call.
     global_vars : list of str
         Variables sampled once, outside the data plate (parameters with priors).
     enumerate : list of str
         Discrete variables marked ``infer={"enumerate": "parallel"}``.
     plate_name : str
         Name of the data plate.
+    subsample_size : int, optional
+        Minibatch size: each call on the full data of ``N`` rows draws ``B`` of them, as
+        ``pyro.plate(plate_name, N, subsample_size=B)`` does.
+    subsample : tensor, optional
+        The indices to use instead of drawing them.
+    name : str
+        A prefix for the parameter-store names (see :func:`register_modules`).
+    update_module_params : bool
+        Copy values already in the store under this program's names into the modules
+        (after ``pyro.get_param_store().load(...)``).
 
     Examples
     --------
@@ -191,10 +251,11 @@ def to_pyro(dist: Distribution, observed: Sequence[str] = (), global_vars: Seque
     >>> p = Normal(loc="z", scale=1., var=["x"], cond_var=["z"]) * Normal(
     ...     loc=0., scale=1., var=["z"], features_shape=[2])
     >>> model = to_pyro(p, observed=["x"])
-    >>> tr = pyro.poutine.trace(model).get_trace(x=torch.zeros(3, 2))
+    >>> tr = pyro.poutine.trace(model).get_trace(torch.zeros(3, 2))
     >>> [n for n in tr.nodes if tr.nodes[n]["type"] == "sample"]
     ['data', 'z', 'x']
     >>> tr.nodes["z"]["fn"].event_shape, tr.nodes["z"]["fn"].batch_shape
     (torch.Size([2]), torch.Size([3]))
     """
-    return PyroProgram(dist, observed, global_vars, enumerate, plate_name)
+    return PyroProgram(dist, observed, global_vars, enumerate, plate_name, subsample_size,
+                       subsample, name, update_module_params)
