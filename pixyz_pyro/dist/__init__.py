@@ -4,6 +4,7 @@ Shapes follow :mod:`pixyz_pyro.dist.shapes`:
 ``sample_shape + batch_shape + features_shape``.
 """
 from .distribution import Distribution
+from .distribution_base import DistributionBase
 from .factor import FactorDistribution
 from .families import (
     FAMILIES,
@@ -21,10 +22,11 @@ from .families import (
     lift,
 )
 from .family import Family
+from .graph_view import DistGraph
 from .joint import MarginalizeVarDistribution, MultiplyDistribution, ReplaceVarDistribution
 
 __all__ = [
-    "Distribution", "FactorDistribution", "Family", "lift", "FAMILIES",
+    "Distribution", "DistributionBase", "DistGraph", "FactorDistribution", "Family", "lift", "FAMILIES",
     "Normal", "Bernoulli", "RelaxedBernoulli", "FactorizedBernoulli", "Categorical",
     "RelaxedCategorical", "Multinomial", "Dirichlet", "Beta", "Laplace", "Gamma",
     "MultiplyDistribution", "ReplaceVarDistribution", "MarginalizeVarDistribution",

@@ -121,6 +121,13 @@ class Distribution(nn.Module):
         joint, fact = self.prob_text, self.prob_factorized_text
         return joint if joint == fact else f"{joint} = {fact}"
 
+    @property
+    def graph(self):
+        """Pixyz's ``DistGraph`` API over this distribution's factors
+        (:mod:`pixyz_pyro.dist.graph_view`)."""
+        from .graph_view import DistGraph
+        return DistGraph(self)
+
     def factors(self) -> List["Distribution"]:
         """The atomic factors of this distribution (itself, unless it is a product)."""
         return [self]
@@ -186,12 +193,15 @@ class Distribution(nn.Module):
 
     # --- sampling -----------------------------------------------------------------------
     def sample(self, x_dict=None, batch_n: Optional[int] = None, sample_shape=torch.Size(),
-               return_all: bool = True, reparam: bool = False) -> Dict[str, torch.Tensor]:
+               return_all: bool = True, reparam: bool = False, sample_mean: bool = False,
+               **options) -> Dict[str, torch.Tensor]:
         """Draw ``var`` given ``x_dict``.
 
         Shapes are ``sample_shape + batch_shape + features_shape``.  ``batch_n`` sets the
         batch of a distribution that has no input.  With ``return_all`` the input dict is
-        returned too (unknown extra keys are carried through).
+        returned too (unknown extra keys are carried through).  ``sample_mean=True``
+        returns means instead of draws (:mod:`pixyz_pyro.dist.mean_sample`).  Other
+        keyword options are Pixyz's per-factor options and are accepted and ignored.
 
         Examples
         --------
@@ -201,6 +211,10 @@ class Distribution(nn.Module):
         (torch.Size([3, 2]), torch.Size([5, 1, 2]))
         """
         x_dict = self._checked_input(x_dict, self.cond_var, self.input_var, "sampling")
+        if sample_mean:
+            from .mean_sample import mean_values
+            new = mean_values(self, x_dict)
+            return {**x_dict, **new} if return_all else new
         sample_shape = tuple(torch.Size(sample_shape))
         n = numel(sample_shape)
         known = set(self.var + self.cond_var + self.input_var)

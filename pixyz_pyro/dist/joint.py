@@ -12,6 +12,7 @@ joint log-density is the sum of its factors' log-densities:
 """
 from typing import Dict, List
 
+import torch
 from torch import nn
 
 from ..errors import GraphError, VariableError, did_you_mean
@@ -43,7 +44,8 @@ class MultiplyDistribution(Distribution):
         super().__init__(var=list(graph.var), cond_var=list(graph.cond_var), name=a.name)
         self._factors = nn.ModuleList(factors)
         self._order = tuple(factors[i] for i in graph.order)
-        self.graph = graph
+        self._print_order = tuple(factors[i] for i in graph.print_order)
+        self._graph = graph
 
     def factors(self) -> List[Distribution]:
         return list(self._factors)
@@ -67,10 +69,10 @@ class MultiplyDistribution(Distribution):
 
     @property
     def prob_factorized_text(self) -> str:
-        return "".join(f.prob_factorized_text for f in reversed(self._order))
+        return "".join(f.prob_factorized_text for f in reversed(self._print_order))
 
     def _network_repr(self) -> str:
-        return "\n".join(f"{f.prob_text}:\n{f._network_repr()}" for f in self._order)
+        return "\n".join(f"{f.prob_text}:\n{f._network_repr()}" for f in self._print_order)
 
     def _sample_values(self, values, ctx, reparam, batch_n):
         values = dict(values)
@@ -93,6 +95,16 @@ class MultiplyDistribution(Distribution):
 
     def get_log_prob(self, x_dict, sum_features=True, feature_dims=None, **kwargs):
         return super().get_log_prob(x_dict, sum_features, feature_dims, **kwargs)
+
+    def sample(self, x_dict=None, batch_n=None, sample_shape=torch.Size(), return_all=True,
+               reparam=False, sample_mean=False, **options):
+        """:meth:`Distribution.sample`; options set with ``self.graph.set_option`` take
+        priority over the arguments, as in Pixyz."""
+        from .graph_view import sample_options
+        opts = sample_options(self)
+        return super().sample(x_dict, opts.get("batch_n", batch_n),
+                              opts.get("sample_shape", sample_shape), return_all,
+                              opts.get("reparam", reparam), sample_mean)
 
 
 def _check_marginals(factors: List[Distribution]) -> None:
@@ -155,7 +167,10 @@ class ReplaceVarDistribution(Distribution):
         return f"{self.prob_text} -> {self.p.prob_text}:\n{self.p._network_repr()}"
 
     def _inner(self, values: Dict) -> Dict:
-        out = {k: v for k, v in values.items() if k not in self._bwd}
+        # A value under an old (renamed-away) name is not an input: ``p.replace_var(y="z")``
+        # reads "z", and a "y" in the dict must not reach p's "y".
+        out = {k: v for k, v in values.items()
+               if k not in self._bwd and self._fwd.get(k, k) == k}
         for new, old in self._bwd.items():
             if new in values:
                 out[old] = values[new]
@@ -188,6 +203,12 @@ class ReplaceVarDistribution(Distribution):
         return self.p.get_params(self._inner(dict(params_dict or {})), **kwargs)
 
 
+#: Pixyz's documented error for marginalizing every variable; the exception that names the
+#: distribution is its ``__cause__``.
+_MARGINALIZE_MESSAGE = ("marginalize_list has unknown variables or it has all of variables "
+                        "of `p`.")
+
+
 class MarginalizeVarDistribution(Distribution):
     """``p.marginalize_var(["z"])``: :math:`p(x) = \\int p(x, z) dz`, by sampling.
 
@@ -197,6 +218,8 @@ class MarginalizeVarDistribution(Distribution):
 
     def __init__(self, p: Distribution, marginalize_list):
         names = as_var_list(marginalize_list, "marginalize_var")
+        if not names:
+            raise ValueError("Length of `marginalize_list` must be at least 1, got 0.")
         for v in names:
             if v not in p.var:
                 if v in p.cond_var:
@@ -207,8 +230,8 @@ class MarginalizeVarDistribution(Distribution):
                                     f"{did_you_mean(v, p.var)}; its variables are {p.var}")
         keep = [v for v in p.var if v not in names]
         if not keep:
-            raise VariableError(f"marginalize_var: cannot marginalize every variable of "
-                                f"{p.prob_text}")
+            raise ValueError(_MARGINALIZE_MESSAGE) from VariableError(
+                f"marginalize_var: cannot marginalize every variable of {p.prob_text}")
         super().__init__(var=keep, cond_var=p.cond_var, name=p.name,
                          features_shape=p.features_shape)
         self.p = p
@@ -238,7 +261,8 @@ class MarginalizeVarDistribution(Distribution):
         return {k: v for k, v in out.items() if k not in self._marginalized}
 
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
-        raise NotImplementedError(
+        # Pixyz raises a bare NotImplementedError; the cause says why.
+        raise NotImplementedError() from NotImplementedError(
             f"{self.prob_text} marginalizes {self._marginalized} out of "
             f"{self.p.prob_text} and has no closed-form log-density; use an ELBO")
 

@@ -87,9 +87,6 @@ class MixtureModel(Distribution):
             raise ValueError(f"The number of its category must be the same as the length of "
                              f"the distribution list: {prior.prob_text} has {k} categories, "
                              f"but {len(distributions)} distributions were given")
-        if prior.var[0] in var:
-            raise VariableError(f"MixtureModel: the hidden variable {prior.var} of the prior "
-                                f"is also the observed variable {var}")
         cond = _union([d.cond_var for d in distributions] + [prior.cond_var])
         super().__init__(var=var, cond_var=cond, name=name,
                          features_shape=distributions[0].features_shape)
@@ -113,8 +110,18 @@ class MixtureModel(Distribution):
         return " + ".join(f"{d.name}({x}|{z}={i}){self.prior.name}({z}={i})"
                           for i, d in enumerate(self.distributions))
 
+    def _check_hidden_named_apart(self, purpose: str) -> None:
+        """The hidden variable may share the observed one's name (as in Pixyz) until it is
+        returned or conditioned on: then the two would be one key."""
+        if self._hidden_var[0] in self.var:
+            raise VariableError(f"MixtureModel: {purpose} needs the hidden variable "
+                                f"{self.hidden_var} of the prior {self.prior.prob_text} to be "
+                                f"named apart from the observed variable {self.var}; give the "
+                                f"prior another var")
+
     def posterior(self, name=None) -> "PosteriorMixtureModel":
         """:math:`p(z|x)`, the responsibility of each component."""
+        self._check_hidden_named_apart("posterior()")
         return PosteriorMixtureModel(self, name=name)
 
     # --- executor protocol ------------------------------------------------------------
@@ -153,8 +160,14 @@ class MixtureModel(Distribution):
 
     # --- public API -------------------------------------------------------------------
     def sample(self, x_dict=None, batch_n=None, sample_shape=torch.Size(), return_all=True,
-               reparam=False, return_hidden=False):
-        """Draw :math:`x` (and, with ``return_hidden``, the one-hot component :math:`z`)."""
+               reparam=False, return_hidden=False, sample_mean=False, **options):
+        """Draw :math:`x` (and, with ``return_hidden``, the one-hot component :math:`z`).
+        ``sample_mean=True`` returns the mean of the most probable component
+        (:mod:`pixyz_pyro.dist.mean_sample`)."""
+        if sample_mean:
+            return super().sample(x_dict, return_all=return_all, sample_mean=True)
+        if return_hidden:
+            self._check_hidden_named_apart("sample(return_hidden=True)")
         self._with_hidden = bool(return_hidden)
         try:
             out = super().sample(x_dict, batch_n, sample_shape, True, reparam)

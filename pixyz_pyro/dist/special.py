@@ -60,7 +60,10 @@ class Deterministic(Distribution):
         return self._sample_values(values, None, True, None)[self._var[0]]
 
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
-        raise NotImplementedError(f"{self.prob_text} is deterministic; it has no log-density")
+        # Pixyz's message (its documented error), caused by the one that names the node.
+        raise NotImplementedError(
+            "Log probability of deterministic distribution is not defined.") from \
+            NotImplementedError(f"{self.prob_text} is deterministic; it has no log-density")
 
 
 class EmpiricalDistribution(Distribution):
@@ -85,7 +88,7 @@ class EmpiricalDistribution(Distribution):
         return "Data distribution"
 
     def sample(self, x_dict=None, batch_n=None, sample_shape=torch.Size(), return_all=True,
-               reparam=False):
+               reparam=False, sample_mean=False, **options):
         values = self._checked_input(x_dict, self._var, self._var,
                                      "sampling (it returns the data)")
         return dict(values) if return_all else {k: values[k] for k in self._var}
