@@ -88,8 +88,9 @@ class MixtureModel(Distribution):
                              f"the distribution list: {prior.prob_text} has {k} categories, "
                              f"but {len(distributions)} distributions were given")
         cond = _union([d.cond_var for d in distributions] + [prior.cond_var])
-        super().__init__(var=var, cond_var=cond, name=name,
-                         features_shape=distributions[0].features_shape)
+        # As in Pixyz, the mixture declares no features of its own: each component checks
+        # its values against its own features_shape.
+        super().__init__(var=var, cond_var=cond, name=name)
         self.distributions = nn.ModuleList(distributions)
         self.prior = prior
         self._hidden_var = prior.var
@@ -231,9 +232,17 @@ class PosteriorMixtureModel(Distribution):
         """``OneHotCategorical`` over the responsibilities, batch ``(B,)``."""
         return pd.OneHotCategorical(logits=self._logits(values, ctx), validate_args=False)
 
+    @property
+    def density_input_var(self) -> List[str]:
+        """What the log-density needs: only ``x`` (without ``z`` it is the ``(K, B)``
+        table of responsibilities, as Pixyz's ``posterior().prob().eval({"x": x})``)."""
+        return self.cond_var
+
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
-        self._require(values, self.var + self.cond_var, "log_prob")
+        self._require(values, self.cond_var, "log_prob")
         logits = self._logits(values, ctx)
+        if self.var[0] not in values:
+            return logits.transpose(0, 1)
         return (logits * values[self.var[0]].to(logits.dtype)).sum(-1)
 
     def _sample_values(self, values, ctx, reparam, batch_n):
@@ -246,7 +255,7 @@ class PosteriorMixtureModel(Distribution):
             return super().get_log_prob(values, sum_features, feature_dims)
         self._require(values, self.cond_var, "log_prob")
         from .context import Context
-        return self._logits(values, Context()).transpose(0, 1)
+        return self._log_prob_values(values, Context())
 
 
 def _num_categories(prior):
