@@ -243,7 +243,10 @@ class MarginalizeVarDistribution(Distribution):
 
     @property
     def input_var(self) -> List[str]:
-        return [v for v in self.p.input_var if v not in self._marginalized]
+        """The inner joint's inputs, marginalized data included: in
+        :math:`\\int q(z|x) p_{data}(x) dx` the data ``x`` is integrated out by *reading*
+        it (the data distribution returns its input), so it stays an input, as in Pixyz."""
+        return self.p.input_var
 
     @property
     def prob_factorized_text(self) -> str:
