@@ -31,9 +31,14 @@ __all__ = [
     "RelaxedCategorical", "Multinomial", "Dirichlet", "Beta", "Laplace", "Gamma",
     "MultiplyDistribution", "ReplaceVarDistribution", "MarginalizeVarDistribution",
 ]
-from .special import CustomProb, Deterministic, EmpiricalDistribution  # noqa: E402
+from .special import (  # noqa: E402
+    CustomProb,
+    DataDistribution,
+    Deterministic,
+    EmpiricalDistribution,
+)
 
-__all__ += ["Deterministic", "EmpiricalDistribution", "CustomProb"]
+__all__ += ["Deterministic", "EmpiricalDistribution", "CustomProb", "DataDistribution"]
 from .transformed import InverseTransformedDistribution, TransformedDistribution  # noqa: E402
 
 __all__ += ["TransformedDistribution", "InverseTransformedDistribution"]

@@ -139,3 +139,22 @@ class CustomProb(Distribution):
     def _sample_values(self, values, ctx, reparam, batch_n):
         raise NotImplementedError(f"{self.prob_text} is a custom density; it cannot be "
                                   f"sampled")
+
+
+class DataDistribution(EmpiricalDistribution):
+    """Pixyz 0.1's name of :class:`EmpiricalDistribution` (deprecated; same behaviour).
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     p = DataDistribution(["x"])
+    >>> print(w[0].message)
+    DataDistribution is the Pixyz 0.1 spelling; use EmpiricalDistribution(["x"]) (Pixyz 0.3)
+    """
+
+    def __init__(self, var, name: str = "p_{data}"):
+        import warnings
+        warnings.warn(f"DataDistribution is the Pixyz 0.1 spelling; use "
+                      f"EmpiricalDistribution({list(var)!r}) (Pixyz 0.3)".replace("'", '"'),
+                      DeprecationWarning, stacklevel=2)
+        super().__init__(var, name)
