@@ -49,12 +49,13 @@ class Pair(ModuleAPI):
         return self.a.distributions() + self.b.distributions()
 
 
-# the mixin on real (frozen) loss nodes, as the lead will apply it to Loss
-class KL(ModuleAPI, KullbackLeibler):
+# the mixin on real (frozen) loss nodes (last in the bases: this also holds once Loss
+# derives from it)
+class KL(KullbackLeibler, ModuleAPI):
     pass
 
 
-class AJS(ModuleAPI, AdversarialJensenShannon):
+class AJS(AdversarialJensenShannon, ModuleAPI):
     pass
 
 
