@@ -223,8 +223,11 @@ def test_replace_var_of_unknown_name():
 
 def test_replace_var_onto_an_existing_name():
     p = Normal(loc="z", scale=1.0, var=["x"], cond_var=["z"])
-    with pytest.raises(VariableError, match="maps two variables to one name"):
+    # Pixyz's documented ValueError, caused by ours
+    with pytest.raises(ValueError, match=m("['x', 'z'] are conflicted after replaced.")) as info:
         p.replace_var(z="x")
+    assert isinstance(info.value.__cause__, VariableError)
+    assert "maps two variables to one name: ['x', 'z']" in str(info.value.__cause__)
 
 
 def test_marginalize_unknown_variable():

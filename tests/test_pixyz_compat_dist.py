@@ -204,3 +204,37 @@ def test_public_masks_are_float32_numpy():
     assert isinstance(m, np.ndarray) and m.dtype == np.float32
     np.testing.assert_array_equal(m, [[0, 1], [1, 0], [0, 1]])
     np.testing.assert_array_equal(channel_wise_mask(5), [1, 1, 0, 0, 0])
+
+
+# --- renamed joints print their factorization ---------------------------------------------------
+def three():
+    x = Normal(var=["x"], loc=torch.zeros(1), scale=torch.ones(1))
+    y = Normal(var=["y"], loc=torch.zeros(1), scale=torch.ones(1))
+    z = Normal(var=["z"], cond_var=["y"], loc="y", scale=torch.ones(1))
+    return x * y * z
+
+
+def test_renamed_marginal_prints_its_renamed_factorization():
+    p = three().marginalize_var(["y"]).replace_var(z="w", x="z").replace_var(z="a")
+    assert p.var == ["w", "a"]  # renamed variables come last, in the order renamed
+    assert p.prob_joint_factorized_and_text == "p(w,a) = \\int p(a)p(w|y)p(y)dy"
+    net = str(p).split("Network architecture:\n")[1]
+    heads = [line.strip() for line in net.splitlines() if line.strip().endswith(":")]
+    assert heads == ["p(y):", "p(w|y) -> p(z|y):", "p(a) -> p(x):"]
+    s = p.sample()
+    assert set(s) == {"w", "a"}
+
+
+def test_renaming_onto_a_marginalized_name_is_refused():
+    with pytest.raises(ValueError) as info:
+        three().marginalize_var(["y"]).replace_var(z="y")
+    assert str(info.value) == "['y', 'z'] are conflicted after replaced."
+    assert isinstance(info.value.__cause__, VariableError)
+
+
+def test_repr_of_a_joint_lists_its_atomic_factors():
+    p = three().marginalize_var(["y"]).replace_var(z="w")
+    text = repr(p)
+    assert text.startswith("DistGraph(\n  (0): Normal(\n")
+    assert text.count("): Normal(") == 3 and text.endswith("\n)")
+    assert repr(Normal(loc=0., scale=1.)).startswith("Normal(")

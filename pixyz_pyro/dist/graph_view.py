@@ -132,14 +132,33 @@ class DistGraph:
         return str(self._dist)
 
     def __repr__(self) -> str:
-        return f"DistGraph({self._dist.prob_joint_factorized_and_text})"
+        """As Pixyz prints a joint: its atomic factors as numbered modules."""
+        atoms = self._atoms()
+        if len(atoms) == 1 and atoms[0] is self._dist:
+            return repr(self._dist)
+        lines = ["DistGraph("]
+        for i, a in enumerate(atoms):
+            lines.append(f"  ({i}): " + repr(a).replace("\n", "\n  "))
+        return "\n".join(lines + [")"])
 
     # --- factors -----------------------------------------------------------------------
     def _atoms(self) -> List:
-        inner = self._dist
-        while hasattr(inner, "_marginalized"):
-            inner = inner.p
-        return inner.factors()
+        """The atomic factors, in the order multiplied (through renamings and marginals)."""
+        from .joint import MarginalizeVarDistribution, MultiplyDistribution, \
+            ReplaceVarDistribution
+        out: List = []
+
+        def walk(d) -> None:
+            if isinstance(d, (MarginalizeVarDistribution, ReplaceVarDistribution)):
+                walk(d.p)
+            elif isinstance(d, MultiplyDistribution):
+                for f in d.factors():
+                    walk(f)
+            else:
+                out.append(d)
+
+        walk(self._dist)
+        return out
 
     def factors(self, sorted: bool = False) -> Iterator[Factor]:
         """The factor nodes (in sampling order with ``sorted=True``)."""

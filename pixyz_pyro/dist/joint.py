@@ -74,6 +74,9 @@ class MultiplyDistribution(Distribution):
     def _network_repr(self) -> str:
         return "\n".join(f"{f.prob_text}:\n{f._network_repr()}" for f in self._print_order)
 
+    def __repr__(self) -> str:
+        return repr(self.graph)
+
     def _sample_values(self, values, ctx, reparam, batch_n):
         values = dict(values)
         new: Dict = {}
@@ -122,6 +125,11 @@ def _check_marginals(factors: List[Distribution]) -> None:
                     f"(a * b).marginalize_var({list(gone)})")
 
 
+def _renamed_last(names: List[str], replace_dict: Dict[str, str]) -> List[str]:
+    kept = [v for v in names if v not in replace_dict]
+    return kept + [new for old, new in replace_dict.items() if old in names]
+
+
 class ReplaceVarDistribution(Distribution):
     """``p.replace_var(z="y")``: the same distribution with renamed variables.
 
@@ -141,11 +149,21 @@ class ReplaceVarDistribution(Distribution):
                                     f"{did_you_mean(old, names)}; its variables are {names}")
             if not isinstance(new, str):
                 raise VariableError(f"replace_var: the new name of {old} must be a string")
-        fwd = {k: replace_dict.get(k, k) for k in names}
-        if len(set(fwd.values())) != len(fwd):
-            raise VariableError(f"replace_var {replace_dict} on {p.prob_text} maps two "
-                                f"variables to one name")
-        super().__init__(var=[fwd[v] for v in p.var], cond_var=[fwd[v] for v in p.cond_var],
+        # Every name in the graph, marginalized ones included: renaming onto one of them
+        # would make two variables one.
+        every = list(p.graph.all_var)
+        every += [v for v in names if v not in every]
+        fwd = {k: replace_dict.get(k, k) for k in every}
+        targets = list(fwd.values())
+        if len(set(targets)) != len(targets):
+            clash = [v for v in every if targets.count(fwd[v]) > 1]
+            # Pixyz's documented error, caused by the one in our terms.
+            raise ValueError(f"{clash} are conflicted after replaced.") from VariableError(
+                f"replace_var {replace_dict} on {p.prob_text} maps two variables to one name: "
+                f"{clash}")
+        # As in Pixyz, renamed variables come after the others, in the order renamed.
+        super().__init__(var=_renamed_last(p.var, replace_dict),
+                         cond_var=_renamed_last(p.cond_var, replace_dict),
                          name=p.name, features_shape=p.features_shape)
         self.p = p
         self._fwd = fwd
@@ -163,8 +181,17 @@ class ReplaceVarDistribution(Distribution):
     def has_reparam(self) -> bool:
         return self.p.has_reparam
 
+    @property
+    def prob_factorized_text(self) -> str:
+        from .printing import factorized_text
+        return factorized_text(self)
+
     def _network_repr(self) -> str:
-        return f"{self.prob_text} -> {self.p.prob_text}:\n{self.p._network_repr()}"
+        from .printing import network_text
+        return network_text(self)
+
+    def __repr__(self) -> str:
+        return repr(self.graph)
 
     def _inner(self, values: Dict) -> Dict:
         # A value under an old (renamed-away) name is not an input: ``p.replace_var(y="z")``
@@ -255,6 +282,9 @@ class MarginalizeVarDistribution(Distribution):
 
     def _network_repr(self) -> str:
         return self.p._network_repr()
+
+    def __repr__(self) -> str:
+        return repr(self.graph)
 
     def factors(self):
         return [self]
