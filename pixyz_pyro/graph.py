@@ -84,3 +84,48 @@ class Graph:
 
     def __len__(self) -> int:
         return len(self._factors)
+
+    @property
+    def print_order(self) -> Tuple[Hashable, ...]:
+        """The factor keys in the order Pixyz 0.3.3 documents when it prints a joint.
+
+        Pixyz's docstrings show the order of its bipartite DAG (factor nodes and variable
+        nodes, inserted factor by factor: the factor, its variables, its conditioning
+        variables) under Kahn's algorithm with a *stack* of ready nodes (the sort of
+        networkx 2.5).  Sampling does not use it: :attr:`order` is the sampling order.
+
+        >>> Graph([("p_x", ("x",), ("z",)), ("p_y", ("y",), ("z",))]).print_order
+        ('p_y', 'p_x')
+        >>> Graph([("p_x", ("x",), ("z",)), ("p_z", ("z",), ("y",))]).print_order
+        ('p_z', 'p_x')
+        """
+        nodes: Dict[Hashable, List[Hashable]] = {}  # node -> successors, in insertion order
+        indegree: Dict[Hashable, int] = {}
+
+        def add_edge(a: Hashable, b: Hashable) -> None:
+            for n in (a, b):
+                if n not in nodes:
+                    nodes[n] = []
+                    indegree[n] = 0
+            nodes[a].append(b)
+            indegree[b] += 1
+
+        for i, (_, var, cond) in enumerate(self._factors):
+            node = ("factor", i)
+            nodes.setdefault(node, [])
+            indegree.setdefault(node, 0)
+            for v in var:
+                add_edge(node, ("var", v))
+            for c in cond:
+                add_edge(("var", c), node)
+        ready = [n for n in nodes if indegree[n] == 0]
+        out: List[Hashable] = []
+        while ready:
+            n = ready.pop()
+            for child in nodes[n]:
+                indegree[child] -= 1
+                if indegree[child] == 0:
+                    ready.append(child)
+            if n[0] == "factor":
+                out.append(self._factors[n[1]][0])
+        return tuple(out)

@@ -3,17 +3,87 @@ from typing import Dict, List, Sequence, Union
 
 import torch
 
+#: Pixyz's numerical epsilon.  pixyz_pyro's families use pyro.distributions' stable
+#: parametrisations and never read it; it is kept, with its setter and getter, for code
+#: that sets it or reads it back (see docs/pixyz-compat.md).
 _EPSILON = 1e-7
+#: Pixyz's sample-dict cache size.  pixyz_pyro keeps no cache across calls (one
+#: evaluation memoises ``forward`` by input identity and drops it), so nothing reads it.
+_CACHE_MAXSIZE = 20
 
 
 def set_epsilon(eps: float) -> None:
-    """Kept for Pixyz compatibility; pixyz_pyro's families are numerically safe without it."""
-    raise NotImplementedError("pixyz_pyro has no global epsilon (no global state); the "
-                              "families use pyro.distributions' stable parametrisations")
+    """Set Pixyz's ``epsilon`` setting (read back by :func:`epsilon`; no family uses it).
+
+    Examples
+    --------
+    >>> from unittest import mock
+    >>> with mock.patch("pixyz_pyro.utils._EPSILON", 1e-7):
+    ...     set_epsilon(1e-6)
+    ...     epsilon()
+    1e-06
+    """
+    global _EPSILON
+    _EPSILON = float(eps)
 
 
 def epsilon() -> float:
+    """The value set by :func:`set_epsilon` (``1e-7`` by default)."""
     return _EPSILON
+
+
+get_epsilon = epsilon
+
+
+def set_cache_maxsize(cache_maxsize: int) -> None:
+    """Set Pixyz's cache size setting (read back by :func:`cache_maxsize`).
+
+    pixyz_pyro has no cache that it sizes: :func:`lru_cache_for_sample_dict` is a
+    pass-through.
+
+    Examples
+    --------
+    >>> from unittest import mock
+    >>> with mock.patch("pixyz_pyro.utils._CACHE_MAXSIZE", 20):
+    ...     set_cache_maxsize(100)
+    ...     cache_maxsize()
+    100
+    """
+    if not isinstance(cache_maxsize, int) or isinstance(cache_maxsize, bool) \
+            or cache_maxsize < 0:
+        raise ValueError(f"set_cache_maxsize expects a non-negative int, got {cache_maxsize!r}")
+    global _CACHE_MAXSIZE
+    _CACHE_MAXSIZE = cache_maxsize
+
+
+def cache_maxsize() -> int:
+    """The value set by :func:`set_cache_maxsize` (20 by default)."""
+    return _CACHE_MAXSIZE
+
+
+def lru_cache_for_sample_dict():
+    """Pixyz's memoising decorator for methods that take sample dicts; here a pass-through.
+
+    Pixyz cached ``get_params`` results across calls, comparing whole batches by value.
+    pixyz_pyro memoises each distribution's ``forward`` by input identity *within one
+    evaluation* (a loss that uses ``q`` twice runs its network once) and keeps nothing
+    afterwards, so code decorated for Pixyz runs unchanged and the decorator adds nothing.
+
+    Examples
+    --------
+    >>> class Twice:
+    ...     @lru_cache_for_sample_dict()
+    ...     def get_params(self, params_dict=None, **kwargs):
+    ...         return {k: 2 * v for k, v in params_dict.items()}
+    >>> Twice().get_params({"a": 1})
+    {'a': 2}
+    >>> Twice.get_params.__name__
+    'get_params'
+    """
+    def decorate(function):
+        return function
+
+    return decorate
 
 
 def tolist(a) -> list:
@@ -81,5 +151,6 @@ def print_latex(obj):
 __all__: List[str] = [
     "tolist", "get_dict_values", "delete_dict_values", "detach_dict", "replace_dict_keys",
     "replace_dict_keys_split", "sum_samples", "print_latex", "convert_latex_name", "epsilon",
-    "set_epsilon",
+    "get_epsilon", "set_epsilon", "cache_maxsize", "set_cache_maxsize",
+    "lru_cache_for_sample_dict",
 ]

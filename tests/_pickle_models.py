@@ -131,6 +131,13 @@ def _x():
 
 
 #: The other public distributions and the combinators.
+def _data_distribution():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return D.DataDistribution(["x"])
+
+
 OTHER_CASES = {
     "lifted StudentT": lambda: (StudentT(df=_p(N) + 2, loc=_p(N), scale=_p(N), var=["x"]),
                                 {"x": torch.randn(B, N)}),
@@ -146,6 +153,7 @@ OTHER_CASES = {
         None),
     "Deterministic": lambda: (Double(), None),
     "EmpiricalDistribution": lambda: (D.EmpiricalDistribution(["x"]), None),
+    "DataDistribution (deprecated spelling)": lambda: (_data_distribution(), None),
     "CustomProb": lambda: (D.CustomProb(standard_normal_log_prob, var=["x"]),
                            {"x": torch.randn(B, N)}),
     "TransformedDistribution": lambda: (

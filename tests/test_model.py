@@ -63,7 +63,10 @@ def test_gradients_are_set_to_none_before_each_step():
 def test_print_shows_formula_optimizer_and_distributions():
     q, p, prior = vae()
     loss = _loss(q, p, prior)
-    text = str(Model(loss, distributions=[p, q], optimizer_params={"lr": 0.005}))
+    model = Model(loss, distributions=[p, q], optimizer_params={"lr": 0.005})
+    # print() shows Pixyz's summary, which ends with the optimizer; repr adds the networks.
+    assert str(model).endswith(")") and "Linear(" not in str(model)
+    text = repr(model)
     assert "Distributions (for training):\n  p(x|z), q(z|x)" in text
     assert f"Loss function:\n  {loss.loss_text}" in text
     assert "Optimizer:\n  Adam (" in text and "lr: 0.005" in text

@@ -4,6 +4,7 @@ Shapes follow :mod:`pixyz_pyro.dist.shapes`:
 ``sample_shape + batch_shape + features_shape``.
 """
 from .distribution import Distribution
+from .distribution_base import DistributionBase
 from .factor import FactorDistribution
 from .families import (
     FAMILIES,
@@ -21,17 +22,23 @@ from .families import (
     lift,
 )
 from .family import Family
+from .graph_view import DistGraph
 from .joint import MarginalizeVarDistribution, MultiplyDistribution, ReplaceVarDistribution
 
 __all__ = [
-    "Distribution", "FactorDistribution", "Family", "lift", "FAMILIES",
+    "Distribution", "DistributionBase", "DistGraph", "FactorDistribution", "Family", "lift", "FAMILIES",
     "Normal", "Bernoulli", "RelaxedBernoulli", "FactorizedBernoulli", "Categorical",
     "RelaxedCategorical", "Multinomial", "Dirichlet", "Beta", "Laplace", "Gamma",
     "MultiplyDistribution", "ReplaceVarDistribution", "MarginalizeVarDistribution",
 ]
-from .special import CustomProb, Deterministic, EmpiricalDistribution  # noqa: E402
+from .special import (  # noqa: E402
+    CustomProb,
+    DataDistribution,
+    Deterministic,
+    EmpiricalDistribution,
+)
 
-__all__ += ["Deterministic", "EmpiricalDistribution", "CustomProb"]
+__all__ += ["Deterministic", "EmpiricalDistribution", "CustomProb", "DataDistribution"]
 from .transformed import InverseTransformedDistribution, TransformedDistribution  # noqa: E402
 
 __all__ += ["TransformedDistribution", "InverseTransformedDistribution"]

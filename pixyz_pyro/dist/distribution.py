@@ -79,6 +79,8 @@ class Distribution(nn.Module):
         self._cond_var = cond_var
         self._name = latex_name(name)
         self._features_shape = torch.Size(features_shape)
+        #: Options set through ``self.graph`` (Pixyz's ``set_option``): user settings.
+        self._graph_options: Dict = {"global": {}}
 
     # --- description -------------------------------------------------------------------
     @property
@@ -122,6 +124,13 @@ class Distribution(nn.Module):
     def prob_joint_factorized_and_text(self) -> str:
         joint, fact = self.prob_text, self.prob_factorized_text
         return joint if joint == fact else f"{joint} = {fact}"
+
+    @property
+    def graph(self):
+        """Pixyz's ``DistGraph`` API over this distribution's factors
+        (:mod:`pixyz_pyro.dist.graph_view`)."""
+        from .graph_view import DistGraph
+        return DistGraph(self)
 
     def factors(self) -> List["Distribution"]:
         """The atomic factors of this distribution (itself, unless it is a product)."""
@@ -207,12 +216,15 @@ class Distribution(nn.Module):
 
     # --- sampling -----------------------------------------------------------------------
     def sample(self, x_dict=None, batch_n: Optional[int] = None, sample_shape=torch.Size(),
-               return_all: bool = True, reparam: bool = False) -> Dict[str, torch.Tensor]:
+               return_all: bool = True, reparam: bool = False, sample_mean: bool = False,
+               **options) -> Dict[str, torch.Tensor]:
         """Draw ``var`` given ``x_dict``.
 
         Shapes are ``sample_shape + batch_shape + features_shape``.  ``batch_n`` sets the
         batch of a distribution that has no input.  With ``return_all`` the input dict is
-        returned too (unknown extra keys are carried through).
+        returned too (unknown extra keys are carried through).  ``sample_mean=True``
+        returns means instead of draws (:mod:`pixyz_pyro.dist.mean_sample`).  Other
+        keyword options are Pixyz's per-factor options and are accepted and ignored.
 
         Examples
         --------
@@ -226,6 +238,10 @@ class Distribution(nn.Module):
         sample_shape = tuple(check_sample_shape("sample_shape", sample_shape, who)) \
             if sample_shape not in ((), torch.Size()) else ()
         x_dict = self._checked_input(x_dict, self.cond_var, self.input_var, "sampling")
+        if sample_mean:
+            from .mean_sample import mean_values
+            new = mean_values(self, x_dict)
+            return {**x_dict, **new} if return_all else new
         n = numel(sample_shape)
         known = set(self.var + self.cond_var + self.input_var)
         names = [k for k in x_dict if k in known]

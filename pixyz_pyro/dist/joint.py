@@ -12,6 +12,7 @@ joint log-density is the sum of its factors' log-densities:
 """
 from typing import Dict, List
 
+import torch
 from torch import nn
 
 from ..errors import GraphError, VariableError, did_you_mean
@@ -43,7 +44,8 @@ class MultiplyDistribution(Distribution):
         super().__init__(var=list(graph.var), cond_var=list(graph.cond_var), name=a.name)
         self._factors = nn.ModuleList(factors)
         self._order = tuple(factors[i] for i in graph.order)
-        self.graph = graph
+        self._print_order = tuple(factors[i] for i in graph.print_order)
+        self._graph = graph
 
     def factors(self) -> List[Distribution]:
         return list(self._factors)
@@ -67,10 +69,13 @@ class MultiplyDistribution(Distribution):
 
     @property
     def prob_factorized_text(self) -> str:
-        return "".join(f.prob_factorized_text for f in reversed(self._order))
+        return "".join(f.prob_factorized_text for f in reversed(self._print_order))
 
     def _network_repr(self) -> str:
-        return "\n".join(f"{f.prob_text}:\n{f._network_repr()}" for f in self._order)
+        return "\n".join(f"{f.prob_text}:\n{f._network_repr()}" for f in self._print_order)
+
+    def __repr__(self) -> str:
+        return repr(self.graph)
 
     def _sample_values(self, values, ctx, reparam, batch_n):
         values = dict(values)
@@ -94,6 +99,16 @@ class MultiplyDistribution(Distribution):
     def get_log_prob(self, x_dict, sum_features=True, feature_dims=None, **kwargs):
         return super().get_log_prob(x_dict, sum_features, feature_dims, **kwargs)
 
+    def sample(self, x_dict=None, batch_n=None, sample_shape=torch.Size(), return_all=True,
+               reparam=False, sample_mean=False, **options):
+        """:meth:`Distribution.sample`; options set with ``self.graph.set_option`` take
+        priority over the arguments, as in Pixyz."""
+        from .graph_view import sample_options
+        opts = sample_options(self)
+        return super().sample(x_dict, opts.get("batch_n", batch_n),
+                              opts.get("sample_shape", sample_shape), return_all,
+                              opts.get("reparam", reparam), sample_mean)
+
 
 def _check_marginals(factors: List[Distribution]) -> None:
     """A factor may not condition on a variable that another factor marginalized out:
@@ -108,6 +123,11 @@ def _check_marginals(factors: List[Distribution]) -> None:
                     f"{m.prob_factorized_text} has marginalized out; the product would read "
                     f'a different, unbound "{used[0]}". Multiply first, then marginalize: '
                     f"(a * b).marginalize_var({list(gone)})")
+
+
+def _renamed_last(names: List[str], replace_dict: Dict[str, str]) -> List[str]:
+    kept = [v for v in names if v not in replace_dict]
+    return kept + [new for old, new in replace_dict.items() if old in names]
 
 
 class ReplaceVarDistribution(Distribution):
@@ -129,11 +149,21 @@ class ReplaceVarDistribution(Distribution):
                                     f"{did_you_mean(old, names)}; its variables are {names}")
             if not isinstance(new, str):
                 raise VariableError(f"replace_var: the new name of {old} must be a string")
-        fwd = {k: replace_dict.get(k, k) for k in names}
-        if len(set(fwd.values())) != len(fwd):
-            raise VariableError(f"replace_var {replace_dict} on {p.prob_text} maps two "
-                                f"variables to one name")
-        super().__init__(var=[fwd[v] for v in p.var], cond_var=[fwd[v] for v in p.cond_var],
+        # Every name in the graph, marginalized ones included: renaming onto one of them
+        # would make two variables one.
+        every = list(p.graph.all_var)
+        every += [v for v in names if v not in every]
+        fwd = {k: replace_dict.get(k, k) for k in every}
+        targets = list(fwd.values())
+        if len(set(targets)) != len(targets):
+            clash = [v for v in every if targets.count(fwd[v]) > 1]
+            # Pixyz's documented error, caused by the one in our terms.
+            raise ValueError(f"{clash} are conflicted after replaced.") from VariableError(
+                f"replace_var {replace_dict} on {p.prob_text} maps two variables to one name: "
+                f"{clash}")
+        # As in Pixyz, renamed variables come after the others, in the order renamed.
+        super().__init__(var=_renamed_last(p.var, replace_dict),
+                         cond_var=_renamed_last(p.cond_var, replace_dict),
                          name=p.name, features_shape=p.features_shape)
         self.p = p
         self._fwd = fwd
@@ -151,11 +181,23 @@ class ReplaceVarDistribution(Distribution):
     def has_reparam(self) -> bool:
         return self.p.has_reparam
 
+    @property
+    def prob_factorized_text(self) -> str:
+        from .printing import factorized_text
+        return factorized_text(self)
+
     def _network_repr(self) -> str:
-        return f"{self.prob_text} -> {self.p.prob_text}:\n{self.p._network_repr()}"
+        from .printing import network_text
+        return network_text(self)
+
+    def __repr__(self) -> str:
+        return repr(self.graph)
 
     def _inner(self, values: Dict) -> Dict:
-        out = {k: v for k, v in values.items() if k not in self._bwd}
+        # A value under an old (renamed-away) name is not an input: ``p.replace_var(y="z")``
+        # reads "z", and a "y" in the dict must not reach p's "y".
+        out = {k: v for k, v in values.items()
+               if k not in self._bwd and self._fwd.get(k, k) == k}
         for new, old in self._bwd.items():
             if new in values:
                 out[old] = values[new]
@@ -188,6 +230,12 @@ class ReplaceVarDistribution(Distribution):
         return self.p.get_params(self._inner(dict(params_dict or {})), **kwargs)
 
 
+#: Pixyz's documented error for marginalizing every variable; the exception that names the
+#: distribution is its ``__cause__``.
+_MARGINALIZE_MESSAGE = ("marginalize_list has unknown variables or it has all of variables "
+                        "of `p`.")
+
+
 class MarginalizeVarDistribution(Distribution):
     """``p.marginalize_var(["z"])``: :math:`p(x) = \\int p(x, z) dz`, by sampling.
 
@@ -197,6 +245,8 @@ class MarginalizeVarDistribution(Distribution):
 
     def __init__(self, p: Distribution, marginalize_list):
         names = as_var_list(marginalize_list, "marginalize_var")
+        if not names:
+            raise ValueError("Length of `marginalize_list` must be at least 1, got 0.")
         for v in names:
             if v not in p.var:
                 if v in p.cond_var:
@@ -207,8 +257,8 @@ class MarginalizeVarDistribution(Distribution):
                                     f"{did_you_mean(v, p.var)}; its variables are {p.var}")
         keep = [v for v in p.var if v not in names]
         if not keep:
-            raise VariableError(f"marginalize_var: cannot marginalize every variable of "
-                                f"{p.prob_text}")
+            raise ValueError(_MARGINALIZE_MESSAGE) from VariableError(
+                f"marginalize_var: cannot marginalize every variable of {p.prob_text}")
         super().__init__(var=keep, cond_var=p.cond_var, name=p.name,
                          features_shape=p.features_shape)
         self.p = p
@@ -220,7 +270,10 @@ class MarginalizeVarDistribution(Distribution):
 
     @property
     def input_var(self) -> List[str]:
-        return [v for v in self.p.input_var if v not in self._marginalized]
+        """The inner joint's inputs, marginalized data included: in
+        :math:`\\int q(z|x) p_{data}(x) dx` the data ``x`` is integrated out by *reading*
+        it (the data distribution returns its input), so it stays an input, as in Pixyz."""
+        return self.p.input_var
 
     @property
     def prob_factorized_text(self) -> str:
@@ -230,6 +283,9 @@ class MarginalizeVarDistribution(Distribution):
     def _network_repr(self) -> str:
         return self.p._network_repr()
 
+    def __repr__(self) -> str:
+        return repr(self.graph)
+
     def factors(self):
         return [self]
 
@@ -238,7 +294,8 @@ class MarginalizeVarDistribution(Distribution):
         return {k: v for k, v in out.items() if k not in self._marginalized}
 
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
-        raise NotImplementedError(
+        # Pixyz raises a bare NotImplementedError; the cause says why.
+        raise NotImplementedError() from NotImplementedError(
             f"{self.prob_text} marginalizes {self._marginalized} out of "
             f"{self.p.prob_text} and has no closed-form log-density; use an ELBO")
 

@@ -87,12 +87,10 @@ class MixtureModel(Distribution):
             raise ValueError(f"The number of its category must be the same as the length of "
                              f"the distribution list: {prior.prob_text} has {k} categories, "
                              f"but {len(distributions)} distributions were given")
-        if prior.var[0] in var:
-            raise VariableError(f"MixtureModel: the hidden variable {prior.var} of the prior "
-                                f"is also the observed variable {var}")
         cond = _union([d.cond_var for d in distributions] + [prior.cond_var])
-        super().__init__(var=var, cond_var=cond, name=name,
-                         features_shape=distributions[0].features_shape)
+        # As in Pixyz, the mixture declares no features of its own: each component checks
+        # its values against its own features_shape.
+        super().__init__(var=var, cond_var=cond, name=name)
         self.distributions = nn.ModuleList(distributions)
         self.prior = prior
         self._hidden_var = prior.var
@@ -113,8 +111,18 @@ class MixtureModel(Distribution):
         return " + ".join(f"{d.name}({x}|{z}={i}){self.prior.name}({z}={i})"
                           for i, d in enumerate(self.distributions))
 
+    def _check_hidden_named_apart(self, purpose: str) -> None:
+        """The hidden variable may share the observed one's name (as in Pixyz) until it is
+        returned or conditioned on: then the two would be one key."""
+        if self._hidden_var[0] in self.var:
+            raise VariableError(f"MixtureModel: {purpose} needs the hidden variable "
+                                f"{self.hidden_var} of the prior {self.prior.prob_text} to be "
+                                f"named apart from the observed variable {self.var}; give the "
+                                f"prior another var")
+
     def posterior(self, name=None) -> "PosteriorMixtureModel":
         """:math:`p(z|x)`, the responsibility of each component."""
+        self._check_hidden_named_apart("posterior()")
         return PosteriorMixtureModel(self, name=name)
 
     # --- executor protocol ------------------------------------------------------------
@@ -153,8 +161,14 @@ class MixtureModel(Distribution):
 
     # --- public API -------------------------------------------------------------------
     def sample(self, x_dict=None, batch_n=None, sample_shape=torch.Size(), return_all=True,
-               reparam=False, return_hidden=False):
-        """Draw :math:`x` (and, with ``return_hidden``, the one-hot component :math:`z`)."""
+               reparam=False, return_hidden=False, sample_mean=False, **options):
+        """Draw :math:`x` (and, with ``return_hidden``, the one-hot component :math:`z`).
+        ``sample_mean=True`` returns the mean of the most probable component
+        (:mod:`pixyz_pyro.dist.mean_sample`)."""
+        if sample_mean:
+            return super().sample(x_dict, return_all=return_all, sample_mean=True)
+        if return_hidden:
+            self._check_hidden_named_apart("sample(return_hidden=True)")
         self._with_hidden = bool(return_hidden)
         try:
             out = super().sample(x_dict, batch_n, sample_shape, True, reparam)
@@ -218,9 +232,17 @@ class PosteriorMixtureModel(Distribution):
         """``OneHotCategorical`` over the responsibilities, batch ``(B,)``."""
         return pd.OneHotCategorical(logits=self._logits(values, ctx), validate_args=False)
 
+    @property
+    def density_input_var(self) -> List[str]:
+        """What the log-density needs: only ``x`` (without ``z`` it is the ``(K, B)``
+        table of responsibilities, as Pixyz's ``posterior().prob().eval({"x": x})``)."""
+        return self.cond_var
+
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
-        self._require(values, self.var + self.cond_var, "log_prob")
+        self._require(values, self.cond_var, "log_prob")
         logits = self._logits(values, ctx)
+        if self.var[0] not in values:
+            return logits.transpose(0, 1)
         return (logits * values[self.var[0]].to(logits.dtype)).sum(-1)
 
     def _sample_values(self, values, ctx, reparam, batch_n):
@@ -233,7 +255,7 @@ class PosteriorMixtureModel(Distribution):
             return super().get_log_prob(values, sum_features, feature_dims)
         self._require(values, self.cond_var, "log_prob")
         from .context import Context
-        return self._logits(values, Context()).transpose(0, 1)
+        return self._log_prob_values(values, Context())
 
 
 def _num_categories(prior):

@@ -60,7 +60,10 @@ class Deterministic(Distribution):
         return self._sample_values(values, None, True, None)[self._var[0]]
 
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
-        raise NotImplementedError(f"{self.prob_text} is deterministic; it has no log-density")
+        # Pixyz's message (its documented error), caused by the one that names the node.
+        raise NotImplementedError(
+            "Log probability of deterministic distribution is not defined.") from \
+            NotImplementedError(f"{self.prob_text} is deterministic; it has no log-density")
 
 
 class EmpiricalDistribution(Distribution):
@@ -85,7 +88,7 @@ class EmpiricalDistribution(Distribution):
         return "Data distribution"
 
     def sample(self, x_dict=None, batch_n=None, sample_shape=torch.Size(), return_all=True,
-               reparam=False):
+               reparam=False, sample_mean=False, **options):
         values = self._checked_input(x_dict, self._var, self._var,
                                      "sampling (it returns the data)")
         return dict(values) if return_all else {k: values[k] for k in self._var}
@@ -136,3 +139,22 @@ class CustomProb(Distribution):
     def _sample_values(self, values, ctx, reparam, batch_n):
         raise NotImplementedError(f"{self.prob_text} is a custom density; it cannot be "
                                   f"sampled")
+
+
+class DataDistribution(EmpiricalDistribution):
+    """Pixyz 0.1's name of :class:`EmpiricalDistribution` (deprecated; same behaviour).
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     p = DataDistribution(["x"])
+    >>> print(w[0].message)
+    DataDistribution is the Pixyz 0.1 spelling; use EmpiricalDistribution(["x"]) (Pixyz 0.3)
+    """
+
+    def __init__(self, var, name: str = "p_{data}"):
+        import warnings
+        warnings.warn(f"DataDistribution is the Pixyz 0.1 spelling; use "
+                      f"EmpiricalDistribution({list(var)!r}) (Pixyz 0.3)".replace("'", '"'),
+                      DeprecationWarning, stacklevel=2)
+        super().__init__(var, name)

@@ -5,15 +5,30 @@ from typing import Callable, Optional
 import torch
 
 from .flow import Flow
-from .transforms.masked_affine_coupling import (
-    MASK_TYPES,
-    MaskedAffineCoupling,
-    channel_wise_mask,
-    checkerboard_mask,
-    coupling_mask,
-)
+from .transforms import masked_affine_coupling as _masks
+from .transforms.masked_affine_coupling import MASK_TYPES, MaskedAffineCoupling, coupling_mask
 
 __all__ = ["AffineCoupling", "channel_wise_mask", "checkerboard_mask"]
+
+
+def checkerboard_mask(height: int, width: int, inverse_mask: bool = False):
+    """Pixyz's public checkerboard mask, a float32 NumPy array (the transforms use the
+    tensor form, :func:`pixyz_pyro.flows.transforms.checkerboard_mask`).
+
+    >>> checkerboard_mask(2, 3)
+    array([[1., 0., 1.],
+           [0., 1., 0.]], dtype=float32)
+    """
+    return _masks.checkerboard_mask(height, width, inverse_mask).numpy()
+
+
+def channel_wise_mask(channels: int, inverse_mask: bool = False):
+    """Pixyz's public channel-wise mask, a float32 NumPy array.
+
+    >>> channel_wise_mask(4, inverse_mask=True)
+    array([0., 0., 1., 1.], dtype=float32)
+    """
+    return _masks.channel_wise_mask(channels, inverse_mask).numpy()
 
 
 class AffineCoupling(Flow):

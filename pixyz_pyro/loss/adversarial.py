@@ -7,7 +7,11 @@ The loss gives both sides and owns no optimizer:
 * ``loss.d_loss(x)`` (or ``eval(x, discriminator=True)``) is the discriminator-side value,
   with the samples detached.
 
-:class:`pixyz_pyro.model.GAN` alternates the two updates.
+:class:`pixyz_pyro.model.GAN` alternates the two updates with its own two optimizers.
+For Pixyz code that trains the discriminator through the loss, ``loss.loss_train(x)``
+takes one step of the discriminator's optimizer ``loss.d_optimizer`` (built once, from
+``optimizer`` and ``optimizer_params``, over the discriminator's parameters only) and
+``loss.loss_test(x)`` evaluates the discriminator side without gradients.
 """
 import torch
 import torch.nn.functional as F
@@ -21,15 +25,21 @@ class AdversarialLoss(Loss):
 
     #: ``eval(x, discriminator=True)`` evaluates the discriminator side's plan.
     keywords = frozenset({"discriminator"})
+    #: Pixyz's default optimizer of the discriminator.
+    default_optimizer = torch.optim.Adam
 
     def __init__(self, p, q, discriminator, optimizer=None, optimizer_params=None, **kwargs):
         if set(p.var) != set(q.var):
             raise ValueError(f"{p.prob_text} and {q.prob_text} must define the same variables")
         self.p, self.q, self.d = p, q, discriminator
-        # Kept for Pixyz compatibility: the GAN model builds the optimizer from these.
         self.optimizer = optimizer
         self.optimizer_params = dict(optimizer_params or {})
         self._extra = kwargs
+        params = list(discriminator.parameters())
+        # Built once, here: the state of this optimizer is the discriminator's training
+        # state for loss_train (the GAN model uses its own d_optimizer instead).
+        self.d_optimizer = (optimizer or self.default_optimizer)(
+            params, **self.optimizer_params) if params else None
 
     def distributions(self):
         return [self.p, self.q, self.d]
@@ -43,6 +53,28 @@ class AdversarialLoss(Loss):
     def d_loss(self, x_dict=None, **kwargs):
         """The discriminator-side loss (samples detached)."""
         return self.eval(x_dict, discriminator=True, **kwargs)
+
+    def loss_train(self, train_x_dict=None, **kwargs) -> torch.Tensor:
+        """One step of :attr:`d_optimizer` on the discriminator-side loss; returns it
+        (detached).  Only the discriminator's parameters change."""
+        if self.d_optimizer is None:
+            raise ValueError(f"{self.d.prob_text} has no parameters to train")
+        self.d.train()
+        self.d_optimizer.zero_grad(set_to_none=True)
+        loss = self.d_loss(train_x_dict, **kwargs)
+        loss.backward()
+        self.d_optimizer.step()
+        self._after_step()
+        return loss.detach()
+
+    def loss_test(self, test_x_dict=None, **kwargs) -> torch.Tensor:
+        """The discriminator-side loss in evaluation mode, without gradients."""
+        self.d.eval()
+        with torch.no_grad():
+            return self.d_loss(test_x_dict, **kwargs)
+
+    def _after_step(self) -> None:
+        """Called after each :meth:`loss_train` step (the critic's weight clipping)."""
 
     def _no_grad_data(self, yp, yq):
         if self.p.distribution_name == "Data distribution":
@@ -107,6 +139,9 @@ class AdversarialWassersteinDistance(AdversarialJensenShannon):
     """:math:`W(p, q) = \\sup_{\\|d\\|_L \\le 1} \\mathbb{E}_p[d] - \\mathbb{E}_q[d]`.
     The critic's weights are clipped to ``clip_value`` by the GAN model after each step."""
 
+    #: The WGAN paper's optimizer of the critic.
+    default_optimizer = torch.optim.RMSprop
+
     def __init__(self, p, q, discriminator, clip_value: float = 0.01, **kwargs):
         check_positive_number("clip_value", clip_value, "AdversarialWassersteinDistance",
                               " (the critic's weights are clamped to [-clip_value, "
@@ -115,6 +150,11 @@ class AdversarialWassersteinDistance(AdversarialJensenShannon):
         self.clip_value = clip_value
         self.inverse_g_loss = True
         self._freeze()
+
+    def _after_step(self) -> None:
+        with torch.no_grad():
+            for w in self.d.parameters():
+                w.clamp_(-self.clip_value, self.clip_value)
 
     def _latex_text(self):
         return f"mean(W^{{Adv}} \\left({self.p.prob_text}, {self.q.prob_text} \\right))"

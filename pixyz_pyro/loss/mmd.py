@@ -6,7 +6,10 @@
     + \\frac{1}{m(m-1)}\\sum_{i \\ne j} k(y_i, y_j) - \\frac{2}{nm}\\sum_{i,j} k(x_i, y_j)
 
 the unbiased estimator over the batch (:math:`x \\sim p`, :math:`y \\sim q`), with
-reparameterised samples so that gradients reach both distributions.
+reparameterised samples so that gradients reach both distributions.  A batch of one
+sample has no pair :math:`i \\ne j`; for it the within-sample term is the biased
+(V-statistic) one, :math:`k(x_1, x_1)`, so that the loss is defined for every batch size
+(Pixyz evaluates a batch of one too).
 """
 import torch
 
@@ -33,9 +36,10 @@ _KERNELS = {"gaussian": gaussian_rbf_kernel,
 
 
 def _offdiag_mean(k):
+    """The mean of ``k`` over pairs :math:`i \\ne j` (over the one pair when ``n == 1``)."""
     n = k.shape[0]
     if n < 2:
-        raise ValueError("MMD needs a batch of at least 2 samples")
+        return k.mean()
     return (k.sum() - k.diagonal().sum()) / (n * (n - 1))
 
 

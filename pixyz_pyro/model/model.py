@@ -158,13 +158,16 @@ class Model:
 
     # --- description --------------------------------------------------------------------
     def __str__(self) -> str:
-        dists = "\n".join("  " + str(d).replace("\n", "\n  ") for d in self.distributions)
+        """Pixyz's summary: the distributions, the loss formula and the optimizer."""
         return (f"Distributions (for training):\n  "
                 f"{', '.join(d.prob_text for d in self.distributions)}\n"
                 f"Loss function:\n  {self.loss_cls.loss_text}\n"
-                f"Optimizer:\n  " + repr(self.optimizer).replace("\n", "\n  ") + "\n" + dists)
+                f"Optimizer:\n  " + repr(self.optimizer).replace("\n", "\n  "))
 
-    __repr__ = __str__
+    def __repr__(self) -> str:
+        """The summary, then each distribution with its network."""
+        dists = "\n".join("  " + str(d).replace("\n", "\n  ") for d in self.distributions)
+        return str(self) + "\n" + dists
 
     # --- one step -------------------------------------------------------------------------
     def _evaluate(self, plan: Plan, x_dict: Dict, kwargs: Dict):

@@ -1,0 +1,20 @@
+"""``DistributionBase``: Pixyz's name for the base class of atomic distributions.
+
+In Pixyz, families (``Normal``, ...) derive from ``DistributionBase`` and products from
+``Distribution``.  Here every distribution derives from
+:class:`~pixyz_pyro.dist.Distribution`; ``DistributionBase`` is that class under Pixyz's
+name, so Pixyz code that builds bare nodes (``DistributionBase(var=["x"],
+cond_var=["z"])``) or subclasses it runs.  A bare node has no family: it describes
+variables and prints, and it cannot be sampled or scored.
+
+Examples
+--------
+>>> a = DistributionBase(var=["x"], cond_var=["z"])
+>>> print((a * DistributionBase(var=["z"], cond_var=["y"])).prob_joint_factorized_and_text)
+p(x,z|y) = p(x|z)p(z|y)
+"""
+from .distribution import Distribution
+
+
+class DistributionBase(Distribution):
+    """An atomic distribution node (see the module docstring)."""
