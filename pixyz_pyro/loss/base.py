@@ -16,17 +16,20 @@ from typing import Dict, FrozenSet, List, Optional, Tuple
 import torch
 
 from ..errors import LossError
+from .module_api import ModuleAPI
 
 Values = Dict[str, object]
 
 
-class Loss:
+class Loss(ModuleAPI):
     """Base class of loss expressions.
 
     Subclasses set their children and settings in ``__init__`` and end it with
     ``self._freeze()``; after that a node is immutable.  How a node type is computed is
     registered in :mod:`pixyz_pyro.loss.evaluate`, how it prints in
-    :mod:`pixyz_pyro.loss.latex`.
+    :mod:`pixyz_pyro.loss.latex`.  :class:`~pixyz_pyro.loss.module_api.ModuleAPI` gives it
+    Pixyz's ``nn.Module`` side (``.to``, ``.parameters()``, ``.train()``,
+    ``state_dict``), delegated to the modules it holds.
     """
 
     _frozen = False
