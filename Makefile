@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 CONSTRAINTS := constraints-cpu.txt
 EPOCHS ?=
 
-.PHONY: demo test setup data lint clean comparisons docs docs-check
+.PHONY: conformance demo test setup data lint clean comparisons docs docs-check
 
 $(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,20 @@ docs: $(VENV)/.docs-installed
 # in out/docs-screens/.
 docs-check: docs
 	$(PYTHON) scripts/check_docs.py docs/_build/html --out out/docs-screens
+
+# Pixyz 0.3.3's own tests and docstring examples, run against pixyz_pyro (not part of
+# `make test`: it needs a clone of masa-su/pixyz, which CI does not have).
+CONFORMANCE ?= ../shared/pixyz-conformance/run.py
+conformance: setup
+	@if [ -z "$(PIXYZ_GIT)" ]; then \
+	  echo "make conformance needs a git clone of Pixyz (a bare one is enough):"; \
+	  echo "  git clone --bare https://github.com/masa-su/pixyz.git /path/to/pixyz.git"; \
+	  echo "  make conformance PIXYZ_GIT=/path/to/pixyz.git"; \
+	  echo "(runner: $(CONFORMANCE); see its README.md)"; \
+	  exit 2; \
+	fi
+	PYTHONPATH=$(CURDIR) PIXYZ_GIT=$(PIXYZ_GIT) $(PYTHON) $(CONFORMANCE) --target pixyz_pyro \
+	  --python $(CURDIR)/$(PYTHON) $(CONFORMANCE_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
