@@ -235,8 +235,7 @@ class Distribution(nn.Module):
         """
         who = f"{self.prob_text}.sample"
         check_optional_positive_int("batch_n", batch_n, who)
-        sample_shape = tuple(check_sample_shape("sample_shape", sample_shape, who)) \
-            if sample_shape not in ((), torch.Size()) else ()
+        sample_shape = tuple(check_sample_shape("sample_shape", sample_shape, who))
         x_dict = self._checked_input(x_dict, self.cond_var, self.input_var, "sampling")
         if sample_mean:
             from .mean_sample import mean_values

@@ -39,6 +39,7 @@ class Entropy(DistributionLoss):
     def _input_var(self):
         return list(self.p.input_var)
 
+
 def CrossEntropy(p, q, sample_shape=torch.Size([1])):  # noqa: N802 - Pixyz's name
     """:math:`H[p, q] = -\\mathbb{E}_{p}[\\log q]` (Monte Carlo)."""
     return -Expectation(p, LogProb(q), sample_shape)

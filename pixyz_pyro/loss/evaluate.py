@@ -38,7 +38,6 @@ from . import (
     mmd,
     ops,
     pdf,
-    sample_distance,
     wasserstein,
 )
 from . import values as value_nodes
@@ -218,10 +217,6 @@ def _check_kl_shapes(node, fp, fq) -> None:
                          f"both sides ({SHAPES})")
 
 
-def _param_shape(d, params):
-    return d._value_shape(params, None)
-
-
 def _closed_kl(p, q):
     """The numerics table's closed-form KL when both sides are factors that use the
     table (``None``: ``kl_divergence`` of the pyro objects)."""
@@ -242,7 +237,7 @@ def _kl(node, values, ctx):
     if closed is not None:
         pp, pq = p._params(values, ctx), q._params(values, ctx)
         if checking():
-            _check_kl_shapes(node, _param_shape(p, pp), _param_shape(q, pq))
+            _check_kl_shapes(node, p._value_shape(pp, None), q._value_shape(pq, None))
         kl = closed(pp, pq)
         if kl is not None:
             return _sum_features(kl, node.dim), {}
@@ -275,6 +270,7 @@ def _check_series(node, values, mask) -> int:
     """The number of steps, after checking the series and the mask."""
     lengths = {v: values[v].shape[0] for v in node.series_var
                if isinstance(values.get(v), torch.Tensor)}
+
     def where():  # the formula only for an error
         return f"IterativeLoss over {node.step_loss._short()}"
 
@@ -383,7 +379,7 @@ def _adversarial(node, values, ctx):
     return (node._d_loss(yp, yq) if detach else node._g_loss(yp, yq)), {}
 
 
-__all__ = ["evaluate", "run", "BINARY", "UNARY", "sample_distance"]
+__all__ = ["evaluate", "run", "BINARY", "UNARY"]
 
 
 # --- multi-sample bounds (loss/bounds.py) -----------------------------------------------------

@@ -30,7 +30,7 @@ from ..errors import (
     passes_through,
     wrap_error,
 )
-from .evaluate import BINARY, UNARY, run
+from .evaluate import UNARY, run
 from .ops import BatchMean, BatchSum, DivLoss, MulLoss, SubLoss, UnaryLoss
 from .plan import Plan, check_gradients, compile_plan
 
@@ -199,4 +199,4 @@ def term_dict(plan: Plan, rec: Dict[int, object]) -> Dict[str, object]:
 
 
 __all__ = ["prepare", "finish", "eval_loss", "check_keywords", "contributions",
-           "term_keys", "term_dict", "Options", "BINARY"]
+           "term_keys", "term_dict", "Options"]

@@ -76,6 +76,7 @@ class Expectation(Loss):
                 out.append(v)
         return out
 
+
 #: The paper's spelling.
 LossExpectation = Expectation
 

@@ -186,6 +186,7 @@ def loss_texts(root, nodes) -> List[str]:
     names = distinct_names(root)
     return [sympy.latex(to_sympy(n, names)) for n in nodes]
 
+
 def print_latex(obj):
     """Render a loss or a distribution as LaTeX in a notebook (or return the text)."""
     text = obj.loss_text if hasattr(obj, "loss_text") else obj.prob_joint_factorized_and_text

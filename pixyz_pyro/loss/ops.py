@@ -21,6 +21,7 @@ class BinaryLoss(Loss):
     def children(self) -> Tuple[Loss, ...]:
         return (self.a, self.b)
 
+
 def _constant(loss: Loss) -> bool:
     """A loss that reads no distribution (numbers, ``Parameter``) -- a scale factor."""
     return not loss.distributions()
@@ -33,6 +34,7 @@ class AddLoss(BinaryLoss):
 class SubLoss(BinaryLoss):
     symbol = "-"
 
+
 class MulLoss(BinaryLoss):
     symbol = "*"
 
@@ -42,6 +44,7 @@ class MulLoss(BinaryLoss):
     def _linear_children(self):
         return (self.b,) if _constant(self.a) else (self.a,)
 
+
 class DivLoss(BinaryLoss):
     symbol = "/"
 
@@ -50,6 +53,7 @@ class DivLoss(BinaryLoss):
 
     def _linear_children(self):
         return (self.a,)
+
 
 class UnaryLoss(Loss):
     """``f(a)`` for one loss."""
@@ -64,6 +68,7 @@ class UnaryLoss(Loss):
     def children(self) -> Tuple[Loss, ...]:
         return (self.a,)
 
+
 class NegLoss(UnaryLoss):
     """:math:`-\\ell`."""
 
@@ -71,21 +76,26 @@ class NegLoss(UnaryLoss):
 class AbsLoss(UnaryLoss):
     _is_operator = False
 
+
 class BatchMean(UnaryLoss):
     """:math:`\\frac{1}{N} \\sum_n \\ell_n`: the mean over the batch (Pixyz's ``.mean()``)."""
 
+
 class BatchSum(UnaryLoss):
     """:math:`\\sum_n \\ell_n`: the sum over the batch (Pixyz's ``.sum()``)."""
+
 
 class Detach(UnaryLoss):
     """The value of the loss without its gradient."""
 
     _is_operator = False
 
+
 class MinLoss(BinaryLoss):
     """Elementwise :math:`\\min(a, b)`."""
 
     _is_operator = False
+
 
 class MaxLoss(BinaryLoss):
     """Elementwise :math:`\\max(a, b)`."""

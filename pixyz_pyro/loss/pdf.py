@@ -41,11 +41,10 @@ class LogProb(DistributionLoss):
     def _input_var(self):
         return self.p.var + [v for v in self.p.input_var if v not in self.p.var]
 
+
 class Prob(LogProb):
     """:math:`p(x|y) = \\exp \\log p(x|y)`."""
 
-    def __init__(self, p, sum_features: bool = True, feature_dims=None):
-        super().__init__(p, sum_features, feature_dims)
 
 def NLL(p, sum_features: bool = True, feature_dims=None):
     """The paper's spelling: :math:`-\\log p(x|y)`, i.e. ``-LogProb(p)``."""

@@ -26,6 +26,7 @@ class ValueLoss(Loss):
     def _input_var(self):
         return []
 
+
 class Parameter(Loss):
     """A value read from the input dict by name, such as a KL weight :math:`\\beta`.
 
@@ -42,6 +43,7 @@ class Parameter(Loss):
     @property
     def _input_var(self):
         return [self.name]
+
 
 class ConstantVar(Loss):
     """``loss.constant_var({"x": value})``: the loss with some inputs fixed."""

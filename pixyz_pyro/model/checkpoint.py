@@ -37,7 +37,7 @@ drawn from the global RNG).
 import copy
 import os
 import tempfile
-from typing import Dict, Mapping, Sequence
+from typing import Callable, Dict, Mapping, Sequence
 
 import torch
 
@@ -56,14 +56,16 @@ OPTIONAL = ("optimizer_class", "skipped_steps")
 
 
 # --- files -------------------------------------------------------------------------------
-def atomic_save(obj: Dict, path: str) -> None:
-    """``torch.save`` to a temporary file, fsync, then rename over ``path``."""
+def atomic_write(path: str, write: Callable, binary: bool = True, suffix: str = "") -> None:
+    """``write(file)`` into a temporary file beside ``path``, fsync, then rename it over
+    ``path`` and make the rename durable: ``path`` is the old file or the new one, never
+    a half-written one."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -81,6 +83,11 @@ def atomic_save(obj: Dict, path: str) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def atomic_save(obj: Dict, path: str) -> None:
+    """``torch.save`` to a temporary file, fsync, then rename over ``path``."""
+    atomic_write(path, lambda f: torch.save(obj, f), suffix=".pt")
 
 
 def _cause(error: Exception) -> str:

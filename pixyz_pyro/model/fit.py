@@ -17,7 +17,6 @@ length of its first tensor that has a batch dimension).
 import json
 import os
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import torch
 
 from ..errors import ModelError
 from . import distributed as _dist
+from .checkpoint import atomic_write
 
 Batch = Union[Dict[str, object], torch.Tensor, Sequence[torch.Tensor]]
 Callback = Callable[[int, "History"], Optional[bool]]
@@ -408,19 +408,8 @@ def _history_path(checkpoint) -> str:
 
 
 def _write_json(data: Dict, path: str) -> None:
-    """Write JSON atomically: a temporary file in the same folder, then a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write JSON atomically (:func:`~pixyz_pyro.model.checkpoint.atomic_write`)."""
+    atomic_write(path, lambda f: json.dump(data, f), binary=False, suffix=".json")
 
 
 def _resume(model, checkpoint) -> History:
