@@ -1,19 +1,19 @@
 """Checks of a factor's inputs, parameters and values, and how their results are read.
 
 Host metadata (names, dtypes, devices, shapes) is checked where it is met, on every
-call.  Supports are checked on the device: each check leaves a :class:`Violation`, a
-0-dim bool tensor with what it is about, in the evaluation's
-:class:`~pixyz_pyro.dist.context.Context`.  :func:`settle` reads them all at once at
-the end of the evaluation (one host read), or, on the training path, the step folds
-:func:`any_violation` into its single finiteness read and calls :func:`settle` only when
-that read says something is wrong.
+call.  Supports are checked on the device: each check leaves a :class:`Violation` in the
+evaluation's :class:`~pixyz_pyro.dist.context.Context`, whose witnesses (see
+:class:`~pixyz_pyro.dist.family.SupportCheck`) are finite exactly when the tensor is in
+its support.  :func:`settle` reads them all at once at the end of the evaluation (one
+host read), or, on the training path, the step sums :func:`witnesses` into its single
+finiteness read and calls :func:`settle` only when that read says something is wrong.
 
 A network's ``forward`` is the user's code: when it raises (a wrong dtype, device or
 feature size reaching ``nn.Linear``), the error is re-raised as an
 :class:`~pixyz_pyro.errors.InputError` that names the distribution and its inputs.
 """
 import warnings
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import torch
 
@@ -25,11 +25,14 @@ from .validation import SupportWarning
 class Violation(NamedTuple):
     """A support check left on the device.
 
-    ``bad`` is true if ``tensor`` (``what`` of ``dist``) is anywhere outside its support,
-    which ``problem`` says; a ``lenient`` one warns instead of raising.
+    ``witness`` (0-dim tensors, not read) is finite exactly when ``tensor`` (``what`` of
+    ``dist``) lies in its support, which ``problem`` says; ``check`` is the
+    :class:`~pixyz_pyro.dist.family.SupportCheck` that made it, whose exact test runs
+    only when a witness is not finite.  A ``lenient`` one warns instead of raising.
     """
 
-    bad: torch.Tensor
+    witness: Tuple[torch.Tensor, ...]
+    check: object
     dist: object
     what: str
     tensor: torch.Tensor
@@ -47,33 +50,31 @@ def flag(ctx, violation: Violation) -> None:
         ctx.flags.append(violation)
 
 
-def any_violation(flags: Sequence[Violation]) -> Optional[torch.Tensor]:
-    """One 0-dim bool tensor: whether any flag is set (not read), ``None`` if none."""
-    if not flags:
-        return None
-    if len(flags) == 1:
-        return flags[0].bad
-    return torch.stack([f.bad for f in flags]).any()
+def witnesses(flags: Sequence[Violation]) -> List[torch.Tensor]:
+    """Every flag's witnesses, to be summed into one read: the sum is finite exactly when
+    every checked tensor is in its support and free of NaN."""
+    return [w for f in flags for w in f.witness]
 
 
 def settle(flags: Sequence[Violation], read: bool = True) -> None:
-    """Read the flags (one host read, skipped with ``read=False`` when the caller has read
-    :func:`any_violation` already) and raise a :class:`SupportError` for the first
-    violation, or warn for lenient ones.  A tensor whose only problem is NaN is left to
-    the NaN guard."""
+    """Read the flags (one host read, skipped with ``read=False`` when the caller has
+    read their :func:`witnesses` already) and raise a :class:`SupportError` for the
+    first violation, or warn for lenient ones.  A tensor whose only problem is NaN is
+    left to the NaN guard."""
     if not flags:
         return
-    if read and not bool(any_violation(flags)):
+    if read and bool(torch.isfinite(torch.stack(witnesses(flags)).sum())):
         return
     for f in flags:
-        if not bool(f.bad):
+        if all(bool(torch.isfinite(w)) for w in f.witness):
             continue
         t = f.tensor.detach()
         if t.is_floating_point() and torch.isnan(t).any():
-            finite = t[~torch.isnan(t)]
-            if finite.numel() == 0:
+            t = t[~torch.isnan(t)]
+            if t.numel() == 0:
                 continue
-            t = finite
+        if not bool(f.check.bad(t)):
+            continue
         fam, name = f.problem
         problem = fam.value_support() if name is None else fam.param_support(name)
         text = (f"{f.dist.prob_text}: {f.what} {problem}; got values in "

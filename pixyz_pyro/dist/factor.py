@@ -34,6 +34,11 @@ from .shapes import SHAPES, broadcast_shapes, shape_str
 from .validation import checking, strict
 
 
+def _data(t: torch.Tensor) -> torch.Tensor:
+    """``t`` outside autograd (a support check records no graph)."""
+    return t.detach() if t.requires_grad else t
+
+
 def _sum_features(t: torch.Tensor, sum_features: bool, feature_dims) -> torch.Tensor:
     if not sum_features:
         return t
@@ -238,9 +243,10 @@ class FactorDistribution(Distribution):
                 raise ShapeError(f"{self.prob_text}: parameter shapes {shown} do not "
                                  f"broadcast ({SHAPES})") from None
         for k, t in tensors:
-            bad = fam.param_violation(k, t)
-            if bad is not None:
-                flag(ctx, Violation(bad, self, f"parameter {k}", t, (fam, k), False))
+            check = fam.param_check(k, t)
+            if check is not None:
+                flag(ctx, Violation(check.witness(_data(t)), check, self, f"parameter {k}",
+                                    t, (fam, k), False))
 
     def get_params(self, params_dict=None, **kwargs) -> Dict[str, torch.Tensor]:
         """The parameters given the conditioning variables."""
@@ -360,10 +366,11 @@ class FactorDistribution(Distribution):
                 f'{self.prob_text}: "{var}" has shape {shape_str(x.shape)}, but the '
                 f"parameters have shape {shape_str(full)}: its features must be "
                 f"{shape_str(full[1:])}, and features never broadcast ({SHAPES})")
-        bad = fam.value_violation(x)
-        if bad is not None:
+        check = fam.value_check_for(x)
+        if check is not None:
             lenient = fam.lenient_support and not strict()
-            flag(ctx, Violation(bad, self, f'"{var}"', x, (fam, None), lenient))
+            flag(ctx, Violation(check.witness(_data(x)), check, self, f'"{var}"', x,
+                                (fam, None), lenient))
 
     # --- moments ------------------------------------------------------------------------
     def _given(self, x_dict, purpose: str = "this") -> Dict:

@@ -24,7 +24,7 @@ import pyro.distributions as pd
 import torch
 
 from .factor import FactorDistribution
-from .family import Family, interval_violation
+from .family import Family, interval_check
 
 #: A parameter: a constant, the name of a conditioning variable, or ``None`` (from
 #: ``forward``).
@@ -67,7 +67,7 @@ def lift(pyro_cls: type, params: Optional[Sequence[str]] = None, name: Optional[
                  "__doc__": doc})
 
 
-_unit_interval = interval_violation(0.0, 1.0)
+_unit_interval = interval_check(0.0, 1.0)
 
 
 def _one_hot(x: torch.Tensor) -> torch.Tensor:

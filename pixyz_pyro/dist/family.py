@@ -140,22 +140,82 @@ PYRO_NUMERICS = Numerics()
 CLOSED_KL = {(pd.Normal, pd.Normal): _kl_normal_normal}
 
 
-def _violation(c) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
-    """``t -> 0-dim bool tensor``, true if ``t`` is anywhere outside ``c`` (``None``:
-    nothing to check).  Bounds are checked through one min/max reduction; NaN is never a
-    violation of a bound (the NaN guard names it)."""
+class SupportCheck(NamedTuple):
+    """How one support is checked, two ways that agree.
+
+    ``witness(t)`` is the hot path: a tuple of 0-dim tensors, computed on the device and
+    never read by itself, that are all finite exactly when every element of ``t`` lies in
+    the support (NaN anywhere in ``t`` makes them NaN too).  The training step sums them
+    into its one finiteness read with the loss and the gradients' norms, so a support
+    check costs a reduction and an elementwise op or two, with no comparison, stack or
+    ``where`` of its own.  For a lower bound :math:`l` and an interval :math:`[l, u]`:
+
+    .. math::
+
+        \\log(\\min t - l) \\quad\\text{finite iff } \\min t > l, \\qquad
+        \\sqrt{\\min t - l},\\ \\sqrt{u - \\max t}
+        \\quad\\text{finite iff } l \\le \\min t,\\ \\max t \\le u
+
+    (on :math:`[0, 1]`, :math:`\\arccos(\\max t)` replaces the second root: it is finite
+    iff :math:`\\max t \\le 1` once :math:`\\min t \\ge 0`, one op fewer).
+
+    ``bad(t)`` is the exact answer, a 0-dim bool (NaN is never a violation of a bound:
+    the NaN guard names it); it runs only once a witness came out non-finite, to tell a
+    value outside the support from a NaN, and for the message.
+
+    >>> check = interval_check(0.0, 1.0)
+    >>> [bool(torch.isfinite(w)) for w in check.witness(torch.tensor([0.0, 1.0]))]
+    [True, True]
+    >>> bool(check.bad(torch.tensor([0.5, 1.5])))
+    True
+    """
+
+    witness: Callable[[torch.Tensor], Tuple[torch.Tensor, ...]]
+    bad: Callable[[torch.Tensor], torch.Tensor]
+
+
+def _generic_check(bad: Callable[[torch.Tensor], torch.Tensor]) -> SupportCheck:
+    """A check from its exact test alone: the witness is :math:`\\log[\\text{not bad}]`,
+    0 or :math:`-\\infty`."""
+    return SupportCheck(lambda t: ((~bad(t)).to(torch.get_default_dtype()).log(),), bad)
+
+
+def greater_than_check(lower: float) -> SupportCheck:
+    """``t > lower`` everywhere (``constraints.greater_than``, e.g. ``positive``)."""
+    if lower == 0:
+        witness = (lambda t: (t.amin().log(),))
+    else:
+        witness = (lambda t: ((t.amin() - lower).log(),))
+    return SupportCheck(witness, lambda t: t.amin() <= lower)
+
+
+def interval_check(lower: float, upper: float) -> SupportCheck:
+    """``lower <= t <= upper`` everywhere (``constraints.interval``, e.g.
+    ``unit_interval``), from one ``aminmax``."""
+    def unit(t: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        lo, hi = torch.aminmax(t)
+        return lo.sqrt(), hi.acos()
+
+    def general(t: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        lo, hi = torch.aminmax(t)
+        return (lo - lower).sqrt(), (upper - hi).sqrt()
+    return SupportCheck(unit if (lower, upper) == (0, 1) else general,
+                        interval_violation(lower, upper))
+
+
+def _support_check(c) -> Optional[SupportCheck]:
+    """The check of constraint ``c`` (``None``: nothing to check)."""
     if c is constraints.real or isinstance(c, type(constraints.real)) or \
             constraints.is_dependent(c):
         return None
     if isinstance(c, constraints.independent):
-        return None if _violation(c.base_constraint) is None else \
-            (lambda t: (~c.check(t)).any())
+        return None if _support_check(c.base_constraint) is None else \
+            _generic_check(lambda t: (~c.check(t)).any())
     if isinstance(c, type(constraints.positive)):  # greater_than(lower_bound)
-        lower = c.lower_bound
-        return lambda t: t.amin() <= lower
+        return greater_than_check(c.lower_bound)
     if isinstance(c, type(constraints.unit_interval)):  # interval(lower, upper)
-        return interval_violation(c.lower_bound, c.upper_bound)
-    return lambda t: (~c.check(t)).any()  # a NaN fails here; the reader of the flag skips it
+        return interval_check(c.lower_bound, c.upper_bound)
+    return _generic_check(lambda t: (~c.check(t)).any())  # NaN fails; the reader skips it
 
 
 def interval_violation(lower: float, upper: float) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -202,9 +262,9 @@ class Family:
         Constructor defaults (``temperature=0.1``).
     log_prob : callable, optional
         ``(d, x) -> elementwise log-density``; defaults to ``d.log_prob(x)``.
-    value_check : callable, optional
-        ``x -> 0-dim bool tensor``, true if ``x`` is anywhere outside the support;
-        replaces the check of ``pyro_cls.support``.
+    value_check : SupportCheck or callable, optional
+        Replaces the check of ``pyro_cls.support``: a :class:`SupportCheck`, or
+        ``x -> 0-dim bool tensor``, true if ``x`` is anywhere outside the support.
     lenient_support : bool
         Score values outside the support with the formula and a ``SupportWarning`` (a
         strict validation level raises instead): Pixyz's Bernoulli on real data.
@@ -243,14 +303,16 @@ class Family:
         self.numerics = Numerics(closed.log_prob if log_prob is None else None,
                                  closed.rsample if sampler_cls is None else None)
         self._param_constraints = _constraints(pyro_cls, sampler_cls)
-        self._param_checks = {k: f for k, f in ((k, _violation(c)) for k, c in
+        self._param_checks = {k: f for k, f in ((k, _support_check(c)) for k, c in
                                                 self._param_constraints.items())
                               if f is not None}
         support = pyro_cls.support if isinstance(pyro_cls.support, constraints.Constraint) \
             else None
         self._support = support
+        if value_check is not None and not isinstance(value_check, SupportCheck):
+            value_check = _generic_check(value_check)
         self._value_check = value_check if value_check is not None else (
-            _violation(support) if support is not None and
+            _support_check(support) if support is not None and
             not getattr(support, "is_discrete", False) else None)
 
     def __repr__(self) -> str:
@@ -279,20 +341,21 @@ class Family:
         return self.sampler_cls(**self._kwargs(params, self.sampler_params + self.params),
                                 validate_args=False)
 
-    def param_violation(self, name: str, t: torch.Tensor) -> Optional[torch.Tensor]:
-        """A 0-dim bool tensor, true if parameter ``name`` is anywhere outside its
-        constraint (computed on the device, not read); ``None`` if it has none."""
-        fn = self._param_checks.get(name)
-        return None if fn is None or not t.is_floating_point() else fn(t)
+    def param_check(self, name: str, t: torch.Tensor) -> Optional[SupportCheck]:
+        """The :class:`SupportCheck` of parameter ``name`` for tensor ``t`` (``None``:
+        nothing to check)."""
+        check = self._param_checks.get(name)
+        return None if check is None or not t.is_floating_point() else check
 
     def param_support(self, name: str) -> str:
         """What a violation of parameter ``name``'s constraint is, in words."""
         return f"is outside its support ({self._param_constraints.get(name)})"
 
-    def value_violation(self, x: torch.Tensor) -> Optional[torch.Tensor]:
-        """A 0-dim bool tensor, true if any element of ``x`` is outside the support."""
-        fn = self._value_check
-        return None if fn is None or x.numel() == 0 else fn(x)
+    def value_check_for(self, x: torch.Tensor) -> Optional[SupportCheck]:
+        """The :class:`SupportCheck` of the support for value ``x`` (``None``: nothing to
+        check)."""
+        check = self._value_check
+        return None if check is None or x.numel() == 0 else check
 
     def value_support(self) -> str:
         """What a value outside the support is, in words."""

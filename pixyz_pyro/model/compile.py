@@ -31,7 +31,7 @@ draw the same numbers for the same seed (the tests and ``comparisons/`` set it).
 import functools
 import types
 import warnings
-from typing import Callable, List, Optional, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 import torch
 
@@ -51,10 +51,13 @@ _WARNING = ("Model(compile={compile}): torch.compile failed on the {what} ({erro
             "continues in eager mode, with the same results at eager speed")
 
 
-def finite_check(value: torch.Tensor, grads: List[torch.Tensor]) -> torch.Tensor:
-    """:math:`\\ell + \\sum_i \\lVert g_i \\rVert_2`: finite exactly when the loss and every
-    gradient are finite (up to overflow of a norm beyond ``3e38``), in three dispatches;
-    ``Model.train`` reads this one number per step.
+def finite_check(value: torch.Tensor, grads: List[torch.Tensor],
+                 witnesses: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+    """:math:`\\ell + \\sum_i \\lVert g_i \\rVert_2 + \\sum_j w_j`: finite exactly when
+    the loss, every gradient and every support witness :math:`w_j`
+    (:class:`~pixyz_pyro.dist.family.SupportCheck`) are finite (up to overflow of a norm
+    beyond ``3e38``), in three dispatches; ``Model.train`` reads this one number per
+    step.
 
     Examples
     --------
@@ -63,9 +66,10 @@ def finite_check(value: torch.Tensor, grads: List[torch.Tensor]) -> torch.Tensor
     >>> finite_check(torch.tensor(2.0), [torch.ones(3), torch.tensor([float("nan")])])
     tensor(nan)
     """
-    if not grads:
+    if not grads and not witnesses:
         return value.detach()
-    return torch.stack([value.detach(), *torch._foreach_norm(grads)]).sum()
+    norms = torch._foreach_norm(grads) if grads else ()
+    return torch.stack([value.detach(), *norms, *witnesses]).sum()
 
 
 def _compile_label(mode: Optional[str]) -> str:
@@ -167,9 +171,10 @@ class CompiledStep:
         value, samples = self._call("loss", values, ctx)
         return value.clone(), samples  # the graph's own output is overwritten next replay
 
-    def check(self, value: torch.Tensor, grads: List[torch.Tensor]) -> torch.Tensor:
+    def check(self, value: torch.Tensor, grads: List[torch.Tensor],
+              witnesses: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         """:func:`finite_check`, eagerly (see the module docstring)."""
-        return finite_check(value, grads)
+        return finite_check(value, grads, witnesses)
 
     def step(self) -> None:
         self._call("optimizer step")

@@ -22,7 +22,7 @@ from typing import Dict, Iterable, List, Optional, Union
 import torch
 from torch import nn
 
-from ..dist.checks import any_violation, settle
+from ..dist.checks import settle, witnesses
 from ..errors import LossError, ModelError, passes_through, wrap_error
 from ..loss.base import Loss
 from ..loss.evaluate import run
@@ -243,12 +243,10 @@ class Model:
             check = value.detach()
             if average_across_ranks and self.ddp is not None:
                 check = value = _dist.average_across_ranks(check)
-            if grads:
-                check = self._compiled.check(check, grads) if self._compiled is not None \
-                    else finite_check(check, grads)
-            violated = any_violation(ctx.flags)
-            if violated is not None:  # a support check: folded into the same read
-                check = check + torch.where(violated, float("inf"), 0.0)
+            support = witnesses(ctx.flags)  # the support checks: folded into the same read
+            if grads or support:
+                check = self._compiled.check(check, grads, support) \
+                    if self._compiled is not None else finite_check(check, grads, support)
             read = check.item()
             if not is_finite(read) and self._refuse(value, ctx):
                 self._refused_value = value.detach()
