@@ -23,15 +23,13 @@ from .validation import SupportWarning
 
 
 class Violation(NamedTuple):
-    """A support check left on the device.
-
-    ``witness`` (0-dim tensors, not read) is finite exactly when ``tensor`` (``what`` of
-    ``dist``) lies in its support, which ``problem`` says; ``check`` is the
-    :class:`~pixyz_pyro.dist.family.SupportCheck` that made it, whose exact test runs
-    only when a witness is not finite.  A ``lenient`` one warns instead of raising.
+    """A support check of ``tensor`` (``what`` of ``dist``) by ``check``, a
+    :class:`~pixyz_pyro.dist.family.SupportCheck`, left to be computed when the
+    evaluation's flags are read: the checks of many tensors then cost one reduction per
+    kind (:func:`witnesses`), not one per tensor (an ``IterativeLoss`` makes a few per
+    step).  ``problem`` says what is wrong; a ``lenient`` one warns instead of raising.
     """
 
-    witness: Tuple[torch.Tensor, ...]
     check: object
     dist: object
     what: str
@@ -51,9 +49,29 @@ def flag(ctx, violation: Violation) -> None:
 
 
 def witnesses(flags: Sequence[Violation]) -> List[torch.Tensor]:
-    """Every flag's witnesses, to be summed into one read: the sum is finite exactly when
-    every checked tensor is in its support and free of NaN."""
-    return [w for f in flags for w in f.witness]
+    """The flags' witnesses, to be summed into one read: the sum is finite exactly when
+    every checked tensor is in its support and free of NaN.
+
+    The tensors of one check are checked together, concatenated along their batch
+    dimension where their other dimensions agree, so that ``T`` steps of a series cost
+    one reduction, not ``T``.  Computed outside autograd; nothing is read.
+    """
+    if not flags:
+        return []
+    groups: Dict[tuple, List[torch.Tensor]] = {}
+    for f in flags:
+        t = f.tensor
+        groups.setdefault((id(f.check), t.shape[1:] if t.dim() else None, t.device),
+                          [f.check]).append(t)
+    out: List[torch.Tensor] = []
+    with torch.no_grad():
+        for (_, rest, _), (check, *ts) in groups.items():
+            if len(ts) == 1:
+                t = ts[0]
+            else:
+                t = torch.cat(ts) if rest is not None else torch.stack(ts)
+            out.extend(check.witness(t))
+    return out
 
 
 def settle(flags: Sequence[Violation], read: bool = True) -> None:
@@ -66,8 +84,6 @@ def settle(flags: Sequence[Violation], read: bool = True) -> None:
     if read and bool(torch.isfinite(torch.stack(witnesses(flags)).sum())):
         return
     for f in flags:
-        if all(bool(torch.isfinite(w)) for w in f.witness):
-            continue
         t = f.tensor.detach()
         if t.is_floating_point() and torch.isnan(t).any():
             t = t[~torch.isnan(t)]

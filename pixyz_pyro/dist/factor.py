@@ -34,11 +34,6 @@ from .shapes import SHAPES, broadcast_shapes, shape_str
 from .validation import checking, strict
 
 
-def _data(t: torch.Tensor) -> torch.Tensor:
-    """``t`` outside autograd (a support check records no graph)."""
-    return t.detach() if t.requires_grad else t
-
-
 def _sum_features(t: torch.Tensor, sum_features: bool, feature_dims) -> torch.Tensor:
     if not sum_features:
         return t
@@ -245,8 +240,7 @@ class FactorDistribution(Distribution):
         for k, t in tensors:
             check = fam.param_check(k, t)
             if check is not None:
-                flag(ctx, Violation(check.witness(_data(t)), check, self, f"parameter {k}",
-                                    t, (fam, k), False))
+                flag(ctx, Violation(check, self, f"parameter {k}", t, (fam, k), False))
 
     def get_params(self, params_dict=None, **kwargs) -> Dict[str, torch.Tensor]:
         """The parameters given the conditioning variables."""
@@ -369,8 +363,7 @@ class FactorDistribution(Distribution):
         check = fam.value_check_for(x)
         if check is not None:
             lenient = fam.lenient_support and not strict()
-            flag(ctx, Violation(check.witness(_data(x)), check, self, f'"{var}"', x,
-                                (fam, None), lenient))
+            flag(ctx, Violation(check, self, f'"{var}"', x, (fam, None), lenient))
 
     # --- moments ------------------------------------------------------------------------
     def _given(self, x_dict, purpose: str = "this") -> Dict:

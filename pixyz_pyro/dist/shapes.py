@@ -63,6 +63,12 @@ def broadcast_shapes(*shapes) -> torch.Size:
     >>> broadcast_shapes((1, 2), (3, 1), ())
     torch.Size([3, 2])
     """
+    first = shapes[0] if shapes else ()
+    for shape in shapes:  # the common case: all equal (no list is built)
+        if shape != first:
+            break
+    else:
+        return torch.Size(first)
     out: list = []
     for shape in shapes:
         shape = tuple(shape)

@@ -66,10 +66,11 @@ def finite_check(value: torch.Tensor, grads: List[torch.Tensor],
     >>> finite_check(torch.tensor(2.0), [torch.ones(3), torch.tensor([float("nan")])])
     tensor(nan)
     """
+    value = value.detach() if value.requires_grad else value
     if not grads and not witnesses:
-        return value.detach()
+        return value
     norms = torch._foreach_norm(grads) if grads else ()
-    return torch.stack([value.detach(), *norms, *witnesses]).sum()
+    return torch.stack([value, *norms, *witnesses]).sum()
 
 
 def _compile_label(mode: Optional[str]) -> str:

@@ -240,9 +240,9 @@ class Model:
             if self.clip_value:
                 nn.utils.clip_grad_value_(self._params, self.clip_value)
             grads = [p.grad for p in self._params if p.grad is not None]
-            check = value.detach()
+            check = detached = value.detach()
             if average_across_ranks and self.ddp is not None:
-                check = value = _dist.average_across_ranks(check)
+                check = value = detached = _dist.average_across_ranks(check)
             support = witnesses(ctx.flags)  # the support checks: folded into the same read
             if grads or support:
                 check = self._compiled.check(check, grads, support) \
@@ -262,8 +262,8 @@ class Model:
             else:
                 self.optimizer.step()
             self.step_count += 1
-        self._last_value = value.detach()
-        return self._last_value
+        self._last_value = detached
+        return detached
 
     def _refuse(self, value, ctx) -> bool:
         """After a read that was not finite: raise the SupportError of a value outside its
