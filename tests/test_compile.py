@@ -285,3 +285,65 @@ def test_compiled_and_eager_give_the_same_losses(compile):
     assert model._compiled._warm == {"loss", "optimizer step"}
     assert losses == pytest.approx(expected, rel=1e-5)
     assert torch.allclose(params(model), params(eager), rtol=1e-4, atol=1e-6)
+
+
+def make_dmm(compile, steps: int = 6) -> Model:
+    """A deep Markov model: ``IterativeLoss`` over ``steps`` steps."""
+    torch.manual_seed(0)
+    q, p = Q2(), P()
+    trans = Normal(loc="z_prev", scale=1.0, var=["z"], cond_var=["z_prev"], name="p_t")
+    loss = IterativeLoss(KullbackLeibler(q, trans) - Expectation(q, LogProb(p)),
+                         max_iter=steps, series_var=["x"], update_value={"z": "z_prev"})
+    return Model(loss.mean(), distributions=[q, p], optimizer_params={"lr": 1e-2},
+                 compile=compile)
+
+
+def train_dmm(model: Model, steps: int = 4, x=None):
+    g = torch.Generator().manual_seed(1)
+    torch.manual_seed(2)
+    out = []
+    for _ in range(steps):
+        xs = torch.rand(6, 5, X, generator=g).round() if x is None else x
+        out.append(model.train({"x": xs, "z_prev": torch.zeros(5, Z)}).item())
+    return out
+
+
+def test_a_series_compiles_its_step_body_once(monkeypatch):
+    """``compile=True`` on an ``IterativeLoss`` compiles the body of one step, not the
+    unrolled steps: Dynamo makes the step's graph once (not one graph T steps long) and
+    reuses it at every step and every training step, with eager's numbers."""
+    graphs = []
+
+    def counting_backend(gm, example_inputs):
+        graphs.append(len(list(gm.graph.nodes)))
+        return gm.forward
+
+    expected = train_dmm(make_dmm(False))
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile",
+                        lambda f, **kw: real_compile(f, backend=counting_backend, **kw))
+    model = make_dmm(True)
+    losses = train_dmm(model)
+    assert model._compiled.per_step and model._compiled.failed is None
+    assert model._compiled._warm == {"series step", "optimizer step"}
+    assert losses == pytest.approx(expected, rel=1e-6)
+    compiled = len(graphs)
+    train_dmm(model, steps=2)
+    assert len(graphs) == compiled  # nothing is compiled again
+
+
+def test_a_compiled_series_step_still_checks_supports(monkeypatch):
+    """The support flags of each compiled step reach the training step's one read: a warm
+    step whose data leave [0, 1] at one time step is refused with the SupportError, in
+    the strict policy, and changes nothing."""
+    from pixyz_pyro import validation
+    from pixyz_pyro.errors import SupportError
+    monkeypatch.setattr(torch, "compile", lambda f, **kw: f)
+    model = make_dmm(True)
+    train_dmm(model, steps=2)
+    before = params(model).clone()
+    bad = torch.rand(6, 5, X).round()
+    bad[3, 0, 0] = 2.0
+    with validation("strict"), pytest.raises(SupportError, match=r'"x" must lie in \[0, 1\]'):
+        model.train({"x": bad, "z_prev": torch.zeros(5, Z)})
+    assert torch.equal(params(model), before)

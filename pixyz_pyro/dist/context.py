@@ -34,9 +34,14 @@ class Context:
     options : object
         The evaluation's declared options (e.g. which side of an adversarial loss), set
         by the loss executor; ``None`` elsewhere.
+    step_runner : callable or None
+        How an ``IterativeLoss`` runs its step body, ``(step_loss, state, ctx) -> (value,
+        new samples)``; ``None`` for the interpreter's own ``run`` (the compiled step sets
+        one that runs a compiled step body, see :mod:`pixyz_pyro.model.compile`).
     """
 
-    __slots__ = ("memo", "terms", "shared", "flags", "batch_n", "options", "traced")
+    __slots__ = ("memo", "terms", "shared", "flags", "batch_n", "options", "traced",
+                 "step_runner")
 
     def __init__(self, batch_n: Optional[int] = None, record_terms: bool = False,
                  options: Any = None):
@@ -48,6 +53,17 @@ class Context:
         self.options = options
         #: Whether the evaluation runs under ``torch.compile`` (see :meth:`recall`).
         self.traced = is_compiling()
+        self.step_runner = None
+
+    def for_step(self, traced: bool) -> "Context":
+        """A fresh context for one step of a series, with this one's batch, options and
+        shared nodes (its support flags go back to this context, see
+        :mod:`pixyz_pyro.model.compile`)."""
+        sub = Context(self.batch_n, options=self.options)
+        if self.shared is not None:
+            sub.shared = {i: [] for i in self.shared}
+        sub.traced = traced
+        return sub
 
     def recall(self, owner: object, inputs: Tuple) -> Any:
         """What :meth:`remember` stored for ``owner`` on these very input objects, or

@@ -309,13 +309,15 @@ def _iterative(node, values, ctx):
     state = values
     total = 0
     new: Values = {}
+    runner = ctx.step_runner
     for t in range(steps):
         state = dict(state)
         if t_name is not None:
             state[t_name] = t
         for k, v in series:
             state[k] = v[t]
-        step, new = run(node.step_loss, state, ctx)
+        step, new = run(node.step_loss, state, ctx) if runner is None else \
+            runner(node.step_loss, state, ctx)
         if new:
             state.update(new)
         if mask is not None:

@@ -11,6 +11,8 @@ one per call, a walk over the tree) and is immutable data:
   here, independently of grad mode (see :func:`check_gradients`);
 * ``numerics``: the closed forms each factor uses (:data:`~pixyz_pyro.dist.family.NUMERICS`);
 * ``keywords``: the evaluation keywords that the loss's nodes declare;
+* ``series``: the ``IterativeLoss`` nodes (``Model(compile=True)`` compiles their step
+  body once instead of unrolling the steps);
 * ``side``: for adversarial losses, which side this plan computes
   (``"generator"`` or ``"discriminator"``: two plans).
 
@@ -29,6 +31,7 @@ from ..dist.running import running_slots
 from ..errors import LossError
 from .base import Loss
 from .expectation import Expectation
+from .iterative import IterativeLoss
 
 SIDES = ("generator", "discriminator")
 
@@ -57,6 +60,7 @@ class Plan(NamedTuple):
     numerics: Tuple[Tuple[object, object], ...]
     #: ``(module, buffer name)`` of every running statistic the loss's modules keep.
     running: Tuple[Tuple[object, str], ...]
+    series: Tuple[IterativeLoss, ...] = ()
 
 
 def _walk(node: Loss, count: Dict[int, int], nodes: List[Loss]) -> None:
@@ -110,7 +114,8 @@ def compile_plan(loss: Loss, side: str = "generator", rewrite: bool = False) -> 
         shared=frozenset(i for i, k in count.items() if k > 1),
         blocked=blocked, keywords=keywords, distributions=dists,
         numerics=tuple((d, getattr(d, "_numerics", None)) for d in dists),
-        running=tuple(s for d in dists for s in running_slots(d)))
+        running=tuple(s for d in dists for s in running_slots(d)),
+        series=tuple(n for n in nodes if isinstance(n, IterativeLoss)))
 
 
 def check_gradients(plan: Plan) -> None:

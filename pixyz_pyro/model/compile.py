@@ -7,6 +7,14 @@ lazily built parameter and the optimizer's state, two pieces of the step are com
    backward), for the model's training loss;
 2. the optimizer step (Inductor fuses Adam's elementwise passes into one).
 
+A loss with an ``IterativeLoss`` (the plan's ``series``) compiles the body of one step
+instead of the whole evaluation: unrolled, a 50-step deep Markov model made one graph
+50 steps long, which took minutes to compile cold.  The steps then run the one compiled
+body in the interpreter's loop, each on a fresh context (:meth:`Context.for_step`, so
+that the graph's inputs look the same at every step) whose support flags are handed
+back to the evaluation's; the rest of the loss stays eager.  Under CUDA graphs, whose
+outputs the next replay overwrites, the whole evaluation is compiled as before.
+
 The finiteness check between them (:func:`finite_check`) stays eager: compiled, it saves
 nothing measurable and costs one more guard evaluation per step.  The host still reads
 one number per step, and a non-finite step is refused exactly as in eager mode.
@@ -43,9 +51,11 @@ MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagrap
 CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 #: Notices torch gives while compiling, which under ``-W error`` would fail the compile: the
-#: TF32 hint of Inductor and the empty CUDA graph of a piece without GPU work (seen on an
-#: H200 with ``mode="reduce-overhead"``).
-_COMPILE_NOTES = ("TensorFloat32 tensor cores", "The CUDA Graph is empty")
+#: TF32 hint of Inductor, the empty CUDA graph of a piece without GPU work (seen on an
+#: H200 with ``mode="reduce-overhead"``), and Dynamo reading ``.grad`` of a step's input
+#: that an earlier step computed (a series' state, not a leaf).
+_COMPILE_NOTES = ("TensorFloat32 tensor cores", "The CUDA Graph is empty",
+                  "The .grad attribute of a Tensor that is not a leaf Tensor")
 
 _WARNING = ("Model(compile={compile}): torch.compile failed on the {what} ({error}); training "
             "continues in eager mode, with the same results at eager speed")
@@ -122,7 +132,12 @@ class CompiledStep:
         self.mode = mode
         self.cudagraphs = mode in CUDAGRAPH_MODES
         loss, optimizer = model._plan.loss, model.optimizer
+        self._loss = loss
+        #: Compile the step body of the series, not the unrolled evaluation.
+        self.per_step = bool(model._plan.series) and not self.cudagraphs
         self._eager = {"loss": functools.partial(run, loss), "optimizer step": optimizer.step}
+        if self.per_step:
+            self._eager = {"series step": run, "optimizer step": optimizer.step}
         with warnings.catch_warnings():  # torch's own deprecation notes on first import
             warnings.simplefilter("ignore", DeprecationWarning)
             self._compiled = {k: compiler(own_code(f, k)) for k, f in self._eager.items()}
@@ -159,6 +174,9 @@ class CompiledStep:
 
     def run(self, values, ctx):
         """The loss on ``values``: ``(value, new samples)``, as ``evaluate.run``."""
+        if self.per_step:
+            ctx.step_runner = self._series_step
+            return run(self._loss, values, ctx)
         ctx.traced = self.failed is None  # memoise by identity, not by id (Context.recall)
         if not self.cudagraphs or self.failed is not None:
             return self._call("loss", values, ctx)
@@ -171,6 +189,15 @@ class CompiledStep:
             self._marked = True
         value, samples = self._call("loss", values, ctx)
         return value.clone(), samples  # the graph's own output is overwritten next replay
+
+    def _series_step(self, step_loss, state, ctx):
+        """One step of a series through the compiled step body, on a fresh context."""
+        sub = ctx.for_step(traced=self.failed is None)
+        with warnings.catch_warnings():  # a later step's state makes Dynamo compile again
+            warnings.filterwarnings("ignore", message=_COMPILE_NOTES[2], category=UserWarning)
+            out = self._call("series step", step_loss, state, sub)
+        ctx.flags.extend(sub.flags)
+        return out
 
     def check(self, value: torch.Tensor, grads: List[torch.Tensor],
               witnesses: Sequence[torch.Tensor] = ()) -> torch.Tensor:
