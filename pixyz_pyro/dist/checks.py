@@ -13,13 +13,16 @@ feature size reaching ``nn.Linear``), the error is re-raised as an
 :class:`~pixyz_pyro.errors.InputError` that names the distribution and its inputs.
 """
 import warnings
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence
 
 import torch
 
 from ..errors import InputError, ShapeError, SupportError, describe, describe_values
 from .shapes import SHAPES, shape_str
 from .validation import SupportWarning
+
+if TYPE_CHECKING:
+    from .distribution import Distribution
 
 
 class Violation(NamedTuple):
@@ -30,7 +33,7 @@ class Violation(NamedTuple):
     """
 
     bad: torch.Tensor
-    dist: object
+    dist: "Distribution"
     what: str
     tensor: torch.Tensor
     #: ``(family, parameter name or None)``: the words are made only for a message.

@@ -12,7 +12,7 @@ executors are written on top of them:
 
 Both work on *folded* values (one batch dimension) inside one :class:`Context`.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Union, overload
 
 import torch
 from torch import nn
@@ -64,8 +64,10 @@ class Distribution(nn.Module):
         Shape of one draw of one batch element (see :mod:`pixyz_pyro.dist.shapes`).
     """
 
-    #: Whether samples can carry gradients to the parameters.
-    has_reparam = False
+    @property
+    def has_reparam(self) -> bool:
+        """Whether samples can carry gradients to the parameters."""
+        return False
 
     def __init__(self, var, cond_var=(), name: str = "p", features_shape=torch.Size()):
         super().__init__()
@@ -175,6 +177,17 @@ class Distribution(nn.Module):
                          feature_dims=None) -> torch.Tensor:
         raise NotImplementedError(f"{self.prob_text} has no log-density")
 
+    if TYPE_CHECKING:  # only some distributions have these (callers test with hasattr)
+        def pyro_dist(self, values: Dict, ctx: Optional[Context] = None) -> Any:
+            """The ``pyro.distributions`` object for ``values``."""
+
+        def _params(self, values: Dict, ctx: Optional[Context]) -> Dict[str, torch.Tensor]:
+            """The parameters for ``values`` (the families and the products of experts)."""
+
+        def _entropy_values(self, values: Dict, ctx: Context, sum_features: bool = True,
+                            feature_dims: Optional[Sequence[int]] = None) -> torch.Tensor:
+            """The entropy for ``values``."""
+
     def _require(self, values: Dict, names: Sequence[str], purpose: str) -> None:
         for v in names:  # no list on the normal path
             if v not in values:
@@ -246,7 +259,7 @@ class Distribution(nn.Module):
         names = [k for k in x_dict if k in known]
         values = fold(x_dict, names, n)
         if n > 1:
-            has_input = any(isinstance(values[k], torch.Tensor) and values[k].dim() > 0
+            has_input = any(isinstance(t := values[k], torch.Tensor) and t.dim() > 0
                             for k in names)
             batch_n = None if has_input else n * (batch_n or 1)
         ctx = Context(batch_n=batch_n)
@@ -318,3 +331,22 @@ class Distribution(nn.Module):
     def forward(self, *args, **kwargs):
         """Networks override this: map conditioning variables to parameters."""
         return {}
+
+
+if TYPE_CHECKING:
+    class DistributionList(nn.ModuleList):
+        """What the checker sees of an ``nn.ModuleList`` of distributions."""
+
+        def __iter__(self) -> Iterator[Distribution]: ...
+
+        @overload
+        def __getitem__(self, idx: slice) -> "DistributionList": ...
+
+        @overload
+        def __getitem__(self, idx: int) -> Distribution: ...
+
+        def __getitem__(self, idx: Union[int, slice]) -> Union[Distribution, "DistributionList"]:
+            ...
+else:
+    #: An ``nn.ModuleList`` of distributions (the checker sees its items typed).
+    DistributionList = nn.ModuleList

@@ -18,9 +18,10 @@ Pixyz semantics kept here:
 * ``FactorizedBernoulli`` scores only the non-zero elements of the value.
 """
 import sys
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Type, Union
 
 import pyro.distributions as pd
+from pyro.distributions import TorchDistribution
 import torch
 
 from .factor import FactorDistribution
@@ -33,8 +34,9 @@ Names = Union[str, Sequence[str]]
 Shape = Union[torch.Size, Sequence[int]]
 
 
-def lift(pyro_cls: type, params: Optional[Sequence[str]] = None, name: Optional[str] = None,
-         reparam: Optional[bool] = None, **family_kwargs) -> type:
+def lift(pyro_cls: Type[TorchDistribution], params: Optional[Sequence[str]] = None,
+         name: Optional[str] = None, reparam: Optional[bool] = None,
+         **family_kwargs: Any) -> Type[FactorDistribution]:
     """Lift a ``pyro.distributions`` class into the Distribution API in one line.
 
     Parameters
@@ -57,7 +59,7 @@ def lift(pyro_cls: type, params: Optional[Sequence[str]] = None, name: Optional[
     'LogNormal'
     """
     fam = Family(name or pyro_cls.__name__, pyro_cls,
-                 tuple(params) if params is not None else tuple(pyro_cls.arg_constraints),
+                 tuple(params) if params is not None else tuple(pyro_cls.arg_constraints),  # type: ignore[arg-type]  # torch types it as a property; on the class it is the dict
                  reparam=pyro_cls.has_rsample if reparam is None else reparam,
                  **family_kwargs)
     doc = f"{fam.name} on ``{pyro_cls.__module__}.{pyro_cls.__name__}``."
