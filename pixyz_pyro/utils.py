@@ -105,8 +105,8 @@ def get_dict_values(dicts: Dict, keys: Union[str, Sequence[str]], return_dict: b
 
 def delete_dict_values(dicts: Dict, keys: Union[str, Sequence[str]]) -> Dict:
     """A copy of ``dicts`` without ``keys``."""
-    keys = set(tolist(keys))
-    return {k: v for k, v in dicts.items() if k not in keys}
+    drop = set(tolist(keys))
+    return {k: v for k, v in dicts.items() if k not in drop}
 
 
 def detach_dict(dicts: Dict) -> Dict:

@@ -13,6 +13,8 @@ takes one step of the discriminator's optimizer ``loss.d_optimizer`` (built once
 ``optimizer`` and ``optimizer_params``, over the discriminator's parameters only) and
 ``loss.loss_test(x)`` evaluates the discriminator side without gradients.
 """
+from typing import Type
+
 import torch
 import torch.nn.functional as F
 
@@ -26,7 +28,7 @@ class AdversarialLoss(Loss):
     #: ``eval(x, discriminator=True)`` evaluates the discriminator side's plan.
     keywords = frozenset({"discriminator"})
     #: Pixyz's default optimizer of the discriminator.
-    default_optimizer = torch.optim.Adam
+    default_optimizer: Type[torch.optim.Optimizer] = torch.optim.Adam
 
     def __init__(self, p, q, discriminator, optimizer=None, optimizer_params=None, **kwargs):
         if set(p.var) != set(q.var):

@@ -15,6 +15,7 @@ from typing import Dict, FrozenSet, List, Optional, Tuple
 
 import torch
 
+from ..dist.distribution import Distribution
 from ..errors import LossError
 from .module_api import ModuleAPI
 
@@ -61,9 +62,9 @@ class Loss(ModuleAPI):
     def input_var(self) -> List[str]:
         return list(self._input_var)
 
-    def distributions(self) -> List[object]:
+    def distributions(self) -> List[Distribution]:
         """Every distribution the expression uses (for parameter collection)."""
-        out: List[object] = []
+        out: List[Distribution] = []
         for c in self.children:
             for d in c.distributions():
                 if all(d is not o for o in out):

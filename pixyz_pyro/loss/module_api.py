@@ -42,7 +42,7 @@ False
 ['0.net.bias', '0.net.weight']
 """
 from collections import OrderedDict
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Set, Tuple
 
 import torch
 from torch import nn
@@ -68,7 +68,7 @@ def held_modules(loss) -> List[nn.Module]:
             if isinstance(m, nn.Module) and all(m is not o for o in found):
                 found.append(m)
         stack.extend(getattr(node, "children", ()))
-    inner = set()
+    inner: Set[int] = set()
     for m in found:
         inner.update(id(s) for s in m.modules() if s is not m)
     return [m for m in found if id(m) not in inner]
@@ -167,7 +167,7 @@ class ModuleAPI:
         if strict and unexpected:
             raise KeyError(f"load_state_dict: keys {unexpected} match none of the loss's "
                            f"{len(modules)} modules (keys look like '0.net.weight')")
-        missing = []
+        missing: List[str] = []
         for i, (m, part) in enumerate(zip(modules, parts)):
             res = m.load_state_dict(part, strict=strict)
             missing.extend(f"{i}.{k}" for k in res.missing_keys)

@@ -1,4 +1,7 @@
 """Densities as losses: :math:`\\log p(x|y)` and :math:`p(x|y)`."""
+from typing import List
+
+from ..dist.distribution import Distribution
 from .base import Loss
 
 
@@ -9,7 +12,7 @@ class DistributionLoss(Loss):
         self.dists = dists
 
     def distributions(self):
-        out = []
+        out: List[Distribution] = []
         for d in self.dists:
             if all(d is not o for o in out):
                 out.append(d)
