@@ -31,7 +31,7 @@ draw the same numbers for the same seed (the tests and ``comparisons/`` set it).
 import functools
 import types
 import warnings
-from typing import Callable, List, Optional, Union
+from typing import Callable, List, Optional, Set, Union
 
 import torch
 
@@ -121,7 +121,7 @@ class CompiledStep:
         with warnings.catch_warnings():  # torch's own deprecation notes on first import
             warnings.simplefilter("ignore", DeprecationWarning)
             self._compiled = {k: compiler(own_code(f, k)) for k, f in self._eager.items()}
-        self._warm = set()
+        self._warm: Set[str] = set()
         self._marked = False  # cudagraph_mark_step_begin called once already
         self.failed: Optional[str] = None
 

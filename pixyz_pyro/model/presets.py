@@ -13,6 +13,7 @@ import torch
 from ..dist.special import EmpiricalDistribution
 from ..errors import NonFiniteError
 from ..loss import ELBO, AdversarialJensenShannon, AdversarialWassersteinDistance, LogProb
+from ..loss.adversarial import AdversarialLoss
 from . import distributed as _dist
 from .arguments import check_distribution, check_no_closure
 from .compile import finite_check
@@ -294,6 +295,8 @@ class GAN(Model):
     1.3863
     """
 
+    loss_cls: AdversarialLoss
+
     def __init__(self, p, discriminator, optimizer=torch.optim.Adam,
                  optimizer_params: Optional[Dict] = None, d_optimizer=torch.optim.Adam,
                  d_optimizer_params: Optional[Dict] = None, clip_grad_norm=None,
@@ -313,7 +316,9 @@ class GAN(Model):
         if self.ddp is not None:  # the discriminator is trained outside DDP: same start
             _dist.broadcast_from_rank0(discriminator)
 
-    def train(self, train_x_dict=None, adversarial_loss: bool = True, **kwargs):
+    # Pixyz's GAN.train returns (loss, d_loss): not the base class's one tensor
+    def train(self, train_x_dict=None, adversarial_loss: bool = True,  # type: ignore[override]
+              **kwargs):
         d_loss = saved = None
         if adversarial_loss:
             self.discriminator.train()
