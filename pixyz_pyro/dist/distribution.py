@@ -154,7 +154,7 @@ class Distribution(nn.Module):
         return f"${self.prob_joint_factorized_and_text}$"
 
     # --- executor protocol --------------------------------------------------------------
-    def _sample_values(self, values: Dict, ctx: Context, reparam: bool,
+    def _sample_values(self, values: Dict, ctx: Optional[Context], reparam: bool,
                        batch_n: Optional[int]) -> Dict[str, torch.Tensor]:
         raise NotImplementedError(f"{self.prob_text} cannot be sampled")
 
