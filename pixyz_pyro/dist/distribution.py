@@ -12,7 +12,7 @@ executors are written on top of them:
 
 Both work on *folded* values (one batch dimension) inside one :class:`Context`.
 """
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Union, overload
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -25,6 +25,7 @@ from ..errors import (
     passes_through,
     wrap_error,
 )
+from .._modulelist import ModuleListOf
 from ..validate_args import check_optional_positive_int, check_sample_shape
 from .checks import settle
 from .context import Context
@@ -333,20 +334,6 @@ class Distribution(nn.Module):
         return {}
 
 
-if TYPE_CHECKING:
-    class DistributionList(nn.ModuleList):
-        """What the checker sees of an ``nn.ModuleList`` of distributions."""
 
-        def __iter__(self) -> Iterator[Distribution]: ...
-
-        @overload
-        def __getitem__(self, idx: slice) -> "DistributionList": ...
-
-        @overload
-        def __getitem__(self, idx: int) -> Distribution: ...
-
-        def __getitem__(self, idx: Union[int, slice]) -> Union[Distribution, "DistributionList"]:
-            ...
-else:
-    #: An ``nn.ModuleList`` of distributions (the checker sees its items typed).
-    DistributionList = nn.ModuleList
+#: An ``nn.ModuleList`` of distributions (at run time ``nn.ModuleList`` itself).
+DistributionList = ModuleListOf[Distribution]
