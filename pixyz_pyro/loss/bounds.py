@@ -33,7 +33,9 @@ integrated out: a bound passes no samples on (to an ``IterativeLoss``'s next ste
 An unconditional ``q`` draws ``k`` times per row of the data.
 """
 import math
+from typing import List
 
+from ..dist.distribution import Distribution
 from ..errors import LossError
 from .pdf import DistributionLoss
 
@@ -77,7 +79,8 @@ class VRBound(DistributionLoss):
     -1.4274
     """
 
-    def __init__(self, p, q, k: int = 1, alpha: float = 0.0, estimator: str = "reparam"):
+    def __init__(self, p: Distribution, q: Distribution, k: int = 1, alpha: float = 0.0,
+                 estimator: str = "reparam") -> None:
         super().__init__(p, q)
         who = f"{type(self).__name__}({p.prob_text}, {q.prob_text})"
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -103,7 +106,7 @@ class VRBound(DistributionLoss):
         self._freeze()
 
     @property
-    def _input_var(self):
+    def _input_var(self) -> List[str]:
         out = list(self.q.input_var)
         for v in list(self.p.var) + list(self.p.input_var):
             if v not in out and v not in self.q.var:
@@ -137,5 +140,6 @@ class IWAE(VRBound):
     -1.2629
     """
 
-    def __init__(self, p, q, k: int = 1, estimator: str = "reparam"):
+    def __init__(self, p: Distribution, q: Distribution, k: int = 1,
+                 estimator: str = "reparam") -> None:
         super().__init__(p, q, k, 0.0, estimator)

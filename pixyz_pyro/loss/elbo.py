@@ -7,14 +7,17 @@
 """
 import torch
 
+from ..dist.distribution import Distribution
 from ..dist.shapes import numel
 from ..errors import LossError
 from ..validate_args import check_sample_shape
+from .base import Loss, SampleShape
 from .expectation import Expectation
 from .pdf import LogProb
 
 
-def ELBO(p, q, sample_shape=torch.Size([1]), estimator: str = "reparam"):  # noqa: N802 - Pixyz's name
+def ELBO(p: Distribution, q: Distribution, sample_shape: SampleShape = torch.Size([1]),  # noqa: N802
+         estimator: str = "reparam") -> Loss:  # (Pixyz's name)
     """:math:`\\mathbb{E}_{q}[\\log p - \\log q]`, one value per batch element.
 
     ``estimator="stl"`` is "sticking the landing" (Roeder et al. 2017): the same value,

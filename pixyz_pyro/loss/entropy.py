@@ -4,8 +4,12 @@
 
     H[p] = -\\mathbb{E}_{p}[\\log p], \\qquad H[p, q] = -\\mathbb{E}_{p}[\\log q]
 """
+from typing import List, Tuple
+
 import torch
 
+from ..dist.distribution import Distribution
+from .base import Loss, SampleShape
 from .expectation import Expectation
 from .pdf import DistributionLoss, LogProb
 
@@ -24,7 +28,8 @@ class Entropy(DistributionLoss):
     True
     """
 
-    def __init__(self, p, sample_shape=torch.Size([1]), analytical: bool = True):
+    def __init__(self, p: Distribution, sample_shape: SampleShape = torch.Size([1]),
+                 analytical: bool = True) -> None:
         super().__init__(p)
         self.p = p
         self.analytical = analytical
@@ -32,14 +37,15 @@ class Entropy(DistributionLoss):
         self._freeze()
 
     @property
-    def children(self):
+    def children(self) -> Tuple[Loss, ...]:
         return (self.mc,) if self.mc is not None else ()
 
     @property
-    def _input_var(self):
+    def _input_var(self) -> List[str]:
         return list(self.p.input_var)
 
 
-def CrossEntropy(p, q, sample_shape=torch.Size([1])):  # noqa: N802 - Pixyz's name
+def CrossEntropy(p: Distribution, q: Distribution,  # noqa: N802 - Pixyz's name
+                 sample_shape: SampleShape = torch.Size([1])) -> Loss:
     """:math:`H[p, q] = -\\mathbb{E}_{p}[\\log q]` (Monte Carlo)."""
     return -Expectation(p, LogProb(q), sample_shape)

@@ -13,7 +13,7 @@ evaluate a loss the same way:
 Nothing here depends on what ran before: the same call gives the same value or the same
 error every time.
 """
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 import torch
 
@@ -58,7 +58,7 @@ def check_keywords(plan: Plan, kwargs: Dict, who: str) -> None:
                             f"{did_you_mean(k, known)}; this loss accepts {known}")
 
 
-def _batch_n(values: Values, names) -> Optional[int]:
+def _batch_n(values: Values, names: Iterable[str]) -> Optional[int]:
     for k in names:
         v = values.get(k)
         if isinstance(v, torch.Tensor) and v.dim() > 0:
@@ -66,7 +66,7 @@ def _batch_n(values: Values, names) -> Optional[int]:
     return None
 
 
-def prepare(plan: Plan, x_dict, kwargs: Dict, who: str,
+def prepare(plan: Plan, x_dict: Optional[Mapping[str, object]], kwargs: Dict, who: str,
             record_terms: bool = False) -> Tuple[Values, Context]:
     """The checked input dict and the context of one evaluation of ``plan``."""
     check_keywords(plan, kwargs, who)
@@ -104,8 +104,8 @@ def finish(ctx: Context) -> None:
     settle(ctx.flags)
 
 
-def eval_loss(loss, x_dict, return_dict: bool, return_all: bool, return_terms: bool,
-              kwargs: Dict):
+def eval_loss(loss: Loss, x_dict: Optional[Mapping[str, object]], return_dict: bool,
+              return_all: bool, return_terms: bool, kwargs: Dict) -> Any:
     """:meth:`Loss.eval <pixyz_pyro.loss.Loss.eval>` (see there)."""
     side = "discriminator" if kwargs.get("discriminator") else "generator"
     plan = compile_plan(loss, side)
@@ -136,7 +136,7 @@ def eval_loss(loss, x_dict, return_dict: bool, return_all: bool, return_terms: b
 
 
 # --- terms ------------------------------------------------------------------------------------
-def _broadcast_like(c, x):
+def _broadcast_like(c: Any, x: object) -> Any:
     """``c`` broadcast to the shape of ``x`` (numbers stay numbers when ``x`` is one)."""
     if not isinstance(x, torch.Tensor) or x.dim() == 0:
         return c

@@ -11,8 +11,11 @@ step).  With ``slice_step`` (a distribution that slices the series itself), the 
 loss is ``E_{slice_step}[step_loss]`` and the step index is given as ``t`` (or as
 ``timestep_var``).
 """
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import torch
+
+from ..dist.distribution import Distribution
 from .base import Loss
 
 
@@ -34,7 +37,8 @@ class IterativeLoss(Loss):
 
     def __init__(self, step_loss: Loss, max_iter: Optional[int] = None,
                  series_var: Sequence[str] = (), update_value: Optional[Dict[str, str]] = None,
-                 slice_step=None, timestep_var: Sequence[str] = (), mask=None):
+                 slice_step: Optional[Distribution] = None, timestep_var: Sequence[str] = (),
+                 mask: Optional[torch.Tensor] = None) -> None:
         if not series_var and max_iter is None:
             raise ValueError("IterativeLoss needs series_var or max_iter to know how many "
                              "steps to take")
@@ -55,14 +59,14 @@ class IterativeLoss(Loss):
     keywords = frozenset({"mask"})
 
     @property
-    def children(self):
+    def children(self) -> Tuple[Loss, ...]:
         return (self.step_loss,)
 
-    def distributions(self):
+    def distributions(self) -> List[Distribution]:
         return self.step_loss.distributions()
 
     @property
-    def _input_var(self):
+    def _input_var(self) -> List[str]:
         out = list(self.step_loss.input_var)
         for v in self.series_var + list(self.update_value.values()):
             if v not in out:

@@ -3,7 +3,7 @@
 computes is registered in :mod:`pixyz_pyro.loss.evaluate`."""
 from typing import Tuple
 
-from .base import Loss, as_loss
+from .base import Loss, Operand, as_loss
 
 
 class BinaryLoss(Loss):
@@ -12,7 +12,7 @@ class BinaryLoss(Loss):
     _is_operator = True
     symbol = "?"
 
-    def __init__(self, a, b):
+    def __init__(self, a: Operand, b: Operand) -> None:
         self.a = as_loss(a)
         self.b = as_loss(b)
         self._freeze()
@@ -41,7 +41,7 @@ class MulLoss(BinaryLoss):
     def _is_linear(self) -> bool:
         return _constant(self.a) != _constant(self.b)
 
-    def _linear_children(self):
+    def _linear_children(self) -> Tuple[Loss, ...]:
         return (self.b,) if _constant(self.a) else (self.a,)
 
 
@@ -51,7 +51,7 @@ class DivLoss(BinaryLoss):
     def _is_linear(self) -> bool:
         return _constant(self.b) and not _constant(self.a)
 
-    def _linear_children(self):
+    def _linear_children(self) -> Tuple[Loss, ...]:
         return (self.a,)
 
 
@@ -60,7 +60,7 @@ class UnaryLoss(Loss):
 
     _is_operator = True
 
-    def __init__(self, a):
+    def __init__(self, a: Operand) -> None:
         self.a = as_loss(a)
         self._freeze()
 

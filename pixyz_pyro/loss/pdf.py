@@ -1,5 +1,5 @@
 """Densities as losses: :math:`\\log p(x|y)` and :math:`p(x|y)`."""
-from typing import List
+from typing import List, Optional, Sequence
 
 from ..dist.distribution import Distribution
 from .base import Loss
@@ -8,10 +8,10 @@ from .base import Loss
 class DistributionLoss(Loss):
     """A leaf that reads one or more distributions."""
 
-    def __init__(self, *dists):
+    def __init__(self, *dists: Distribution) -> None:
         self.dists = dists
 
-    def distributions(self):
+    def distributions(self) -> List[Distribution]:
         out: List[Distribution] = []
         for d in self.dists:
             if all(d is not o for o in out):
@@ -33,7 +33,8 @@ class LogProb(DistributionLoss):
     tensor([-0.9189])
     """
 
-    def __init__(self, p, sum_features: bool = True, feature_dims=None):
+    def __init__(self, p: Distribution, sum_features: bool = True,
+                 feature_dims: Optional[Sequence[int]] = None) -> None:
         super().__init__(p)
         self.p = p
         self.sum_features = sum_features
@@ -41,7 +42,7 @@ class LogProb(DistributionLoss):
         self._freeze()
 
     @property
-    def _input_var(self):
+    def _input_var(self) -> List[str]:
         return self.p.var + [v for v in self.p.input_var if v not in self.p.var]
 
 
@@ -49,6 +50,7 @@ class Prob(LogProb):
     """:math:`p(x|y) = \\exp \\log p(x|y)`."""
 
 
-def NLL(p, sum_features: bool = True, feature_dims=None):
+def NLL(p: Distribution, sum_features: bool = True,
+        feature_dims: Optional[Sequence[int]] = None) -> Loss:
     """The paper's spelling: :math:`-\\log p(x|y)`, i.e. ``-LogProb(p)``."""
     return -LogProb(p, sum_features=sum_features, feature_dims=feature_dims)

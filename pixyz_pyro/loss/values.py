@@ -1,5 +1,5 @@
 """Leaves that are not densities: constants, named parameters, fixed inputs."""
-from typing import Dict
+from typing import Dict, List, Tuple, Union
 
 import torch
 
@@ -14,7 +14,7 @@ class ValueLoss(Loss):
     2.0
     """
 
-    def __init__(self, value):
+    def __init__(self, value: Union[float, torch.Tensor]) -> None:
         if isinstance(value, torch.Tensor) and value.dim() > 1:
             raise ShapeError(f"a tensor added to a loss must be a scalar or have one value "
                              f"per batch element, shape (batch,); got shape "
@@ -23,7 +23,7 @@ class ValueLoss(Loss):
         self._freeze()
 
     @property
-    def _input_var(self):
+    def _input_var(self) -> List[str]:
         return []
 
 
@@ -41,7 +41,7 @@ class Parameter(Loss):
         self._freeze()
 
     @property
-    def _input_var(self):
+    def _input_var(self) -> List[str]:
         return [self.name]
 
 
@@ -55,9 +55,9 @@ class ConstantVar(Loss):
         self._freeze()
 
     @property
-    def children(self):
+    def children(self) -> Tuple[Loss, ...]:
         return (self.base,)
 
     @property
-    def _input_var(self):
+    def _input_var(self) -> List[str]:
         return [v for v in self.base.input_var if v not in self.constants]
