@@ -18,7 +18,7 @@ Pixyz semantics kept here:
 * ``FactorizedBernoulli`` scores only the non-zero elements of the value.
 """
 import sys
-from typing import Any, Optional, Sequence, Type, Union
+from typing import Any, List, Optional, Sequence, Tuple, Type, Union
 
 import pyro.distributions as pd
 from pyro.distributions import TorchDistribution
@@ -30,7 +30,9 @@ from .family import Family, interval_violation
 #: A parameter: a constant, the name of a conditioning variable, or ``None`` (from
 #: ``forward``).
 Param = Union[None, float, torch.Tensor, str]
-Names = Union[str, Sequence[str]]
+#: Variable names: a list (or tuple) of strings, as Pixyz documents.  A bare string is
+#: read as one name at run time, but the type checker asks for the list (``["x"]``).
+Names = Union[List[str], Tuple[str, ...]]
 Shape = Union[torch.Size, Sequence[int]]
 
 

@@ -17,13 +17,13 @@ the forward pass, and :class:`~pixyz_pyro.model.guard.StepGuard` puts back what 
 failed or refused step changed in the forward pass (running statistics; everything on
 the first step).
 """
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
 from ..dist.checks import any_violation, settle
-from ..dist.distribution import DistributionList
+from ..dist.distribution import Distribution, DistributionList
 from ..errors import LossError, ModelError, passes_through, wrap_error
 from ..loss.base import Loss
 from ..loss.evaluate import run
@@ -43,7 +43,7 @@ from .checkpoint import (
 from .compile import CompiledStep, compile_mode, compile_step, finite_check
 from .fit import History, fit
 from .guard import StepGuard, deferred_interrupt, is_finite, nonfinite_error
-from .optim import build_optimizer
+from .optim import OptimizerSpec, build_optimizer
 
 
 def unique_parameters(modules: Iterable[nn.Module]) -> List[nn.Parameter]:
@@ -113,13 +113,15 @@ class Model:
     3.0
     """
 
-    def __init__(self, loss: Loss, test_loss: Optional[Loss] = None, distributions=(),
-                 optimizer=torch.optim.Adam, optimizer_params: Optional[Dict] = None,
+    def __init__(self, loss: Loss, test_loss: Optional[Loss] = None,
+                 distributions: Sequence[Distribution] = (),
+                 optimizer: OptimizerSpec = torch.optim.Adam,
+                 optimizer_params: Optional[Dict[str, Any]] = None,
                  clip_grad_norm: Optional[float] = None,
                  clip_grad_value: Optional[float] = None, retain_graph: bool = False,
                  compile: Union[bool, str] = False, skip_nonfinite: bool = False,
                  distributed: Optional[bool] = None, allow_unused: bool = False,
-                 rewrite: bool = False):
+                 rewrite: bool = False) -> None:
         if not isinstance(loss, Loss):
             raise LossError(f"Model needs a pixyz_pyro loss expression, got "
                             f"{type(loss).__name__}")
