@@ -136,6 +136,21 @@ def sum_samples(samples: torch.Tensor, sum_dims=None) -> torch.Tensor:
 
 
 def convert_latex_name(name: str) -> str:
+    """A distribution's name as it prints in formulas (Pixyz's helper).
+
+    ``_`` starts a subscript and ``^`` or ``__`` a superscript; a trailing number of a
+    plain name becomes a subscript.
+
+    Parameters
+    ----------
+    name : str
+        The name, such as ``"p_prior"``.
+
+    Examples
+    --------
+    >>> convert_latex_name("p_prior")
+    'p_{prior}'
+    """
     from .dist.naming import latex_name
     return latex_name(name)
 

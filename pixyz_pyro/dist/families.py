@@ -85,6 +85,10 @@ def _factorized_bernoulli_log_prob(d, x: torch.Tensor) -> torch.Tensor:
 _PROBS = {"probs": "logits"}
 _T = {"temperature": torch.tensor(0.1)}
 _FIELDS = """
+    A subclass computes the parameters with a network: ``forward`` takes the
+    conditioning variables (``cond_var``) as keyword arguments and returns a dict of the
+    parameters left ``None`` here, each of shape ``batch_shape + features_shape``.
+
     Parameters
     ----------
     var : list of str
@@ -100,7 +104,7 @@ _FIELDS = """
 
 
 class Normal(FactorDistribution):
-    """The normal distribution :math:`\\mathcal{N}(x; \\mu, \\sigma^2)` on
+    __doc__ = """The normal distribution :math:`\\mathcal{N}(x; \\mu, \\sigma^2)` on
     ``pyro.distributions.Normal``, reparameterised.
     """ + _FIELDS + """    loc, scale : float, tensor, str or None
         :math:`\\mu` and :math:`\\sigma > 0`; ``None`` when ``forward`` returns them.
@@ -134,10 +138,12 @@ class Normal(FactorDistribution):
 
 
 class Laplace(FactorDistribution):
-    """The Laplace distribution on ``pyro.distributions.Laplace``, reparameterised.
+    __doc__ = """The Laplace distribution on ``pyro.distributions.Laplace``, reparameterised.
     """ + _FIELDS + """    loc, scale : float, tensor, str or None
         Location and scale :math:`> 0`.
 
+    Examples
+    --------
     >>> Laplace(loc=0., scale=1., var=["x"]).get_log_prob({"x": torch.zeros(1)})
     tensor([-0.6931])
     """
@@ -151,10 +157,12 @@ class Laplace(FactorDistribution):
 
 
 class Beta(FactorDistribution):
-    """The beta distribution on ``pyro.distributions.Beta``, reparameterised.
+    __doc__ = """The beta distribution on ``pyro.distributions.Beta``, reparameterised.
     """ + _FIELDS + """    concentration1, concentration0 : float, tensor, str or None
         :math:`\\alpha, \\beta > 0`.
 
+    Examples
+    --------
     >>> Beta(concentration1=2., concentration0=2., var=["x"]).get_log_prob(
     ...     {"x": torch.full((1,), 0.5)})  # log(6 * 0.25)
     tensor([0.4055])
@@ -170,10 +178,12 @@ class Beta(FactorDistribution):
 
 
 class Gamma(FactorDistribution):
-    """The gamma distribution on ``pyro.distributions.Gamma``, reparameterised.
+    __doc__ = """The gamma distribution on ``pyro.distributions.Gamma``, reparameterised.
     """ + _FIELDS + """    concentration, rate : float, tensor, str or None
         Shape and rate :math:`> 0`.
 
+    Examples
+    --------
     >>> Gamma(concentration=1., rate=1., var=["x"]).get_log_prob({"x": torch.ones(1)})
     tensor([-1.])
     """
@@ -188,10 +198,12 @@ class Gamma(FactorDistribution):
 
 
 class Dirichlet(FactorDistribution):
-    """The Dirichlet distribution on ``pyro.distributions.Dirichlet``, reparameterised.
+    __doc__ = """The Dirichlet distribution on ``pyro.distributions.Dirichlet``, reparameterised.
     """ + _FIELDS + """    concentration : float, tensor, str or None
         :math:`\\alpha_k > 0` over the last dimension.
 
+    Examples
+    --------
     >>> Dirichlet(concentration=torch.ones(3), var=["x"]).get_log_prob(
     ...     {"x": torch.full((1, 3), 1 / 3)})  # log Gamma(3)
     tensor([0.6931])
@@ -206,11 +218,13 @@ class Dirichlet(FactorDistribution):
 
 
 class Bernoulli(FactorDistribution):
-    """The Bernoulli distribution on ``pyro.distributions.Bernoulli``; scores grey levels
+    __doc__ = """The Bernoulli distribution on ``pyro.distributions.Bernoulli``; scores grey levels
     in :math:`[0, 1]` as binary cross-entropy (not reparameterisable).
     """ + _FIELDS + """    probs, logits : float, tensor, str or None
         :math:`\\pi \\in [0, 1]`, or its logit instead.
 
+    Examples
+    --------
     >>> p = Bernoulli(probs=torch.full((2,), 0.5), var=["x"])
     >>> p.get_log_prob({"x": torch.tensor([[0., 0.5]])})  # 2 log(1/2)
     tensor([-1.3863])
@@ -227,9 +241,13 @@ class Bernoulli(FactorDistribution):
 
 
 class FactorizedBernoulli(Bernoulli):
-    """A Bernoulli that scores only the non-zero elements of the value (Pixyz's
+    __doc__ = """A Bernoulli that scores only the non-zero elements of the value (Pixyz's
     ``FactorizedBernoulli``: :math:`\\sum_i [x_i \\ne 0] \\log p(x_i)`).
+    """ + _FIELDS + """    probs, logits : float, tensor, str or None
+        :math:`\\pi \\in [0, 1]`, or its logit.
 
+    Examples
+    --------
     >>> p = FactorizedBernoulli(probs=torch.full((2,), 0.5), var=["x"])
     >>> p.get_log_prob({"x": torch.tensor([[0., 1.]])})
     tensor([-0.6931])
@@ -242,13 +260,15 @@ class FactorizedBernoulli(Bernoulli):
 
 
 class RelaxedBernoulli(FactorDistribution):
-    """A Bernoulli whose draws are relaxed (``pyro.distributions.RelaxedBernoulli`` at
+    __doc__ = """A Bernoulli whose draws are relaxed (``pyro.distributions.RelaxedBernoulli`` at
     ``temperature``) and reparameterised; it scores with the hard Bernoulli.
     """ + _FIELDS + """    probs, logits : float, tensor, str or None
         :math:`\\pi \\in [0, 1]`, or its logit.
     temperature : float or tensor
         The relaxation's temperature (default 0.1).
 
+    Examples
+    --------
     >>> p = RelaxedBernoulli(probs=torch.full((3,), 0.5), var=["x"])
     >>> bool(((p.sample()["x"] > 0) & (p.sample()["x"] < 1)).all())
     True
@@ -268,11 +288,13 @@ class RelaxedBernoulli(FactorDistribution):
 
 
 class Categorical(FactorDistribution):
-    """The categorical distribution over one-hot values, on
+    __doc__ = """The categorical distribution over one-hot values, on
     ``pyro.distributions.OneHotCategorical`` (not reparameterisable).
     """ + _FIELDS + """    probs, logits : float, tensor, str or None
         Class probabilities over the last dimension, or their logits.
 
+    Examples
+    --------
     >>> p = Categorical(probs=torch.tensor([0.25, 0.75]), var=["y"])
     >>> p.get_log_prob({"y": torch.tensor([[0., 1.]])})  # log 0.75
     tensor([-0.2877])
@@ -288,7 +310,7 @@ class Categorical(FactorDistribution):
 
 
 class RelaxedCategorical(FactorDistribution):
-    """A categorical whose draws are relaxed one-hot vectors
+    __doc__ = """A categorical whose draws are relaxed one-hot vectors
     (``pyro.distributions.RelaxedOneHotCategorical`` at ``temperature``),
     reparameterised; it scores with the hard one-hot categorical.
     """ + _FIELDS + """    probs, logits : float, tensor, str or None
@@ -296,6 +318,8 @@ class RelaxedCategorical(FactorDistribution):
     temperature : float or tensor
         The relaxation's temperature (default 0.1).
 
+    Examples
+    --------
     >>> p = RelaxedCategorical(probs=torch.tensor([0.5, 0.5]), var=["y"])
     >>> torch.allclose(p.sample(batch_n=4)["y"].sum(-1), torch.ones(4))
     True
@@ -313,13 +337,15 @@ class RelaxedCategorical(FactorDistribution):
 
 
 class Multinomial(FactorDistribution):
-    """The multinomial distribution on ``pyro.distributions.Multinomial``;
+    __doc__ = """The multinomial distribution on ``pyro.distributions.Multinomial``;
     ``total_count`` comes first, as in Pixyz.
     """ + _FIELDS + """    total_count : int
         The number of trials.
     probs, logits : float, tensor, str or None
         Class probabilities over the last dimension, or their logits.
 
+    Examples
+    --------
     >>> p = Multinomial(total_count=2, probs=torch.tensor([0.5, 0.5]), var=["x"])
     >>> p.get_log_prob({"x": torch.tensor([[1., 1.]])})  # log(2 / 4)
     tensor([-0.6931])

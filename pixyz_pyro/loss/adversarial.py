@@ -102,7 +102,51 @@ def _bce(y: torch.Tensor, target: float) -> torch.Tensor:
 class AdversarialJensenShannon(AdversarialLoss):
     """:math:`2 D_{JS}[p\\|q] - 2\\log 2 = \\max_d \\mathbb{E}_p[\\log d] +
     \\mathbb{E}_q[\\log(1 - d)]`, with the non-saturating generator loss by default
-    (``inverse_g_loss=True``)."""
+    (``inverse_g_loss=True``).
+
+    .. math::
+
+        \\mathcal{L}_d = -\\mathbb{E}_p[\\log d(x)] - \\mathbb{E}_q[\\log(1 - d(x))]
+
+    Parameters
+    ----------
+    p, q : Distribution
+        The two distributions compared (``p`` is usually the data's
+        :class:`~pixyz_pyro.dist.EmpiricalDistribution`).
+    discriminator : Distribution
+        :math:`d(x)`, a :class:`~pixyz_pyro.dist.Deterministic` network with values in
+        :math:`(0, 1)` (any real value for the Wasserstein critic).
+    optimizer : type, optional
+        The discriminator's optimizer class for ``loss_train`` (Pixyz's API).
+    optimizer_params : dict, optional
+        Its keyword arguments.
+    inverse_g_loss : bool
+        The generator minimises :math:`-\\log d` on its samples instead of
+        :math:`\\log(1 - d)`.
+
+    Examples
+    --------
+    A discriminator that says 1/2 everywhere: both sides are :math:`2 \\log 2`.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from pixyz_pyro.dist import Deterministic, EmpiricalDistribution, Normal
+    >>> class Discriminator(Deterministic):
+    ...     def __init__(self):
+    ...         super().__init__(var=["t"], cond_var=["x"], name="d")
+    ...         self.net = nn.Linear(1, 1)
+    ...         nn.init.zeros_(self.net.weight), nn.init.zeros_(self.net.bias)
+    ...     def forward(self, x):
+    ...         return {"t": torch.sigmoid(self.net(x))}
+    >>> p_data = EmpiricalDistribution(["x"])
+    >>> q = Normal(loc=0., scale=1., var=["x"], features_shape=[1], name="q")
+    >>> x = {"x": torch.randn(8, 1)}
+    >>> loss = AdversarialJensenShannon(p_data, q, Discriminator())
+    >>> print(loss)
+    mean(D_{JS}^{Adv} \\left[p_{data}(x)||q(x) \\right])
+    >>> round(float(loss.eval(x).detach()), 4), round(float(loss.d_loss(x).detach()), 4)
+    (1.3863, 1.3863)
+    """
 
     def __init__(self, p: Distribution, q: Distribution, discriminator: Distribution,
                  optimizer: Optional[Type[torch.optim.Optimizer]] = None,
@@ -129,7 +173,48 @@ class AdversarialJensenShannon(AdversarialLoss):
 
 class AdversarialKullbackLeibler(AdversarialLoss):
     """:math:`D_{KL}[p\\|q] \\approx \\mathbb{E}_p[\\log \\frac{d}{1-d}]` with
-    :math:`d^* = \\arg\\max_d \\mathbb{E}_q[\\log d] + \\mathbb{E}_p[\\log(1-d)]`."""
+    :math:`d^* = \\arg\\max_d \\mathbb{E}_q[\\log d] + \\mathbb{E}_p[\\log(1-d)]`.
+
+    .. math::
+
+        D_{KL}[p\\|q] \\approx \\mathbb{E}_p\\left[\\log \\frac{d(x)}{1 - d(x)}\\right]
+
+    Parameters
+    ----------
+    p, q : Distribution
+        The two distributions compared (``p`` is usually the data's
+        :class:`~pixyz_pyro.dist.EmpiricalDistribution`).
+    discriminator : Distribution
+        :math:`d(x)`, a :class:`~pixyz_pyro.dist.Deterministic` network with values in
+        :math:`(0, 1)` (any real value for the Wasserstein critic).
+    optimizer : type, optional
+        The discriminator's optimizer class for ``loss_train`` (Pixyz's API).
+    optimizer_params : dict, optional
+        Its keyword arguments.
+
+    Examples
+    --------
+    A discriminator that says 1/2 everywhere estimates the KL as 0:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from pixyz_pyro.dist import Deterministic, EmpiricalDistribution, Normal
+    >>> class Discriminator(Deterministic):
+    ...     def __init__(self):
+    ...         super().__init__(var=["t"], cond_var=["x"], name="d")
+    ...         self.net = nn.Linear(1, 1)
+    ...         nn.init.zeros_(self.net.weight), nn.init.zeros_(self.net.bias)
+    ...     def forward(self, x):
+    ...         return {"t": torch.sigmoid(self.net(x))}
+    >>> p_data = EmpiricalDistribution(["x"])
+    >>> q = Normal(loc=0., scale=1., var=["x"], features_shape=[1], name="q")
+    >>> x = {"x": torch.randn(8, 1)}
+    >>> loss = AdversarialKullbackLeibler(p_data, q, Discriminator())
+    >>> print(loss)
+    mean(D_{KL}^{Adv} \\left[p_{data}(x)||q(x) \\right])
+    >>> round(float(loss.eval(x).detach()), 4), round(float(loss.d_loss(x).detach()), 4)
+    (0.0, 1.3863)
+    """
 
     def __init__(self, p: Distribution, q: Distribution, discriminator: Distribution,
                  **kwargs: Any) -> None:
@@ -148,7 +233,55 @@ class AdversarialKullbackLeibler(AdversarialLoss):
 
 class AdversarialWassersteinDistance(AdversarialJensenShannon):
     """:math:`W(p, q) = \\sup_{\\|d\\|_L \\le 1} \\mathbb{E}_p[d] - \\mathbb{E}_q[d]`.
-    The critic's weights are clipped to ``clip_value`` by the GAN model after each step."""
+    The critic's weights are clipped to ``clip_value`` by the GAN model after each step.
+
+    .. math::
+
+        W(p, q) \\approx \\mathbb{E}_p[d(x)] - \\mathbb{E}_q[d(x)]
+
+    Parameters
+    ----------
+    p, q : Distribution
+        The two distributions compared (``p`` is usually the data's
+        :class:`~pixyz_pyro.dist.EmpiricalDistribution`).
+    discriminator : Distribution
+        :math:`d(x)`, a :class:`~pixyz_pyro.dist.Deterministic` network with values in
+        :math:`(0, 1)` (any real value for the Wasserstein critic).
+    optimizer : type, optional
+        The discriminator's optimizer class for ``loss_train`` (Pixyz's API).
+    optimizer_params : dict, optional
+        Its keyword arguments.
+    clip_value : float
+        The critic's weights are clamped to :math:`[-c, c]` after each step.
+
+    Raises
+    ------
+    ValueError
+        If ``clip_value`` is not a positive number.
+
+    Examples
+    --------
+    A constant critic sees no difference between the two:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from pixyz_pyro.dist import Deterministic, EmpiricalDistribution, Normal
+    >>> class Discriminator(Deterministic):
+    ...     def __init__(self):
+    ...         super().__init__(var=["t"], cond_var=["x"], name="d")
+    ...         self.net = nn.Linear(1, 1)
+    ...         nn.init.zeros_(self.net.weight), nn.init.zeros_(self.net.bias)
+    ...     def forward(self, x):
+    ...         return {"t": torch.sigmoid(self.net(x))}
+    >>> p_data = EmpiricalDistribution(["x"])
+    >>> q = Normal(loc=0., scale=1., var=["x"], features_shape=[1], name="q")
+    >>> x = {"x": torch.randn(8, 1)}
+    >>> loss = AdversarialWassersteinDistance(p_data, q, Discriminator())
+    >>> print(loss)
+    mean(W^{Adv} \\left(p_{data}(x), q(x) \\right))
+    >>> round(abs(float(loss.eval(x).detach())), 4)
+    0.0
+    """
 
     #: The WGAN paper's optimizer of the critic.
     default_optimizer = torch.optim.RMSprop

@@ -37,6 +37,21 @@ class Loss(ModuleAPI):
     :mod:`pixyz_pyro.loss.latex`.  :class:`~pixyz_pyro.loss.module_api.ModuleAPI` gives it
     Pixyz's ``nn.Module`` side (``.to``, ``.parameters()``, ``.train()``,
     ``state_dict``), delegated to the modules it holds.
+
+    Losses combine like the numbers they stand for (``+ - * /``, ``-``, ``abs``, and the
+    reductions ``.mean()`` / ``.sum()`` over the batch), and print as the formula.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pixyz_pyro.dist import Normal
+    >>> from pixyz_pyro.loss import LogProb
+    >>> p = Normal(loc=0., scale=1., var=["x"])
+    >>> loss = (2 * -LogProb(p)).mean()
+    >>> print(loss)
+    mean \\left(- 2 \\log p(x) \\right)
+    >>> loss.eval({"x": torch.zeros(3)})  # 2 * log(2 pi) / 2
+    tensor(1.8379)
     """
 
     _frozen = False

@@ -126,6 +126,17 @@ class IWAE(VRBound):
     doubly-reparameterised gradient, whose encoder signal-to-noise ratio does not vanish
     as ``k`` grows.  ``k=1`` is the single-sample ELBO on the same draw.
 
+    Parameters
+    ----------
+    p : Distribution
+        The joint :math:`p(x, z)`.
+    q : Distribution
+        The proposal :math:`q(z|x)`.
+    k : int
+        The number of importance samples per batch element.
+    estimator : {"reparam", "dreg"}
+        The gradient estimator.
+
     Examples
     --------
     >>> import torch

@@ -16,6 +16,15 @@ class DataParalleledLoss(Loss):
     """The wrapped loss, evaluated as is (data parallelism comes from
     ``Model(..., distributed=True)``).
 
+    Parameters
+    ----------
+    loss : Loss
+        The loss.
+    **kwargs
+        Pixyz's ``nn.DataParallel`` options, kept for compatibility (unused).
+
+    Examples
+    --------
     >>> import torch
     >>> from pixyz_pyro.dist import Normal
     >>> from pixyz_pyro.loss import LogProb

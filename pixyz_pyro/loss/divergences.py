@@ -23,6 +23,28 @@ from .pdf import DistributionLoss, LogProb
 class KullbackLeibler(DistributionLoss):
     """:math:`D_{KL}[p \\| q]`, summed over the features (or over ``dim``).
 
+    .. math::
+
+        D_{KL}[p \\| q] = \\mathbb{E}_{p}\\left[\\log p - \\log q\\right]
+
+    Parameters
+    ----------
+    p, q : Distribution
+        Two distributions of the same variables (``KullbackLeibler(p, q)`` is
+        :math:`D_{KL}[p \\| q]`).
+    dim : int or sequence of int, optional
+        The feature dims to sum over (default: all of them).
+    analytical : bool
+        Use the closed form (default) where the families have one; else Monte Carlo with
+        draws of ``p``.
+    sample_shape : int or sequence of int
+        The number of draws when not analytical.
+
+    Raises
+    ------
+    LossError
+        If ``p`` and ``q`` are distributions of different variables.
+
     Examples
     --------
     >>> import torch

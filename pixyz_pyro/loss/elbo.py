@@ -31,6 +31,17 @@ def ELBO(p: Distribution, q: Distribution, sample_shape: SampleShape = torch.Siz
 
     (a :class:`~pixyz_pyro.loss.VRBound` with :math:`\\alpha = 1`).
 
+    Parameters
+    ----------
+    p : Distribution
+        The joint :math:`p(x, z)` (a product such as ``p * prior``).
+    q : Distribution
+        The approximate posterior :math:`q(z|x)`.
+    sample_shape : int or sequence of int
+        The number of draws of :math:`z` per batch element.
+    estimator : {"reparam", "stl"}
+        The gradient estimator (see above).
+
     Examples
     --------
     >>> from pixyz_pyro.dist import Normal

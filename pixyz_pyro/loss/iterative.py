@@ -22,8 +22,32 @@ from .base import Loss
 class IterativeLoss(Loss):
     """:math:`\\sum_t` of a step loss over a time series (see the module docstring).
 
+    .. math::
+
+        \\mathcal{L} = \\sum_{t=0}^{T-1} \\mathcal{L}_{step}(x_t, h_t),
+        \\qquad h_{t+1} = \\mathrm{update}(h_t)
+
     ``mask`` (here or as ``eval(..., mask=...)``) has shape ``(T, batch)``: step ``t`` of
     row ``b`` counts with weight ``mask[t, b]``.
+
+    Parameters
+    ----------
+    step_loss : Loss
+        The loss of one step.
+    max_iter : int, optional
+        The number of steps :math:`T` (default: the length of the series).
+    series_var : sequence of str
+        The inputs with a leading time axis ``(T, batch, ...)``; step ``t`` sees ``x[t]``.
+    update_value : dict, optional
+        ``{new name: old name}``: after each step, the sample named ``new name`` becomes
+        the input ``old name`` of the next step (``{"h": "h_prev"}``).
+    slice_step : Distribution, optional
+        A distribution that slices the series itself; the step loss becomes
+        :math:`\\mathbb{E}_{slice}[\\mathcal{L}_{step}]` and the step index is ``t``.
+    timestep_var : sequence of str
+        The name under which the step index is given (Pixyz's option).
+    mask : tensor, optional
+        ``(T, batch)`` weights of the steps.
 
     Examples
     --------

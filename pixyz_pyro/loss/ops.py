@@ -92,12 +92,59 @@ class Detach(UnaryLoss):
 
 
 class MinLoss(BinaryLoss):
-    """Elementwise :math:`\\min(a, b)`."""
+    """Elementwise :math:`\\min(a, b)` of two losses.
+
+    .. math::
+
+        \\min(a, b)_i = \\min(a_i, b_i)
+
+    Parameters
+    ----------
+    a, b : Loss, float or tensor
+        The two values (numbers are wrapped as :class:`ValueLoss`); per-row values must
+        have the same shape.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pixyz_pyro.dist import Normal
+    >>> from pixyz_pyro.loss import LogProb
+    >>> p = Normal(loc=0., scale=1., var=["x"], name="p")
+    >>> q = Normal(loc=1., scale=1., var=["x"], name="q")
+    >>> m = MinLoss(LogProb(p), LogProb(q))
+    >>> print(m)
+    min \\left(\\log p(x), \\log q(x)\\right)
+    >>> m.eval({"x": torch.zeros(2)})  # log N(0; 1, 1) = -log(2 pi)/2 - 1/2
+    tensor([-1.4189, -1.4189])
+    """
 
     _is_operator = False
 
 
 class MaxLoss(BinaryLoss):
-    """Elementwise :math:`\\max(a, b)`."""
+    """Elementwise :math:`\\max(a, b)` of two losses.
+
+    .. math::
+
+        \\max(a, b)_i = \\max(a_i, b_i)
+
+    Parameters
+    ----------
+    a, b : Loss, float or tensor
+        The two values (numbers are wrapped as :class:`ValueLoss`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pixyz_pyro.dist import Normal
+    >>> from pixyz_pyro.loss import LogProb
+    >>> p = Normal(loc=0., scale=1., var=["x"], name="p")
+    >>> q = Normal(loc=1., scale=1., var=["x"], name="q")
+    >>> m = MaxLoss(LogProb(p), LogProb(q))
+    >>> print(m)
+    max \\left(\\log p(x), \\log q(x)\\right)
+    >>> m.eval({"x": torch.zeros(2)})  # log N(0; 0, 1) = -log(2 pi)/2
+    tensor([-0.9189, -0.9189])
+    """
 
     _is_operator = False

@@ -22,6 +22,15 @@ class DistributionLoss(Loss):
 class LogProb(DistributionLoss):
     """:math:`\\log p(x|y)`, summed over the features, one value per batch element.
 
+    Parameters
+    ----------
+    p : Distribution
+        The distribution; its ``var`` (and ``cond_var``) are read from the inputs.
+    sum_features : bool
+        Sum over the features (default); ``False`` keeps ``batch + features``.
+    feature_dims : sequence of int, optional
+        The feature dims to sum over (default: all of them).
+
     Examples
     --------
     >>> import torch
@@ -47,10 +56,58 @@ class LogProb(DistributionLoss):
 
 
 class Prob(LogProb):
-    """:math:`p(x|y) = \\exp \\log p(x|y)`."""
+    """The density itself, one value per batch element.
+
+    .. math::
+
+        p(x|y) = \\exp \\log p(x|y)
+
+    Parameters
+    ----------
+    p : Distribution
+        The distribution whose density is evaluated at the given ``x`` (and ``y``).
+    sum_features : bool
+        Sum the log-density over the features before exponentiating.
+    feature_dims : sequence of int, optional
+        The feature dims to sum over (default: all of them).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pixyz_pyro.dist import Normal
+    >>> p = Normal(loc=0., scale=1., var=["x"])
+    >>> print(Prob(p))
+    p(x)
+    >>> Prob(p).eval({"x": torch.zeros(2)})  # 1 / sqrt(2 pi)
+    tensor([0.3989, 0.3989])
+    """
 
 
 def NLL(p: Distribution, sum_features: bool = True,
         feature_dims: Optional[Sequence[int]] = None) -> Loss:
-    """The paper's spelling: :math:`-\\log p(x|y)`, i.e. ``-LogProb(p)``."""
+    """The negative log-likelihood, the paper's spelling of ``-LogProb(p)``.
+
+    .. math::
+
+        \\mathrm{NLL}(x, y) = -\\log p(x|y)
+
+    Parameters
+    ----------
+    p : Distribution
+        The distribution of the data.
+    sum_features : bool
+        Sum over the features (one value per batch element).
+    feature_dims : sequence of int, optional
+        The feature dims to sum over (default: all of them).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pixyz_pyro.dist import Normal
+    >>> p = Normal(loc=0., scale=1., var=["x"])
+    >>> print(NLL(p))
+    - \\log p(x)
+    >>> NLL(p).eval({"x": torch.zeros(2)})  # log(2 pi) / 2
+    tensor([0.9189, 0.9189])
+    """
     return -LogProb(p, sum_features=sum_features, feature_dims=feature_dims)
