@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 CONSTRAINTS := constraints-cpu.txt
 EPOCHS ?=
 
-.PHONY: conformance demo test setup data lint clean comparisons docs docs-check
+.PHONY: conformance demo test setup data lint typecheck clean comparisons docs docs-check
 
 $(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -60,5 +60,9 @@ conformance: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# `make test` runs this too (tests/test_typing.py), with the typing snippets.
+typecheck: setup
+	$(VENV)/bin/mypy -p pixyz_pyro
+
 clean:
-	rm -rf $(VENV) out docs/_build
+	rm -rf $(VENV) out docs/_build .mypy_cache

@@ -6,7 +6,7 @@ the same mistake (``KeyError``-like mistakes are ``ValueError`` here, so that th
 prints unquoted).
 """
 import difflib
-from typing import Callable, Iterable, Union
+from typing import Callable, Iterable, Mapping, Union
 
 
 class PixyzError(Exception):
@@ -107,7 +107,7 @@ def describe(value: object) -> str:
     return f"{type(value).__name__} {text}" if len(text) <= 40 else type(value).__name__
 
 
-def describe_values(values, names: Iterable[str]) -> str:
+def describe_values(values: Mapping[str, object], names: Iterable[str]) -> str:
     """``x: float32 (8, 4) on cpu, y: None`` for the named entries of ``values``."""
     return ", ".join(f"{n}: {describe(values[n])}" if n in values else f"{n}: (missing)"
                      for n in names)
@@ -150,7 +150,8 @@ def passes_through(error: BaseException) -> bool:
         not isinstance(error, Exception)
 
 
-def wrap_error(who: str, error: Exception, values, names: Iterable[str]) -> PixyzError:
+def wrap_error(who: str, error: BaseException, values: Mapping[str, object],
+               names: Iterable[str]) -> PixyzError:
     """Turn an exception raised deep inside torch while evaluating ``who`` into an
     :class:`InputError` that names the inputs it was given (chain it with ``from``)."""
     return InputError(f"{who} failed on the inputs {{{describe_values(values, names)}}}: "

@@ -5,12 +5,14 @@ factor defines its ``var`` given its ``cond_var``.  The factors form a directed 
 graph with an edge ``c -> v`` for each conditioning variable ``c`` of the factor that
 defines ``v``.  :class:`Graph` is immutable: combining or renaming returns a new graph.
 """
-from typing import Dict, Hashable, List, Sequence, Tuple
+from typing import Dict, Generic, Hashable, List, Sequence, Tuple, TypeVar, Union
 
 from .errors import GraphError
 
+K = TypeVar("K", bound=Hashable)  # a factor's key
 
-class Graph:
+
+class Graph(Generic[K]):
     """An immutable DAG of factors.
 
     Parameters
@@ -32,7 +34,7 @@ class Graph:
 
     __slots__ = ("_factors", "_names", "order", "var", "cond_var", "_defined_by")
 
-    def __init__(self, factors: Sequence[Tuple[Hashable, Sequence[str], Sequence[str]]],
+    def __init__(self, factors: Sequence[Tuple[K, Sequence[str], Sequence[str]]],
                  names: Sequence[str] = ()):
         self._factors = tuple((k, tuple(v), tuple(c)) for k, v, c in factors)
         self._names = tuple(names) or tuple(str(k) for k, _, _ in self._factors)
@@ -47,10 +49,10 @@ class Graph:
                 defined[v] = i
         self._defined_by = defined
         self.order = tuple(self._factors[i][0] for i in self._toposort())
-        var: List[str] = []
+        names_: List[str] = []
         for _, vs, _ in self._factors:
-            var.extend(vs)
-        self.var = tuple(var)
+            names_.extend(vs)
+        self.var: Tuple[str, ...] = tuple(names_)
         cond: List[str] = []
         for _, _, cs in self._factors:
             cond.extend(c for c in cs if c not in defined and c not in cond)
@@ -86,7 +88,7 @@ class Graph:
         return len(self._factors)
 
     @property
-    def print_order(self) -> Tuple[Hashable, ...]:
+    def print_order(self) -> Tuple[K, ...]:
         """The factor keys in the order Pixyz 0.3.3 documents when it prints a joint.
 
         Pixyz's docstrings show the order of its bipartite DAG (factor nodes and variable
@@ -99,10 +101,11 @@ class Graph:
         >>> Graph([("p_x", ("x",), ("z",)), ("p_z", ("z",), ("y",))]).print_order
         ('p_z', 'p_x')
         """
-        nodes: Dict[Hashable, List[Hashable]] = {}  # node -> successors, in insertion order
-        indegree: Dict[Hashable, int] = {}
+        Node = Tuple[str, Union[int, str]]  # ("factor", index) or ("var", name)
+        nodes: Dict[Node, List[Node]] = {}  # node -> successors, in insertion order
+        indegree: Dict[Node, int] = {}
 
-        def add_edge(a: Hashable, b: Hashable) -> None:
+        def add_edge(a: Node, b: Node) -> None:
             for n in (a, b):
                 if n not in nodes:
                     nodes[n] = []
@@ -119,13 +122,14 @@ class Graph:
             for c in cond:
                 add_edge(("var", c), node)
         ready = [n for n in nodes if indegree[n] == 0]
-        out: List[Hashable] = []
+        out: List[K] = []
         while ready:
             n = ready.pop()
             for child in nodes[n]:
                 indegree[child] -= 1
                 if indegree[child] == 0:
                     ready.append(child)
-            if n[0] == "factor":
-                out.append(self._factors[n[1]][0])
+            kind, key = n
+            if kind == "factor" and isinstance(key, int):
+                out.append(self._factors[key][0])
         return tuple(out)

@@ -105,8 +105,8 @@ def get_dict_values(dicts: Dict, keys: Union[str, Sequence[str]], return_dict: b
 
 def delete_dict_values(dicts: Dict, keys: Union[str, Sequence[str]]) -> Dict:
     """A copy of ``dicts`` without ``keys``."""
-    keys = set(tolist(keys))
-    return {k: v for k, v in dicts.items() if k not in keys}
+    drop = set(tolist(keys))
+    return {k: v for k, v in dicts.items() if k not in drop}
 
 
 def detach_dict(dicts: Dict) -> Dict:
@@ -136,6 +136,21 @@ def sum_samples(samples: torch.Tensor, sum_dims=None) -> torch.Tensor:
 
 
 def convert_latex_name(name: str) -> str:
+    """A distribution's name as it prints in formulas (Pixyz's helper).
+
+    ``_`` starts a subscript and ``^`` or ``__`` a superscript; a trailing number of a
+    plain name becomes a subscript.
+
+    Parameters
+    ----------
+    name : str
+        The name, such as ``"p_prior"``.
+
+    Examples
+    --------
+    >>> convert_latex_name("p_prior")
+    'p_{prior}'
+    """
     from .dist.naming import latex_name
     return latex_name(name)
 

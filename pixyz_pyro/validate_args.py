@@ -56,7 +56,7 @@ def check_positive_number(name: str, value, who: str, hint: str = "") -> float:
     """``value`` as a ``float`` if it is a finite real number > 0 (not a bool); ``hint``
     is appended to the error."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) \
-        and math.isfinite(value) and value > 0
+        and math.isfinite(value) and float(value) > 0
     if not ok:
         raise ArgumentError(f"{who}: {name} must be a positive number, got "
                             f"{_show(value)}{hint}")

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: not source: build outputs and caches at the top (``dist`` is also a subpackage's name),
 #: and caches anywhere
 TOP_LEVEL_OUTPUTS = {".git", ".venv", "build", "dist", "out", "runs", ".ruff_cache",
-                     ".pytest_cache", ".hypothesis"}
+                     ".pytest_cache", ".hypothesis", ".mypy_cache"}
 ANYWHERE = shutil.ignore_patterns("__pycache__", "*.egg-info", "_build", "*.pt", "*.pyc",
                                   ".ipynb_checkpoints")
 

@@ -24,7 +24,7 @@ def _runner():
 
 
 def test_there_are_tutorials():
-    assert len(NOTEBOOKS) >= 3
+    assert len(NOTEBOOKS) >= 8
 
 
 @pytest.mark.slow

@@ -21,6 +21,8 @@ from .shapes import SHAPES, shape_str
 class MaskedLinear(nn.Linear):
     """A linear layer whose weight is multiplied by a fixed 0/1 ``mask`` (a buffer)."""
 
+    mask: torch.Tensor  # a buffer
+
     def __init__(self, in_features: int, out_features: int, mask: torch.Tensor):
         super().__init__(in_features, out_features)
         self.register_buffer("mask", mask.to(self.weight.dtype))

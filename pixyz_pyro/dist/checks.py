@@ -13,13 +13,17 @@ feature size reaching ``nn.Linear``), the error is re-raised as an
 :class:`~pixyz_pyro.errors.InputError` that names the distribution and its inputs.
 """
 import warnings
-from typing import Dict, List, NamedTuple, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Sequence, Tuple
 
 import torch
 
 from ..errors import InputError, ShapeError, SupportError, describe, describe_values
 from .shapes import SHAPES, shape_str
 from .validation import SupportWarning
+
+if TYPE_CHECKING:
+    from .distribution import Distribution
+    from .family import SupportCheck
 
 
 class Violation(NamedTuple):
@@ -30,8 +34,8 @@ class Violation(NamedTuple):
     step).  ``problem`` says what is wrong; a ``lenient`` one warns instead of raising.
     """
 
-    check: object
-    dist: object
+    check: "SupportCheck"
+    dist: "Distribution"
     what: str
     tensor: torch.Tensor
     #: ``(family, parameter name or None)``: the words are made only for a message.
@@ -58,14 +62,18 @@ def witnesses(flags: Sequence[Violation]) -> List[torch.Tensor]:
     """
     if not flags:
         return []
-    groups: Dict[tuple, List[torch.Tensor]] = {}
+    groups: Dict[tuple, Tuple["SupportCheck", List[torch.Tensor]]] = {}
     for f in flags:
         t = f.tensor
-        groups.setdefault((id(f.check), t.shape[1:] if t.dim() else None, t.device),
-                          [f.check]).append(t)
+        key = (id(f.check), t.shape[1:] if t.dim() else None, t.device)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = (f.check, [t])
+        else:
+            group[1].append(t)
     out: List[torch.Tensor] = []
     with torch.no_grad():
-        for (_, rest, _), (check, *ts) in groups.items():
+        for (_, rest, _), (check, ts) in groups.items():
             if len(ts) == 1:
                 t = ts[0]
             else:

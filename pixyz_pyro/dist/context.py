@@ -45,7 +45,7 @@ class Context:
 
     def __init__(self, batch_n: Optional[int] = None, record_terms: bool = False,
                  options: Any = None):
-        self.memo: Dict[Tuple, Tuple] = {}
+        self.memo: Dict[Tuple, Any] = {}  # a (inputs, value) pair, or a list of them if traced
         self.terms: Optional[Dict[int, Any]] = {} if record_terms else None
         self.shared: Optional[Dict[int, Any]] = None
         self.flags: List[Any] = []

@@ -12,7 +12,7 @@ executors are written on top of them:
 
 Both work on *folded* values (one batch dimension) inside one :class:`Context`.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -25,6 +25,7 @@ from ..errors import (
     passes_through,
     wrap_error,
 )
+from .._modulelist import ModuleListOf
 from ..validate_args import check_optional_positive_int, check_sample_shape
 from .checks import settle
 from .context import Context
@@ -64,8 +65,10 @@ class Distribution(nn.Module):
         Shape of one draw of one batch element (see :mod:`pixyz_pyro.dist.shapes`).
     """
 
-    #: Whether samples can carry gradients to the parameters.
-    has_reparam = False
+    @property
+    def has_reparam(self) -> bool:
+        """Whether samples can carry gradients to the parameters."""
+        return False
 
     def __init__(self, var, cond_var=(), name: str = "p", features_shape=torch.Size()):
         super().__init__()
@@ -152,7 +155,7 @@ class Distribution(nn.Module):
         return f"${self.prob_joint_factorized_and_text}$"
 
     # --- executor protocol --------------------------------------------------------------
-    def _sample_values(self, values: Dict, ctx: Context, reparam: bool,
+    def _sample_values(self, values: Dict, ctx: Optional[Context], reparam: bool,
                        batch_n: Optional[int]) -> Dict[str, torch.Tensor]:
         raise NotImplementedError(f"{self.prob_text} cannot be sampled")
 
@@ -174,6 +177,17 @@ class Distribution(nn.Module):
     def _log_prob_values(self, values: Dict, ctx: Context, sum_features: bool = True,
                          feature_dims=None) -> torch.Tensor:
         raise NotImplementedError(f"{self.prob_text} has no log-density")
+
+    if TYPE_CHECKING:  # only some distributions have these (callers test with hasattr)
+        def pyro_dist(self, values: Dict, ctx: Optional[Context] = None) -> Any:
+            """The ``pyro.distributions`` object for ``values``."""
+
+        def _params(self, values: Dict, ctx: Optional[Context]) -> Dict[str, torch.Tensor]:
+            """The parameters for ``values`` (the families and the products of experts)."""
+
+        def _entropy_values(self, values: Dict, ctx: Context, sum_features: bool = True,
+                            feature_dims: Optional[Sequence[int]] = None) -> torch.Tensor:
+            """The entropy for ``values``."""
 
     def _require(self, values: Dict, names: Sequence[str], purpose: str) -> None:
         for v in names:  # no list on the normal path
@@ -246,7 +260,7 @@ class Distribution(nn.Module):
         names = [k for k in x_dict if k in known]
         values = fold(x_dict, names, n)
         if n > 1:
-            has_input = any(isinstance(values[k], torch.Tensor) and values[k].dim() > 0
+            has_input = any(isinstance(t := values[k], torch.Tensor) and t.dim() > 0
                             for k in names)
             batch_n = None if has_input else n * (batch_n or 1)
         ctx = Context(batch_n=batch_n)
@@ -318,3 +332,8 @@ class Distribution(nn.Module):
     def forward(self, *args, **kwargs):
         """Networks override this: map conditioning variables to parameters."""
         return {}
+
+
+
+#: An ``nn.ModuleList`` of distributions (at run time ``nn.ModuleList`` itself).
+DistributionList = ModuleListOf[Distribution]

@@ -59,7 +59,8 @@ class FactorDistribution(Distribution):
     compute parameters with a network, as in Pixyz.
     """
 
-    family: Family = None  # set by each family class (or lift())
+    # None only on this abstract base: each family class (or lift()) sets it
+    family: Family = None  # type: ignore[assignment]
     #: The closed forms of :data:`~pixyz_pyro.dist.family.NUMERICS` this class uses,
     #: declared when the class is made (a subclass that overrides :meth:`pyro_dist` gets
     #: the pyro object everywhere).
@@ -352,7 +353,8 @@ class FactorDistribution(Distribution):
             full = self._value_shape(params, d)
         except RuntimeError:
             full = None  # the parameters' own error is raised by _check_params
-        scalar = not self._features_shape and len(full or ()) == 1 and full[0] == 1
+        scalar = not self._features_shape and full is not None and len(full) == 1 \
+            and full[0] == 1
         if full is not None and len(full) > 0 and not scalar and (
                 x.dim() != len(full) or x.shape[1:] != full[1:]
                 or (x.shape[0] != full[0] and 1 not in (x.shape[0], full[0]))):

@@ -18,9 +18,10 @@ Pixyz semantics kept here:
 * ``FactorizedBernoulli`` scores only the non-zero elements of the value.
 """
 import sys
-from typing import Any, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Tuple, Type, Union
 
 import pyro.distributions as pd
+from pyro.distributions import TorchDistribution
 import torch
 
 from .factor import FactorDistribution
@@ -29,12 +30,15 @@ from .family import Family, interval_check
 #: A parameter: a constant, the name of a conditioning variable, or ``None`` (from
 #: ``forward``).
 Param = Union[None, float, torch.Tensor, str]
-Names = Union[str, Sequence[str]]
+#: Variable names: a list (or tuple) of strings, as Pixyz documents.  A bare string is
+#: read as one name at run time, but the type checker asks for the list (``["x"]``).
+Names = Union[List[str], Tuple[str, ...]]
 Shape = Union[torch.Size, Sequence[int]]
 
 
-def lift(pyro_cls: type, params: Optional[Sequence[str]] = None, name: Optional[str] = None,
-         reparam: Optional[bool] = None, **family_kwargs) -> type:
+def lift(pyro_cls: Type[TorchDistribution], params: Optional[Sequence[str]] = None,
+         name: Optional[str] = None, reparam: Optional[bool] = None,
+         **family_kwargs: Any) -> Type[FactorDistribution]:
     """Lift a ``pyro.distributions`` class into the Distribution API in one line.
 
     Parameters
@@ -57,7 +61,7 @@ def lift(pyro_cls: type, params: Optional[Sequence[str]] = None, name: Optional[
     'LogNormal'
     """
     fam = Family(name or pyro_cls.__name__, pyro_cls,
-                 tuple(params) if params is not None else tuple(pyro_cls.arg_constraints),
+                 tuple(params) if params is not None else tuple(pyro_cls.arg_constraints),  # type: ignore[arg-type]  # torch types it as a property; on the class it is the dict
                  reparam=pyro_cls.has_rsample if reparam is None else reparam,
                  **family_kwargs)
     doc = f"{fam.name} on ``{pyro_cls.__module__}.{pyro_cls.__name__}``."
@@ -81,6 +85,10 @@ def _factorized_bernoulli_log_prob(d, x: torch.Tensor) -> torch.Tensor:
 _PROBS = {"probs": "logits"}
 _T = {"temperature": torch.tensor(0.1)}
 _FIELDS = """
+    A subclass computes the parameters with a network: ``forward`` takes the
+    conditioning variables (``cond_var``) as keyword arguments and returns a dict of the
+    parameters left ``None`` here, each of shape ``batch_shape + features_shape``.
+
     Parameters
     ----------
     var : list of str
@@ -96,7 +104,7 @@ _FIELDS = """
 
 
 class Normal(FactorDistribution):
-    """The normal distribution :math:`\\mathcal{N}(x; \\mu, \\sigma^2)` on
+    __doc__ = """The normal distribution :math:`\\mathcal{N}(x; \\mu, \\sigma^2)` on
     ``pyro.distributions.Normal``, reparameterised.
     """ + _FIELDS + """    loc, scale : float, tensor, str or None
         :math:`\\mu` and :math:`\\sigma > 0`; ``None`` when ``forward`` returns them.
@@ -130,10 +138,12 @@ class Normal(FactorDistribution):
 
 
 class Laplace(FactorDistribution):
-    """The Laplace distribution on ``pyro.distributions.Laplace``, reparameterised.
+    __doc__ = """The Laplace distribution on ``pyro.distributions.Laplace``, reparameterised.
     """ + _FIELDS + """    loc, scale : float, tensor, str or None
         Location and scale :math:`> 0`.
 
+    Examples
+    --------
     >>> Laplace(loc=0., scale=1., var=["x"]).get_log_prob({"x": torch.zeros(1)})
     tensor([-0.6931])
     """
@@ -147,10 +157,12 @@ class Laplace(FactorDistribution):
 
 
 class Beta(FactorDistribution):
-    """The beta distribution on ``pyro.distributions.Beta``, reparameterised.
+    __doc__ = """The beta distribution on ``pyro.distributions.Beta``, reparameterised.
     """ + _FIELDS + """    concentration1, concentration0 : float, tensor, str or None
         :math:`\\alpha, \\beta > 0`.
 
+    Examples
+    --------
     >>> Beta(concentration1=2., concentration0=2., var=["x"]).get_log_prob(
     ...     {"x": torch.full((1,), 0.5)})  # log(6 * 0.25)
     tensor([0.4055])
@@ -166,10 +178,12 @@ class Beta(FactorDistribution):
 
 
 class Gamma(FactorDistribution):
-    """The gamma distribution on ``pyro.distributions.Gamma``, reparameterised.
+    __doc__ = """The gamma distribution on ``pyro.distributions.Gamma``, reparameterised.
     """ + _FIELDS + """    concentration, rate : float, tensor, str or None
         Shape and rate :math:`> 0`.
 
+    Examples
+    --------
     >>> Gamma(concentration=1., rate=1., var=["x"]).get_log_prob({"x": torch.ones(1)})
     tensor([-1.])
     """
@@ -184,10 +198,12 @@ class Gamma(FactorDistribution):
 
 
 class Dirichlet(FactorDistribution):
-    """The Dirichlet distribution on ``pyro.distributions.Dirichlet``, reparameterised.
+    __doc__ = """The Dirichlet distribution on ``pyro.distributions.Dirichlet``, reparameterised.
     """ + _FIELDS + """    concentration : float, tensor, str or None
         :math:`\\alpha_k > 0` over the last dimension.
 
+    Examples
+    --------
     >>> Dirichlet(concentration=torch.ones(3), var=["x"]).get_log_prob(
     ...     {"x": torch.full((1, 3), 1 / 3)})  # log Gamma(3)
     tensor([0.6931])
@@ -202,11 +218,13 @@ class Dirichlet(FactorDistribution):
 
 
 class Bernoulli(FactorDistribution):
-    """The Bernoulli distribution on ``pyro.distributions.Bernoulli``; scores grey levels
+    __doc__ = """The Bernoulli distribution on ``pyro.distributions.Bernoulli``; scores grey levels
     in :math:`[0, 1]` as binary cross-entropy (not reparameterisable).
     """ + _FIELDS + """    probs, logits : float, tensor, str or None
         :math:`\\pi \\in [0, 1]`, or its logit instead.
 
+    Examples
+    --------
     >>> p = Bernoulli(probs=torch.full((2,), 0.5), var=["x"])
     >>> p.get_log_prob({"x": torch.tensor([[0., 0.5]])})  # 2 log(1/2)
     tensor([-1.3863])
@@ -223,9 +241,13 @@ class Bernoulli(FactorDistribution):
 
 
 class FactorizedBernoulli(Bernoulli):
-    """A Bernoulli that scores only the non-zero elements of the value (Pixyz's
+    __doc__ = """A Bernoulli that scores only the non-zero elements of the value (Pixyz's
     ``FactorizedBernoulli``: :math:`\\sum_i [x_i \\ne 0] \\log p(x_i)`).
+    """ + _FIELDS + """    probs, logits : float, tensor, str or None
+        :math:`\\pi \\in [0, 1]`, or its logit.
 
+    Examples
+    --------
     >>> p = FactorizedBernoulli(probs=torch.full((2,), 0.5), var=["x"])
     >>> p.get_log_prob({"x": torch.tensor([[0., 1.]])})
     tensor([-0.6931])
@@ -238,13 +260,15 @@ class FactorizedBernoulli(Bernoulli):
 
 
 class RelaxedBernoulli(FactorDistribution):
-    """A Bernoulli whose draws are relaxed (``pyro.distributions.RelaxedBernoulli`` at
+    __doc__ = """A Bernoulli whose draws are relaxed (``pyro.distributions.RelaxedBernoulli`` at
     ``temperature``) and reparameterised; it scores with the hard Bernoulli.
     """ + _FIELDS + """    probs, logits : float, tensor, str or None
         :math:`\\pi \\in [0, 1]`, or its logit.
     temperature : float or tensor
         The relaxation's temperature (default 0.1).
 
+    Examples
+    --------
     >>> p = RelaxedBernoulli(probs=torch.full((3,), 0.5), var=["x"])
     >>> bool(((p.sample()["x"] > 0) & (p.sample()["x"] < 1)).all())
     True
@@ -264,11 +288,13 @@ class RelaxedBernoulli(FactorDistribution):
 
 
 class Categorical(FactorDistribution):
-    """The categorical distribution over one-hot values, on
+    __doc__ = """The categorical distribution over one-hot values, on
     ``pyro.distributions.OneHotCategorical`` (not reparameterisable).
     """ + _FIELDS + """    probs, logits : float, tensor, str or None
         Class probabilities over the last dimension, or their logits.
 
+    Examples
+    --------
     >>> p = Categorical(probs=torch.tensor([0.25, 0.75]), var=["y"])
     >>> p.get_log_prob({"y": torch.tensor([[0., 1.]])})  # log 0.75
     tensor([-0.2877])
@@ -284,7 +310,7 @@ class Categorical(FactorDistribution):
 
 
 class RelaxedCategorical(FactorDistribution):
-    """A categorical whose draws are relaxed one-hot vectors
+    __doc__ = """A categorical whose draws are relaxed one-hot vectors
     (``pyro.distributions.RelaxedOneHotCategorical`` at ``temperature``),
     reparameterised; it scores with the hard one-hot categorical.
     """ + _FIELDS + """    probs, logits : float, tensor, str or None
@@ -292,6 +318,8 @@ class RelaxedCategorical(FactorDistribution):
     temperature : float or tensor
         The relaxation's temperature (default 0.1).
 
+    Examples
+    --------
     >>> p = RelaxedCategorical(probs=torch.tensor([0.5, 0.5]), var=["y"])
     >>> torch.allclose(p.sample(batch_n=4)["y"].sum(-1), torch.ones(4))
     True
@@ -309,13 +337,15 @@ class RelaxedCategorical(FactorDistribution):
 
 
 class Multinomial(FactorDistribution):
-    """The multinomial distribution on ``pyro.distributions.Multinomial``;
+    __doc__ = """The multinomial distribution on ``pyro.distributions.Multinomial``;
     ``total_count`` comes first, as in Pixyz.
     """ + _FIELDS + """    total_count : int
         The number of trials.
     probs, logits : float, tensor, str or None
         Class probabilities over the last dimension, or their logits.
 
+    Examples
+    --------
     >>> p = Multinomial(total_count=2, probs=torch.tensor([0.5, 0.5]), var=["x"])
     >>> p.get_log_prob({"x": torch.tensor([[1., 1.]])})  # log(2 / 4)
     tensor([-0.6931])

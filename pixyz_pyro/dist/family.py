@@ -13,11 +13,12 @@ so users lift any other Pyro distribution in one line:
 -1.0009
 """
 import math
-from typing import Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import (Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Type,
+                    Union)
 
 import pyro.distributions as pd
 import torch
-from pyro.distributions import constraints
+from pyro.distributions import TorchDistribution, constraints
 
 from .shapes import broadcast_shapes
 
@@ -98,9 +99,10 @@ def _bernoulli_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tens
             return x * clamped.log() + (1 - x) * torch.log1p(-clamped)
         logits = torch.logit(probs, eps)
     else:
-        logits = params.get("logits")
-        if not isinstance(logits, torch.Tensor):
+        given = params.get("logits")
+        if not isinstance(given, torch.Tensor):
             return None
+        logits = given
     if logits.shape != x.shape:
         logits, x = torch.broadcast_tensors(logits, x)
     # F.binary_cross_entropy_with_logits(..., reduction="none") without its Python wrapper
@@ -137,7 +139,8 @@ NUMERICS: Dict[type, Numerics] = {
 #: No closed form: every method of the pyro object.
 PYRO_NUMERICS = Numerics()
 #: (pyro class of p, pyro class of q) -> closed-form KL between them.
-CLOSED_KL = {(pd.Normal, pd.Normal): _kl_normal_normal}
+CLOSED_KL: Dict[Tuple[type, type], Callable[..., Optional[torch.Tensor]]] = {
+    (pd.Normal, pd.Normal): _kl_normal_normal}
 
 
 class SupportCheck(NamedTuple):
@@ -272,12 +275,13 @@ class Family:
         Non-tensor constructor arguments passed to ``pyro_cls`` (``total_count``).
     """
 
-    def __init__(self, name: str, pyro_cls: type, params: Sequence[str],
+    def __init__(self, name: str, pyro_cls: Type[TorchDistribution], params: Sequence[str],
                  alternatives: Optional[Mapping[str, str]] = None, reparam: bool = False,
-                 sampler_cls: Optional[type] = None, sampler_params: Sequence[str] = (),
+                 sampler_cls: Optional[Type[TorchDistribution]] = None, sampler_params: Sequence[str] = (),
                  defaults: Optional[Mapping[str, object]] = None,
                  log_prob: Optional[_LOG_PROB] = None,
-                 value_check: Optional[Callable[[torch.Tensor], str]] = None,
+                 value_check: Union[SupportCheck, Callable[[torch.Tensor], torch.Tensor],
+                                    None] = None,
                  float_values: bool = True, static: Optional[Mapping[str, object]] = None,
                  lenient_support: bool = False, support_text: Optional[str] = None):
         self.name = name
@@ -309,9 +313,12 @@ class Family:
         support = pyro_cls.support if isinstance(pyro_cls.support, constraints.Constraint) \
             else None
         self._support = support
-        if value_check is not None and not isinstance(value_check, SupportCheck):
-            value_check = _generic_check(value_check)
-        self._value_check = value_check if value_check is not None else (
+        given: Optional[SupportCheck] = None
+        if isinstance(value_check, SupportCheck):
+            given = value_check
+        elif value_check is not None:
+            given = _generic_check(value_check)
+        self._value_check: Optional[SupportCheck] = given if given is not None else (
             _support_check(support) if support is not None and
             not getattr(support, "is_discrete", False) else None)
 

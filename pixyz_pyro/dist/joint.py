@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import GraphError, VariableError, did_you_mean
 from ..graph import Graph
-from .distribution import Distribution
+from .distribution import Distribution, DistributionList
 from .naming import as_var_list
 
 
@@ -42,7 +42,7 @@ class MultiplyDistribution(Distribution):
                       names=[f.prob_text for f in factors])
         _check_marginals(factors)
         super().__init__(var=list(graph.var), cond_var=list(graph.cond_var), name=a.name)
-        self._factors = nn.ModuleList(factors)
+        self._factors = DistributionList(factors)
         self._order = tuple(factors[i] for i in graph.order)
         self._print_order = tuple(factors[i] for i in graph.print_order)
         self._graph = graph

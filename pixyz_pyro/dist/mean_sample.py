@@ -53,7 +53,7 @@ def mean_values(dist, values: Dict) -> Dict[str, torch.Tensor]:
         raise NotImplementedError(f"{dist.prob_text} defines {dist.var}; sample(sample_mean=True) "
                                   f"needs one mean per variable")
     family = getattr(dist, "family", None)
-    if getattr(family, "sampler_cls", None) is not None:
+    if family is not None and family.sampler_cls is not None:
         raise NotImplementedError(
             f"{dist.prob_text} ({dist.distribution_name}) draws from "
             f"{family.sampler_cls.__name__}, which has no closed-form mean; "

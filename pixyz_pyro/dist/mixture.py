@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import VariableError
-from .distribution import Distribution, to_dict
+from .distribution import Distribution, DistributionList, to_dict
 from .naming import latex_name
 from .shapes import broadcast_shapes
 
@@ -91,7 +91,7 @@ class MixtureModel(Distribution):
         # As in Pixyz, the mixture declares no features of its own: each component checks
         # its values against its own features_shape.
         super().__init__(var=var, cond_var=cond, name=name)
-        self.distributions = nn.ModuleList(distributions)
+        self.distributions = DistributionList(distributions)
         self.prior = prior
         self._hidden_var = prior.var
         self._with_hidden = False
@@ -160,8 +160,10 @@ class MixtureModel(Distribution):
         return _PyroMixture(logits.reshape(-1, logits.shape[-1]), comps)
 
     # --- public API -------------------------------------------------------------------
-    def sample(self, x_dict=None, batch_n=None, sample_shape=torch.Size(), return_all=True,
-               reparam=False, return_hidden=False, sample_mean=False, **options):
+    # Pixyz's positional order: return_hidden comes before sample_mean
+    def sample(self, x_dict=None, batch_n=None, sample_shape=torch.Size(),  # type: ignore[override]
+               return_all=True, reparam=False, return_hidden=False, sample_mean=False,
+               **options):
         """Draw :math:`x` (and, with ``return_hidden``, the one-hot component :math:`z`).
         ``sample_mean=True`` returns the mean of the most probable component
         (:mod:`pixyz_pyro.dist.mean_sample`)."""

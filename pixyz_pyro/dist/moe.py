@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import VariableError
-from .distribution import Distribution, to_dict
+from .distribution import Distribution, DistributionList, to_dict
 from .mixture import _check_same_var, _select, _union
 
 
@@ -55,6 +55,8 @@ class MixtureOfNormal(Distribution):
     tensor([-0.9189])
     """
 
+    weight_modalities: torch.Tensor  # a buffer
+
     def __init__(self, p, weight_modalities=None, name: str = "p",
                  features_shape=torch.Size()):
         experts = list(p) if isinstance(p, (list, tuple)) else [p]
@@ -73,7 +75,7 @@ class MixtureOfNormal(Distribution):
                                  f"positive weights summing to 1, got {w.tolist()}")
         super().__init__(var=var, cond_var=_union(e.cond_var for e in experts), name=name,
                          features_shape=features_shape or experts[0].features_shape)
-        self.p = nn.ModuleList(experts)
+        self.p = DistributionList(experts)
         self.register_buffer("weight_modalities", w, persistent=False)
 
     @property

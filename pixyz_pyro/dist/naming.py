@@ -27,7 +27,9 @@ def latex_name(name: str) -> str:
     if "{" in name or "\\" in name or " " in name:
         return name
     parts = re.split(r"(__|\^|_)", name)
-    head, supers, subs = parts[0], [], []
+    head = parts[0]
+    supers: List[str] = []
+    subs: List[str] = []
     for sep, part in zip(parts[1::2], parts[2::2]):
         (subs if sep == "_" else supers).append(part)
     m = re.fullmatch(r"([A-Za-z]+)(\d+)", head)

@@ -19,13 +19,14 @@ loss over a subset of modalities build a product of those experts (they share ne
 Unlike Pixyz 0.3.3, the product has a log-density (it is a ``Normal``), and
 ``ElementWiseProductOfNormal`` runs its experts in one batched call.
 """
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 from ..errors import ParameterError, VariableError
-from .distribution import to_dict
+from .context import Context
+from .distribution import Distribution, DistributionList, to_dict
 from .validation import checking
 from .families import Normal
 
@@ -94,9 +95,11 @@ class ProductOfNormal(Normal):
     tensor([[2.]])
     """
 
-    def __init__(self, p: Sequence[Normal] = (), weight_modalities: Optional[Sequence] = None,
+    _expert_weights: torch.Tensor  # a buffer
+
+    def __init__(self, p: Union[Normal, Sequence[Normal]] = (), weight_modalities: Optional[Sequence] = None,
                  name: str = "p", features_shape=torch.Size()):
-        experts = [p] if isinstance(p, nn.Module) else list(p)
+        experts: List[Distribution] = [p] if isinstance(p, nn.Module) else list(p)
         if not experts:
             raise ParameterError("ProductOfNormal needs at least one expert, got none")
         var = experts[0].var
@@ -117,7 +120,7 @@ class ProductOfNormal(Normal):
                 f"ProductOfNormal: weight_modalities needs {len(experts) + 1} weights (the "
                 f"prior's first, then one per expert), got {len(weights)}")
         super().__init__(var=var, cond_var=cond_var, name=name, features_shape=features_shape)
-        self.p = nn.ModuleList(experts)
+        self.p = DistributionList(experts)
         self.weight_modalities = weights
         # The experts' weights as a tensor that .to()/.double() move (not saved): no host
         # tensor is built, and nothing is copied to the device, per evaluation.
@@ -140,10 +143,13 @@ class ProductOfNormal(Normal):
         names = [n for n in names if n not in self._cond_var or n in given]
         return super()._checked_input(x_dict, keys, names, purpose)
 
-    def _expert_params(self, values, ctx):
+    def _expert_params(self, values: Dict, ctx: Optional[Context]
+                       ) -> Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """``loc, scale`` stacked over the experts whose inputs are all given, and their
         weights; ``None`` when no expert is given."""
-        locs, scales, weights = [], [], []
+        locs: List[torch.Tensor] = []
+        scales: List[torch.Tensor] = []
+        weights: List[torch.Tensor] = []
         for i, e in enumerate(self.p):
             if all(v in values for v in e.cond_var):
                 params = e._params(values, ctx)
@@ -152,9 +158,9 @@ class ProductOfNormal(Normal):
                 weights.append(self._expert_weights[i])
         if not locs:
             return None
-        locs = torch.broadcast_tensors(*locs, *scales)
+        both = torch.broadcast_tensors(*locs, *scales)
         n = len(weights)
-        return torch.stack(locs[:n]), torch.stack(locs[n:]), torch.stack(weights)
+        return torch.stack(both[:n]), torch.stack(both[n:]), torch.stack(weights)
 
     def _params(self, values, ctx):
         # A missing input is None in the key, so each subset of experts has its own entry.
@@ -200,7 +206,8 @@ class ElementWiseProductOfNormal(ProductOfNormal):
                                 f"conditioning variable; {p.prob_text} has {p.cond_var}")
         super().__init__(p=[p], name=name, features_shape=features_shape)
 
-    def _expert_params(self, values, ctx):
+    def _expert_params(self, values: Dict, ctx: Optional[Context]
+                       ) -> Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         x = values.get(self._cond_var[0])
         if x is None:
             return None

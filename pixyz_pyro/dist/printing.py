@@ -12,9 +12,12 @@ the map from inner names to outer names; nothing is stored.
 >>> print(p.marginalize_var(["y"]).replace_var(x="a").prob_joint_factorized_and_text)
 p(a) = \\int p(a|y)p(y)dy
 """
-from typing import Callable, List, Tuple
+from typing import TYPE_CHECKING, Callable, List, Tuple
 
 from .naming import latex_name, prob_text
+
+if TYPE_CHECKING:
+    from .distribution import Distribution
 
 Rename = Callable[[str], str]
 
@@ -23,7 +26,7 @@ def _identity(v: str) -> str:
     return v
 
 
-def renamed_factors(dist, rename: Rename = _identity) -> List[Tuple[str, object]]:
+def renamed_factors(dist, rename: Rename = _identity) -> List[Tuple[str, "Distribution"]]:
     """``(renamed prob text, atomic distribution)`` for each factor, in print order."""
     from .joint import MarginalizeVarDistribution, MultiplyDistribution, ReplaceVarDistribution
 
@@ -33,7 +36,7 @@ def renamed_factors(dist, rename: Rename = _identity) -> List[Tuple[str, object]
     if isinstance(dist, MarginalizeVarDistribution):
         return renamed_factors(dist.p, rename)
     if isinstance(dist, MultiplyDistribution):
-        out: List[Tuple[str, object]] = []
+        out: List[Tuple[str, "Distribution"]] = []
         for f in dist._print_order:
             out.extend(renamed_factors(f, rename))
         return out

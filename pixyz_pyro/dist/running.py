@@ -35,12 +35,14 @@ def snapshot_running(modules: Iterable[nn.Module]) -> Saved:
 
 def snapshot_slots(slots: Iterable[Tuple[nn.Module, str]]) -> Saved:
     """Copies of the buffers ``slots`` names whose module is in training mode."""
-    return [(m, name, m._buffers[name].detach().clone()) for m, name in slots
-            if m.training]
+    return [(m, name, b.detach().clone()) for m, name in slots
+            if m.training and (b := m._buffers[name]) is not None]
 
 
 def restore_running(saved: Saved) -> None:
     """Put back what :func:`snapshot_running` copied."""
     with torch.no_grad():
         for m, name, copy in saved:
-            m._buffers[name].copy_(copy)
+            b = m._buffers[name]
+            if b is not None:
+                b.copy_(copy)

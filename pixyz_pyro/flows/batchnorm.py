@@ -1,5 +1,8 @@
 """``BatchNorm1d`` and ``BatchNorm2d``: batch normalisation as a flow, on Pyro's ``BatchNorm``."""
 
+from typing import Type
+
+from pyro.distributions.torch_transform import TransformModule
 from pyro.distributions.transforms import BatchNorm
 
 from .flow import Flow
@@ -38,7 +41,7 @@ class BatchNorm1d(Flow):
     True 0.97
     """
 
-    _transform_class = BatchNorm
+    _transform_class: Type[TransformModule] = BatchNorm
     _feature_dims = 1
     _logdet_from_inverse = False  # a density evaluation runs forward: updates the statistics
 

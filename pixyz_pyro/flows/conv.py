@@ -1,5 +1,7 @@
 """``ChannelConv``: Glow's invertible 1x1 convolution."""
 
+from typing import Union
+
 from pyro.distributions.transforms import GeneralizedChannelPermute
 
 from .flow import Flow
@@ -39,6 +41,7 @@ class ChannelConv(Flow):
     def __init__(self, in_channels: int, decomposed: bool = False):
         super().__init__(in_channels, event_dim=3)
         self.decomposed = decomposed
+        self.pyro_transform: Union[GeneralizedChannelPermute, DenseChannelConv]
         if decomposed:
             self.pyro_transform = GeneralizedChannelPermute(channels=in_channels)
         else:

@@ -37,7 +37,8 @@ class Flatten(Flow):
         self.in_size = in_size
 
     def _transform(self, event_dim: int) -> ReshapeTransform:
-        return ReshapeTransform(self.in_size, (math.prod(self.in_size),))
+        assert self.in_size is not None  # known from the constructor or the first call
+        return ReshapeTransform(torch.Size(self.in_size), torch.Size((math.prod(self.in_size),)))
 
     def forward(self, x: torch.Tensor, y=None, compute_jacobian: bool = True) -> torch.Tensor:
         if self.in_size is None:

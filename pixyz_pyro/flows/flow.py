@@ -55,7 +55,7 @@ class Flow(nn.Module):
         super().__init__()
         self._in_features = in_features
         self._event_dim = event_dim
-        self._logdet_jacobian = None
+        self._logdet_jacobian: Optional[torch.Tensor] = None
 
     @classmethod
     def from_pyro(cls, transform: AnyTransform, in_features=None, *,
@@ -76,7 +76,7 @@ class Flow(nn.Module):
         return self._event_dim
 
     @property
-    def logdet_jacobian(self):
+    def logdet_jacobian(self) -> Optional[torch.Tensor]:
         r""":math:`\log|\det \partial z / \partial x|` of the last :meth:`forward`, shape
         ``batch_shape``."""
         return self._logdet_jacobian
@@ -135,7 +135,7 @@ class Flow(nn.Module):
             return ConditionalView(t)
         return t
 
-    def condition(self, y: Optional[torch.Tensor] = None) -> Transform:
+    def condition(self, y: Optional[torch.Tensor] = None) -> AnyTransform:
         """This flow as a Pyro transform with its conditioning variable fixed to ``y``."""
         t = self.transform
         if isinstance(t, ConditionalTransform) and y is not None:
@@ -236,15 +236,18 @@ class Flow(nn.Module):
                 and cls.inverse is Flow.inverse):
             x = self.inverse(z, y)
             self.forward(x, y, compute_jacobian=True)
-            return x, self.logdet_jacobian
+            logdet = self.logdet_jacobian
+            assert logdet is not None  # forward(compute_jacobian=True) sets it
+            return x, logdet
         event_dim = self._event_dim_of(z)
         t = self._bind(event_dim, y)
         check_event_dims(self._get_name(), z, t.codomain.event_dim)
         clear_cache(t)
         x = t.inv(z)
-        self._logdet_jacobian = to_batch_shape(t.log_abs_det_jacobian(x, z), x, event_dim)
+        logdet = to_batch_shape(t.log_abs_det_jacobian(x, z), x, event_dim)
+        self._logdet_jacobian = logdet
         self._event_dim = event_dim
-        return x, self._logdet_jacobian
+        return x, logdet
 
 
 def reinterpret(t: Transform, event_dim: int) -> Transform:

@@ -9,8 +9,8 @@ from pyro.distributions.conditional import (
 )
 from pyro.distributions.torch_transform import ComposeTransformModule
 from pyro.distributions.transforms import Transform
-from torch import nn
 
+from .._modulelist import ModuleListOf
 from .flow import AnyTransform, Flow
 
 
@@ -43,7 +43,7 @@ class FlowList(Flow):
         if not flow_list:
             raise ValueError("FlowList needs at least one flow")
         super().__init__(flow_list[0].in_features)
-        self.flow_list = nn.ModuleList(flow_list)
+        self.flow_list = ModuleListOf[Flow](flow_list)
 
     @property
     def event_dim(self) -> Optional[int]:
@@ -62,11 +62,13 @@ class FlowList(Flow):
 
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None,
                 compute_jacobian: bool = True) -> torch.Tensor:
-        logdet = 0
+        logdet: Optional[torch.Tensor] = None
         for flow in self.flow_list:
             x = flow(x, y, compute_jacobian)
             if compute_jacobian:
-                logdet = logdet + flow.logdet_jacobian
+                part = flow.logdet_jacobian
+                assert part is not None  # forward(compute_jacobian=True) sets it
+                logdet = part if logdet is None else logdet + part
         if compute_jacobian:
             self._logdet_jacobian = logdet
         return x
@@ -80,10 +82,11 @@ class FlowList(Flow):
                            ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Each flow's :meth:`~Flow.inverse_and_logdet`, last flow first; the
         log-determinants add up."""
-        logdet = 0
+        logdet: Optional[torch.Tensor] = None
         for flow in reversed(self.flow_list):
             z, flow_logdet = flow.inverse_and_logdet(z, y)
-            logdet = logdet + flow_logdet
+            logdet = flow_logdet if logdet is None else logdet + flow_logdet
+        assert logdet is not None  # a FlowList has at least one flow
         self._logdet_jacobian = logdet
         return z, logdet
 

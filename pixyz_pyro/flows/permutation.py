@@ -1,7 +1,7 @@
 """``Permutation``, ``Shuffle`` and ``Reverse``: reorder features or channels (Pyro's
 ``Permute``)."""
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 from pyro.distributions.transforms import Permute
@@ -33,7 +33,10 @@ class Permutation(Flow):
     tensor([ 1, 13,  5,  9]) tensor([ 1,  5,  9, 13])
     """
 
-    def __init__(self, permute_indices: Sequence[int], *, event_dim: Optional[int] = None):
+    permute_indices: torch.Tensor  # a buffer
+
+    def __init__(self, permute_indices: Union[Sequence[int], torch.Tensor], *,
+                 event_dim: Optional[int] = None):
         indices = torch.as_tensor(permute_indices, dtype=torch.long).flatten()
         if not torch.equal(indices.sort().values, torch.arange(len(indices))):
             raise ValueError(

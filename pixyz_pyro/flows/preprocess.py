@@ -33,6 +33,8 @@ class Preprocess(Flow):
     tensor(True)
     """
 
+    data_constraint: torch.Tensor  # a buffer
+
     def __init__(self):
         super().__init__(None)
         self.register_buffer("data_constraint", torch.tensor([0.05]))

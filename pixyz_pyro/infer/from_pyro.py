@@ -32,7 +32,7 @@ and the function's own ``pyro.param`` sites, held by the distribution
 (:mod:`pixyz_pyro.infer.local_params`).  Pyro's global parameter store is not used.
 """
 import inspect
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 import torch
 from pyro import poutine
@@ -64,6 +64,8 @@ def _fn_name(fn) -> str:
 
 class PyroFunctionDistribution(Distribution):
     """A Pyro program as a distribution (see :func:`from_pyro`)."""
+
+    _fn: Callable[..., Any]  # the Pyro function (not a submodule)
 
     #: Whether samples carry gradients is decided per site, on every draw (see
     #: :meth:`_sample_values`); the expectation's own check is left to it.
@@ -290,6 +292,8 @@ class PyroFunctionDistribution(Distribution):
 class ScoreSites(Distribution):
     """``q`` drawn as ``q`` draws, with the log-density of its sites that have no
     ``rsample`` (see :func:`pyro_elbo`)."""
+
+    q: PyroFunctionDistribution  # not a submodule: its parameters are q's
 
     has_reparam = True
 

@@ -38,9 +38,10 @@ from typing import Dict, Iterable, Optional, Sequence
 import pyro
 import torch
 from pyro.poutine.indep_messenger import IndepMessenger
-from pyro.poutine.runtime import _PYRO_STACK
+from pyro.poutine.runtime import _PYRO_STACK, InferDict
 
 from ..dist.distribution import Distribution
+from ..dist.factor import FactorDistribution
 from ..errors import VariableError, did_you_mean, missing_vars_message
 from .translate import Site, site_plan
 
@@ -179,7 +180,8 @@ class PyroProgram:
             return values
         with pyro.plate(self.plate_name, n, dim=-1, subsample_size=self.subsample_size,
                         subsample=self.subsample) as idx:
-            if self.subsample_size is not None or self.subsample is not None:
+            if idx is not None and (self.subsample_size is not None or
+                                    self.subsample is not None):
                 for k, v in list(values.items()):
                     if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == n \
                             and k not in self.global_vars:
@@ -203,12 +205,12 @@ class PyroProgram:
             return
         var = s.outer(f.var[0])
         observed = var in self.observed and var in values
-        d = f.pyro_dist(inner) if observed or not hasattr(f, "family") \
+        d = f.pyro_dist(inner) if observed or not isinstance(f, FactorDistribution) \
             else f.family.build_sampler(f._params(inner, None))
         own = len(d.batch_shape) + len(d.event_shape)
         n_event = max(len(d.batch_shape) - n_extra - int(batch), 0)
         d = d.to_event(n_event) if n_event > 0 else d
-        infer = {"enumerate": "parallel"} if var in self.enumerate else {}
+        infer: InferDict = {"enumerate": "parallel"} if var in self.enumerate else {}
         obs = values[var] if observed else None
         value = pyro.sample(var, d, obs=obs, infer=infer)
         values[var] = value

@@ -22,6 +22,7 @@ from typing import Iterable, List, Optional
 
 import torch
 from pyro.distributions.util import scale_and_mask
+from pyro.poutine.indep_messenger import CondIndepStackFrame
 from pyro.poutine.subsample_messenger import _Subsample
 
 
@@ -39,7 +40,7 @@ def subsample_sites(trace) -> List[str]:
 
 def find_data_plate(trace, plate: Optional[str], n_rows: Optional[int]):
     """The data plate's frame (``name``, ``dim``, ``size``), or ``None``."""
-    frames = []
+    frames: List[CondIndepStackFrame] = []
     for n in sample_sites(trace):
         for f in trace.nodes[n]["cond_indep_stack"]:
             if f.vectorized and all(f.name != g.name for g in frames):

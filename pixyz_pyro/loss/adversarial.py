@@ -13,9 +13,12 @@ takes one step of the discriminator's optimizer ``loss.d_optimizer`` (built once
 ``optimizer`` and ``optimizer_params``, over the discriminator's parameters only) and
 ``loss.loss_test(x)`` evaluates the discriminator side without gradients.
 """
+from typing import Any, Dict, List, Optional, Tuple, Type
+
 import torch
 import torch.nn.functional as F
 
+from ..dist.distribution import Distribution
 from ..validate_args import check_positive_number
 from .base import Loss
 
@@ -26,9 +29,11 @@ class AdversarialLoss(Loss):
     #: ``eval(x, discriminator=True)`` evaluates the discriminator side's plan.
     keywords = frozenset({"discriminator"})
     #: Pixyz's default optimizer of the discriminator.
-    default_optimizer = torch.optim.Adam
+    default_optimizer: Type[torch.optim.Optimizer] = torch.optim.Adam
 
-    def __init__(self, p, q, discriminator, optimizer=None, optimizer_params=None, **kwargs):
+    def __init__(self, p: Distribution, q: Distribution, discriminator: Distribution,
+                 optimizer: Optional[Type[torch.optim.Optimizer]] = None,
+                 optimizer_params: Optional[Dict[str, Any]] = None, **kwargs: Any) -> None:
         if set(p.var) != set(q.var):
             raise ValueError(f"{p.prob_text} and {q.prob_text} must define the same variables")
         self.p, self.q, self.d = p, q, discriminator
@@ -41,20 +46,21 @@ class AdversarialLoss(Loss):
         self.d_optimizer = (optimizer or self.default_optimizer)(
             params, **self.optimizer_params) if params else None
 
-    def distributions(self):
+    def distributions(self) -> List[Distribution]:
         return [self.p, self.q, self.d]
 
     @property
-    def _input_var(self):
+    def _input_var(self) -> List[str]:
         out = list(self.p.input_var)
         out += [v for v in self.q.input_var if v not in out]
         return out
 
-    def d_loss(self, x_dict=None, **kwargs):
+    def d_loss(self, x_dict: Optional[Dict[str, object]] = None, **kwargs: Any) -> torch.Tensor:
         """The discriminator-side loss (samples detached)."""
         return self.eval(x_dict, discriminator=True, **kwargs)
 
-    def loss_train(self, train_x_dict=None, **kwargs) -> torch.Tensor:
+    def loss_train(self, train_x_dict: Optional[Dict[str, object]] = None,
+                   **kwargs: Any) -> torch.Tensor:
         """One step of :attr:`d_optimizer` on the discriminator-side loss; returns it
         (detached).  Only the discriminator's parameters change."""
         if self.d_optimizer is None:
@@ -67,7 +73,8 @@ class AdversarialLoss(Loss):
         self._after_step()
         return loss.detach()
 
-    def loss_test(self, test_x_dict=None, **kwargs) -> torch.Tensor:
+    def loss_test(self, test_x_dict: Optional[Dict[str, object]] = None,
+                  **kwargs: Any) -> torch.Tensor:
         """The discriminator-side loss in evaluation mode, without gradients."""
         self.d.eval()
         with torch.no_grad():
@@ -76,7 +83,8 @@ class AdversarialLoss(Loss):
     def _after_step(self) -> None:
         """Called after each :meth:`loss_train` step (the critic's weight clipping)."""
 
-    def _no_grad_data(self, yp, yq):
+    def _no_grad_data(self, yp: torch.Tensor, yq: torch.Tensor
+                      ) -> Tuple[torch.Tensor, torch.Tensor]:
         if self.p.distribution_name == "Data distribution":
             yp = yp.detach()
         if self.q.distribution_name == "Data distribution":
@@ -84,7 +92,7 @@ class AdversarialLoss(Loss):
         return yp, yq
 
 
-def _bce(y, target: float):
+def _bce(y: torch.Tensor, target: float) -> torch.Tensor:
     """``F.binary_cross_entropy(y, target)`` (its clamps and saturation gradients), except
     that a NaN in ``y`` makes the value NaN -- for the NaN guard -- instead of raising."""
     safe = torch.nan_to_num(y, nan=0.5)
@@ -94,21 +102,67 @@ def _bce(y, target: float):
 class AdversarialJensenShannon(AdversarialLoss):
     """:math:`2 D_{JS}[p\\|q] - 2\\log 2 = \\max_d \\mathbb{E}_p[\\log d] +
     \\mathbb{E}_q[\\log(1 - d)]`, with the non-saturating generator loss by default
-    (``inverse_g_loss=True``)."""
+    (``inverse_g_loss=True``).
 
-    def __init__(self, p, q, discriminator, optimizer=None, optimizer_params=None,
-                 inverse_g_loss: bool = True):
+    .. math::
+
+        \\mathcal{L}_d = -\\mathbb{E}_p[\\log d(x)] - \\mathbb{E}_q[\\log(1 - d(x))]
+
+    Parameters
+    ----------
+    p, q : Distribution
+        The two distributions compared (``p`` is usually the data's
+        :class:`~pixyz_pyro.dist.EmpiricalDistribution`).
+    discriminator : Distribution
+        :math:`d(x)`, a :class:`~pixyz_pyro.dist.Deterministic` network with values in
+        :math:`(0, 1)` (any real value for the Wasserstein critic).
+    optimizer : type, optional
+        The discriminator's optimizer class for ``loss_train`` (Pixyz's API).
+    optimizer_params : dict, optional
+        Its keyword arguments.
+    inverse_g_loss : bool
+        The generator minimises :math:`-\\log d` on its samples instead of
+        :math:`\\log(1 - d)`.
+
+    Examples
+    --------
+    A discriminator that says 1/2 everywhere: both sides are :math:`2 \\log 2`.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from pixyz_pyro.dist import Deterministic, EmpiricalDistribution, Normal
+    >>> class Discriminator(Deterministic):
+    ...     def __init__(self):
+    ...         super().__init__(var=["t"], cond_var=["x"], name="d")
+    ...         self.net = nn.Linear(1, 1)
+    ...         nn.init.zeros_(self.net.weight), nn.init.zeros_(self.net.bias)
+    ...     def forward(self, x):
+    ...         return {"t": torch.sigmoid(self.net(x))}
+    >>> p_data = EmpiricalDistribution(["x"])
+    >>> q = Normal(loc=0., scale=1., var=["x"], features_shape=[1], name="q")
+    >>> x = {"x": torch.randn(8, 1)}
+    >>> loss = AdversarialJensenShannon(p_data, q, Discriminator())
+    >>> print(loss)
+    mean(D_{JS}^{Adv} \\left[p_{data}(x)||q(x) \\right])
+    >>> round(float(loss.eval(x).detach()), 4), round(float(loss.d_loss(x).detach()), 4)
+    (1.3863, 1.3863)
+    """
+
+    def __init__(self, p: Distribution, q: Distribution, discriminator: Distribution,
+                 optimizer: Optional[Type[torch.optim.Optimizer]] = None,
+                 optimizer_params: Optional[Dict[str, Any]] = None,
+                 inverse_g_loss: bool = True) -> None:
         super().__init__(p, q, discriminator, optimizer, optimizer_params)
         self.inverse_g_loss = inverse_g_loss
         self._freeze()
 
-    def _latex_text(self):
+    def _latex_text(self) -> str:
         return f"mean(D_{{JS}}^{{Adv}} \\left[{self.p.prob_text}||{self.q.prob_text} \\right])"
 
-    def _d_loss(self, yp, yq):
+    def _d_loss(self, yp: torch.Tensor, yq: torch.Tensor) -> torch.Tensor:
         return _bce(yp, 1.0) + _bce(yq, 0.0)
 
-    def _g_loss(self, yp, yq):
+    def _g_loss(self, yp: torch.Tensor, yq: torch.Tensor) -> torch.Tensor:
         if self.inverse_g_loss:
             lp, lq = _bce(yp, 0.0), _bce(yq, 1.0)
         else:
@@ -119,30 +173,121 @@ class AdversarialJensenShannon(AdversarialLoss):
 
 class AdversarialKullbackLeibler(AdversarialLoss):
     """:math:`D_{KL}[p\\|q] \\approx \\mathbb{E}_p[\\log \\frac{d}{1-d}]` with
-    :math:`d^* = \\arg\\max_d \\mathbb{E}_q[\\log d] + \\mathbb{E}_p[\\log(1-d)]`."""
+    :math:`d^* = \\arg\\max_d \\mathbb{E}_q[\\log d] + \\mathbb{E}_p[\\log(1-d)]`.
 
-    def __init__(self, p, q, discriminator, **kwargs):
+    .. math::
+
+        D_{KL}[p\\|q] \\approx \\mathbb{E}_p\\left[\\log \\frac{d(x)}{1 - d(x)}\\right]
+
+    Parameters
+    ----------
+    p, q : Distribution
+        The two distributions compared (``p`` is usually the data's
+        :class:`~pixyz_pyro.dist.EmpiricalDistribution`).
+    discriminator : Distribution
+        :math:`d(x)`, a :class:`~pixyz_pyro.dist.Deterministic` network with values in
+        :math:`(0, 1)` (any real value for the Wasserstein critic).
+    optimizer : type, optional
+        The discriminator's optimizer class for ``loss_train`` (Pixyz's API).
+    optimizer_params : dict, optional
+        Its keyword arguments.
+
+    Examples
+    --------
+    A discriminator that says 1/2 everywhere estimates the KL as 0:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from pixyz_pyro.dist import Deterministic, EmpiricalDistribution, Normal
+    >>> class Discriminator(Deterministic):
+    ...     def __init__(self):
+    ...         super().__init__(var=["t"], cond_var=["x"], name="d")
+    ...         self.net = nn.Linear(1, 1)
+    ...         nn.init.zeros_(self.net.weight), nn.init.zeros_(self.net.bias)
+    ...     def forward(self, x):
+    ...         return {"t": torch.sigmoid(self.net(x))}
+    >>> p_data = EmpiricalDistribution(["x"])
+    >>> q = Normal(loc=0., scale=1., var=["x"], features_shape=[1], name="q")
+    >>> x = {"x": torch.randn(8, 1)}
+    >>> loss = AdversarialKullbackLeibler(p_data, q, Discriminator())
+    >>> print(loss)
+    mean(D_{KL}^{Adv} \\left[p_{data}(x)||q(x) \\right])
+    >>> round(float(loss.eval(x).detach()), 4), round(float(loss.d_loss(x).detach()), 4)
+    (0.0, 1.3863)
+    """
+
+    def __init__(self, p: Distribution, q: Distribution, discriminator: Distribution,
+                 **kwargs: Any) -> None:
         super().__init__(p, q, discriminator, **kwargs)
         self._freeze()
 
-    def _latex_text(self):
+    def _latex_text(self) -> str:
         return f"mean(D_{{KL}}^{{Adv}} \\left[{self.p.prob_text}||{self.q.prob_text} \\right])"
 
-    def _d_loss(self, yp, yq):
+    def _d_loss(self, yp: torch.Tensor, yq: torch.Tensor) -> torch.Tensor:
         return _bce(yp, 1.0) + _bce(yq, 0.0)
 
-    def _g_loss(self, yp, yq):
+    def _g_loss(self, yp: torch.Tensor, yq: torch.Tensor) -> torch.Tensor:
         return -_bce(yp, 1.0) + _bce(yp, 0.0)
 
 
 class AdversarialWassersteinDistance(AdversarialJensenShannon):
     """:math:`W(p, q) = \\sup_{\\|d\\|_L \\le 1} \\mathbb{E}_p[d] - \\mathbb{E}_q[d]`.
-    The critic's weights are clipped to ``clip_value`` by the GAN model after each step."""
+    The critic's weights are clipped to ``clip_value`` by the GAN model after each step.
+
+    .. math::
+
+        W(p, q) \\approx \\mathbb{E}_p[d(x)] - \\mathbb{E}_q[d(x)]
+
+    Parameters
+    ----------
+    p, q : Distribution
+        The two distributions compared (``p`` is usually the data's
+        :class:`~pixyz_pyro.dist.EmpiricalDistribution`).
+    discriminator : Distribution
+        :math:`d(x)`, a :class:`~pixyz_pyro.dist.Deterministic` network with values in
+        :math:`(0, 1)` (any real value for the Wasserstein critic).
+    optimizer : type, optional
+        The discriminator's optimizer class for ``loss_train`` (Pixyz's API).
+    optimizer_params : dict, optional
+        Its keyword arguments.
+    clip_value : float
+        The critic's weights are clamped to :math:`[-c, c]` after each step.
+
+    Raises
+    ------
+    ValueError
+        If ``clip_value`` is not a positive number.
+
+    Examples
+    --------
+    A constant critic sees no difference between the two:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from pixyz_pyro.dist import Deterministic, EmpiricalDistribution, Normal
+    >>> class Discriminator(Deterministic):
+    ...     def __init__(self):
+    ...         super().__init__(var=["t"], cond_var=["x"], name="d")
+    ...         self.net = nn.Linear(1, 1)
+    ...         nn.init.zeros_(self.net.weight), nn.init.zeros_(self.net.bias)
+    ...     def forward(self, x):
+    ...         return {"t": torch.sigmoid(self.net(x))}
+    >>> p_data = EmpiricalDistribution(["x"])
+    >>> q = Normal(loc=0., scale=1., var=["x"], features_shape=[1], name="q")
+    >>> x = {"x": torch.randn(8, 1)}
+    >>> loss = AdversarialWassersteinDistance(p_data, q, Discriminator())
+    >>> print(loss)
+    mean(W^{Adv} \\left(p_{data}(x), q(x) \\right))
+    >>> round(abs(float(loss.eval(x).detach())), 4)
+    0.0
+    """
 
     #: The WGAN paper's optimizer of the critic.
     default_optimizer = torch.optim.RMSprop
 
-    def __init__(self, p, q, discriminator, clip_value: float = 0.01, **kwargs):
+    def __init__(self, p: Distribution, q: Distribution, discriminator: Distribution,
+                 clip_value: float = 0.01, **kwargs: Any) -> None:
         check_positive_number("clip_value", clip_value, "AdversarialWassersteinDistance",
                               " (the critic's weights are clamped to [-clip_value, "
                               "clip_value])")
@@ -156,12 +301,12 @@ class AdversarialWassersteinDistance(AdversarialJensenShannon):
             for w in self.d.parameters():
                 w.clamp_(-self.clip_value, self.clip_value)
 
-    def _latex_text(self):
+    def _latex_text(self) -> str:
         return f"mean(W^{{Adv}} \\left({self.p.prob_text}, {self.q.prob_text} \\right))"
 
-    def _d_loss(self, yp, yq):
+    def _d_loss(self, yp: torch.Tensor, yq: torch.Tensor) -> torch.Tensor:
         return -(yp.mean() - yq.mean())
 
-    def _g_loss(self, yp, yq):
+    def _g_loss(self, yp: torch.Tensor, yq: torch.Tensor) -> torch.Tensor:
         yp, yq = self._no_grad_data(yp, yq)
         return yp.mean() - yq.mean()

@@ -11,14 +11,21 @@ A loss is plain data.  Interpreters read it, and none knows the others:
 A node holds its children and its settings, and never changes after ``__init__``: no
 caches, no flags, nothing written on a later call.
 """
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from ..dist.distribution import Distribution
 from ..errors import LossError
 from .module_api import ModuleAPI
 
 Values = Dict[str, object]
+
+
+#: What a loss can be combined with: another loss, a number or a tensor.
+Operand = Union["Loss", float, torch.Tensor]
+#: A number of draws (``1``, ``(2, 3)`` or a ``torch.Size``).
+SampleShape = Union[int, Sequence[int], torch.Size]
 
 
 class Loss(ModuleAPI):
@@ -30,13 +37,28 @@ class Loss(ModuleAPI):
     :mod:`pixyz_pyro.loss.latex`.  :class:`~pixyz_pyro.loss.module_api.ModuleAPI` gives it
     Pixyz's ``nn.Module`` side (``.to``, ``.parameters()``, ``.train()``,
     ``state_dict``), delegated to the modules it holds.
+
+    Losses combine like the numbers they stand for (``+ - * /``, ``-``, ``abs``, and the
+    reductions ``.mean()`` / ``.sum()`` over the batch), and print as the formula.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pixyz_pyro.dist import Normal
+    >>> from pixyz_pyro.loss import LogProb
+    >>> p = Normal(loc=0., scale=1., var=["x"])
+    >>> loss = (2 * -LogProb(p)).mean()
+    >>> print(loss)
+    mean \\left(- 2 \\log p(x) \\right)
+    >>> loss.eval({"x": torch.zeros(3)})  # 2 * log(2 pi) / 2
+    tensor(1.8379)
     """
 
     _frozen = False
     #: Operator nodes are transparent when a loss is split into its terms.
     _is_operator = False
 
-    def __setattr__(self, key, value):
+    def __setattr__(self, key: str, value: object) -> None:
         if self._frozen:
             raise AttributeError(f"loss expressions are immutable; cannot set {key!r}")
         object.__setattr__(self, key, value)
@@ -61,9 +83,9 @@ class Loss(ModuleAPI):
     def input_var(self) -> List[str]:
         return list(self._input_var)
 
-    def distributions(self) -> List[object]:
+    def distributions(self) -> List[Distribution]:
         """Every distribution the expression uses (for parameter collection)."""
-        out: List[object] = []
+        out: List[Distribution] = []
         for c in self.children:
             for d in c.distributions():
                 if all(d is not o for o in out):
@@ -93,7 +115,7 @@ class Loss(ModuleAPI):
 
     # --- evaluation (the executor lives in loss/execute.py and loss/evaluate.py) ---------
     def eval(self, x_dict: Optional[Values] = None, return_dict: bool = False,
-             return_all: bool = True, return_terms: bool = False, **kwargs):
+             return_all: bool = True, return_terms: bool = False, **kwargs: Any) -> Any:
         """Evaluate the loss on ``x_dict`` with the direct executor.
 
         Parameters
@@ -130,11 +152,11 @@ class Loss(ModuleAPI):
         from .execute import eval_loss
         return eval_loss(self, x_dict, return_dict, return_all, return_terms, kwargs)
 
-    def estimate(self, x_dict: Optional[Values] = None, **kwargs):
+    def estimate(self, x_dict: Optional[Values] = None, **kwargs: Any) -> Any:
         """The paper's spelling of :meth:`eval`."""
         return self.eval(x_dict, **kwargs)
 
-    def __call__(self, x_dict: Optional[Values] = None, **kwargs):
+    def __call__(self, x_dict: Optional[Values] = None, **kwargs: Any) -> Any:
         return self.eval(x_dict, return_dict=True, **kwargs)
 
     def rewritten(self) -> "Loss":
@@ -179,66 +201,66 @@ class Loss(ModuleAPI):
             return type(self).__name__
 
     # --- algebra --------------------------------------------------------------------------
-    def __add__(self, other):
+    def __add__(self, other: "Operand") -> "Loss":
         from .ops import AddLoss
         return AddLoss(self, other)
 
-    def __radd__(self, other):
+    def __radd__(self, other: "Operand") -> "Loss":
         from .ops import AddLoss
         return AddLoss(other, self)
 
-    def __sub__(self, other):
+    def __sub__(self, other: "Operand") -> "Loss":
         from .ops import SubLoss
         return SubLoss(self, other)
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: "Operand") -> "Loss":
         from .ops import SubLoss
         return SubLoss(other, self)
 
-    def __mul__(self, other):
+    def __mul__(self, other: "Operand") -> "Loss":
         from .ops import MulLoss
         return MulLoss(self, other)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: "Operand") -> "Loss":
         from .ops import MulLoss
         return MulLoss(other, self)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: "Operand") -> "Loss":
         from .ops import DivLoss
         return DivLoss(self, other)
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other: "Operand") -> "Loss":
         from .ops import DivLoss
         return DivLoss(other, self)
 
-    def __neg__(self):
+    def __neg__(self) -> "Loss":
         from .ops import NegLoss
         return NegLoss(self)
 
-    def __abs__(self):
+    def __abs__(self) -> "Loss":
         return self.abs()
 
-    def abs(self):
+    def abs(self) -> "Loss":
         from .ops import AbsLoss
         return AbsLoss(self)
 
-    def mean(self):
+    def mean(self) -> "Loss":
         from .ops import BatchMean
         return BatchMean(self)
 
-    def sum(self):
+    def sum(self) -> "Loss":
         from .ops import BatchSum
         return BatchSum(self)
 
-    def detach(self):
+    def detach(self) -> "Loss":
         from .ops import Detach
         return Detach(self)
 
-    def expectation(self, p, sample_shape=torch.Size([1])):
+    def expectation(self, p: Distribution, sample_shape: SampleShape = torch.Size([1])) -> "Loss":
         from .expectation import Expectation
         return Expectation(p, self, sample_shape=sample_shape)
 
-    def constant_var(self, constant_dict: Dict[str, object]):
+    def constant_var(self, constant_dict: Dict[str, object]) -> "Loss":
         from .values import ConstantVar
         return ConstantVar(self, constant_dict)
 
@@ -249,7 +271,7 @@ class Loss(ModuleAPI):
         raise LossError("a loss expression has no truth value; call .eval() to compute it")
 
 
-def as_loss(value) -> Loss:
+def as_loss(value: Operand) -> Loss:
     """Wrap numbers and tensors as :class:`~pixyz_pyro.loss.values.ValueLoss`."""
     if isinstance(value, Loss):
         return value

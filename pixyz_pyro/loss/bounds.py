@@ -33,7 +33,9 @@ integrated out: a bound passes no samples on (to an ``IterativeLoss``'s next ste
 An unconditional ``q`` draws ``k`` times per row of the data.
 """
 import math
+from typing import List
 
+from ..dist.distribution import Distribution
 from ..errors import LossError
 from .pdf import DistributionLoss
 
@@ -77,7 +79,8 @@ class VRBound(DistributionLoss):
     -1.4274
     """
 
-    def __init__(self, p, q, k: int = 1, alpha: float = 0.0, estimator: str = "reparam"):
+    def __init__(self, p: Distribution, q: Distribution, k: int = 1, alpha: float = 0.0,
+                 estimator: str = "reparam") -> None:
         super().__init__(p, q)
         who = f"{type(self).__name__}({p.prob_text}, {q.prob_text})"
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -103,7 +106,7 @@ class VRBound(DistributionLoss):
         self._freeze()
 
     @property
-    def _input_var(self):
+    def _input_var(self) -> List[str]:
         out = list(self.q.input_var)
         for v in list(self.p.var) + list(self.p.input_var):
             if v not in out and v not in self.q.var:
@@ -123,6 +126,17 @@ class IWAE(VRBound):
     doubly-reparameterised gradient, whose encoder signal-to-noise ratio does not vanish
     as ``k`` grows.  ``k=1`` is the single-sample ELBO on the same draw.
 
+    Parameters
+    ----------
+    p : Distribution
+        The joint :math:`p(x, z)`.
+    q : Distribution
+        The proposal :math:`q(z|x)`.
+    k : int
+        The number of importance samples per batch element.
+    estimator : {"reparam", "dreg"}
+        The gradient estimator.
+
     Examples
     --------
     >>> import torch
@@ -137,5 +151,6 @@ class IWAE(VRBound):
     -1.2629
     """
 
-    def __init__(self, p, q, k: int = 1, estimator: str = "reparam"):
+    def __init__(self, p: Distribution, q: Distribution, k: int = 1,
+                 estimator: str = "reparam") -> None:
         super().__init__(p, q, k, 0.0, estimator)

@@ -6,6 +6,9 @@ under ``torchrun`` (see ``docs/distributed.md``).  This node therefore evaluates
 wrapped loss unchanged, on whatever device its inputs live, so Pixyz code that uses it
 keeps running and gets the same numbers.
 """
+from typing import Any, List, Tuple
+
+from ..dist.distribution import Distribution
 from .base import Loss
 
 
@@ -13,6 +16,15 @@ class DataParalleledLoss(Loss):
     """The wrapped loss, evaluated as is (data parallelism comes from
     ``Model(..., distributed=True)``).
 
+    Parameters
+    ----------
+    loss : Loss
+        The loss.
+    **kwargs
+        Pixyz's ``nn.DataParallel`` options, kept for compatibility (unused).
+
+    Examples
+    --------
     >>> import torch
     >>> from pixyz_pyro.dist import Normal
     >>> from pixyz_pyro.loss import LogProb
@@ -24,14 +36,14 @@ class DataParalleledLoss(Loss):
     True
     """
 
-    def __init__(self, loss: Loss, **kwargs):
+    def __init__(self, loss: Loss, **kwargs: Any) -> None:
         self.loss = loss
         self.data_parallel_kwargs = dict(kwargs)
         self._freeze()
 
     @property
-    def children(self):
+    def children(self) -> Tuple[Loss, ...]:
         return (self.loss,)
 
-    def distributions(self):
+    def distributions(self) -> List[Distribution]:
         return self.loss.distributions()

@@ -7,14 +7,17 @@
 """
 import torch
 
+from ..dist.distribution import Distribution
 from ..dist.shapes import numel
 from ..errors import LossError
 from ..validate_args import check_sample_shape
+from .base import Loss, SampleShape
 from .expectation import Expectation
 from .pdf import LogProb
 
 
-def ELBO(p, q, sample_shape=torch.Size([1]), estimator: str = "reparam"):  # noqa: N802 - Pixyz's name
+def ELBO(p: Distribution, q: Distribution, sample_shape: SampleShape = torch.Size([1]),  # noqa: N802
+         estimator: str = "reparam") -> Loss:  # (Pixyz's name)
     """:math:`\\mathbb{E}_{q}[\\log p - \\log q]`, one value per batch element.
 
     ``estimator="stl"`` is "sticking the landing" (Roeder et al. 2017): the same value,
@@ -27,6 +30,17 @@ def ELBO(p, q, sample_shape=torch.Size([1]), estimator: str = "reparam"):  # noq
         - \\log q_{\\bar\\phi}(z_s(\\phi)|x)\\right]
 
     (a :class:`~pixyz_pyro.loss.VRBound` with :math:`\\alpha = 1`).
+
+    Parameters
+    ----------
+    p : Distribution
+        The joint :math:`p(x, z)` (a product such as ``p * prior``).
+    q : Distribution
+        The approximate posterior :math:`q(z|x)`.
+    sample_shape : int or sequence of int
+        The number of draws of :math:`z` per batch element.
+    estimator : {"reparam", "stl"}
+        The gradient estimator (see above).
 
     Examples
     --------

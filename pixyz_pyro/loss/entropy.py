@@ -4,14 +4,31 @@
 
     H[p] = -\\mathbb{E}_{p}[\\log p], \\qquad H[p, q] = -\\mathbb{E}_{p}[\\log q]
 """
+from typing import List, Tuple
+
 import torch
 
+from ..dist.distribution import Distribution
+from .base import Loss, SampleShape
 from .expectation import Expectation
 from .pdf import DistributionLoss, LogProb
 
 
 class Entropy(DistributionLoss):
     """:math:`H[p]`: analytic (the family's entropy) or Monte Carlo.
+
+    .. math::
+
+        H[p] = -\\mathbb{E}_{p(x)}[\\log p(x)]
+
+    Parameters
+    ----------
+    p : Distribution
+        The distribution.
+    sample_shape : int or sequence of int
+        The number of draws when ``analytical=False``.
+    analytical : bool
+        Use the family's closed-form entropy (default).
 
     Examples
     --------
@@ -24,7 +41,8 @@ class Entropy(DistributionLoss):
     True
     """
 
-    def __init__(self, p, sample_shape=torch.Size([1]), analytical: bool = True):
+    def __init__(self, p: Distribution, sample_shape: SampleShape = torch.Size([1]),
+                 analytical: bool = True) -> None:
         super().__init__(p)
         self.p = p
         self.analytical = analytical
@@ -32,14 +50,42 @@ class Entropy(DistributionLoss):
         self._freeze()
 
     @property
-    def children(self):
+    def children(self) -> Tuple[Loss, ...]:
         return (self.mc,) if self.mc is not None else ()
 
     @property
-    def _input_var(self):
+    def _input_var(self) -> List[str]:
         return list(self.p.input_var)
 
 
-def CrossEntropy(p, q, sample_shape=torch.Size([1])):  # noqa: N802 - Pixyz's name
-    """:math:`H[p, q] = -\\mathbb{E}_{p}[\\log q]` (Monte Carlo)."""
+def CrossEntropy(p: Distribution, q: Distribution,  # noqa: N802 - Pixyz's name
+                 sample_shape: SampleShape = torch.Size([1])) -> Loss:
+    """The cross-entropy, estimated by Monte Carlo with draws of ``p``.
+
+    .. math::
+
+        H[p, q] = -\\mathbb{E}_{p}[\\log q]
+
+    Parameters
+    ----------
+    p : Distribution
+        The distribution the draws come from.
+    q : Distribution
+        The distribution that scores them (the same variables).
+    sample_shape : int or sequence of int
+        The number of draws per batch element.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pixyz_pyro.dist import Normal
+    >>> p = Normal(loc=0., scale=1., var=["x"], name="p")
+    >>> q = Normal(loc=1., scale=1., var=["x"], name="q")
+    >>> ce = CrossEntropy(p, q, sample_shape=[10000])
+    >>> print(ce)
+    - \\mathbb{E}_{p(x)} \\left[\\log q(x) \\right]
+    >>> _ = torch.manual_seed(0)
+    >>> round(float(ce.eval()), 1)  # log(2 pi)/2 + (1 + 1)/2 = 1.92
+    1.9
+    """
     return -Expectation(p, LogProb(q), sample_shape)

@@ -17,7 +17,7 @@
 import functools
 import math
 import operator
-from typing import Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 import torch
 from torch.distributions import kl_divergence
@@ -149,8 +149,8 @@ UNARY = {ops.NegLoss: operator.neg, ops.AbsLoss: lambda x: x.abs(),
          ops.Detach: _reduce("detach")}
 for _cls, _op in BINARY.items():
     evaluate.register(_cls)(_binary(_op))
-for _cls, _op in UNARY.items():
-    evaluate.register(_cls)(_unary(_op))
+for _ucls, _uop in UNARY.items():
+    evaluate.register(_ucls)(_unary(_uop))
 
 
 @evaluate.register(data_parallel.DataParalleledLoss)
@@ -307,7 +307,7 @@ def _iterative(node, values, ctx):
     series = [(k, values[k]) for k in sliced]
     updates = tuple(node.update_value.items())
     state = values
-    total = 0
+    total: Any = 0  # a tensor (or a number) after the first step
     new: Values = {}
     runner = ctx.step_runner
     for t in range(steps):
@@ -437,7 +437,7 @@ def _vr_bound(node, values, ctx):
              if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == b]
     folded = fold(values, names, k)
     new = q._sample_n(values, ctx, True, batch_n, k, folded)
-    box = []
+    box: List[torch.Tensor] = []  # the DReG scale, set below
     if node.estimator == "dreg":
         new = {n: _scaled_grad(z, box) for n, z in new.items()}
     scored = {**folded, **new}

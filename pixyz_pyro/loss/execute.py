@@ -13,7 +13,7 @@ evaluate a loss the same way:
 Nothing here depends on what ran before: the same call gives the same value or the same
 error every time.
 """
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 import torch
 
@@ -30,8 +30,9 @@ from ..errors import (
     passes_through,
     wrap_error,
 )
+from .base import Loss
 from .evaluate import UNARY, run
-from .ops import BatchMean, BatchSum, DivLoss, MulLoss, SubLoss, UnaryLoss
+from .ops import AddLoss, BatchMean, BatchSum, DivLoss, MulLoss, SubLoss, UnaryLoss
 from .plan import Plan, check_gradients, compile_plan
 
 Values = Dict[str, object]
@@ -57,7 +58,7 @@ def check_keywords(plan: Plan, kwargs: Dict, who: str) -> None:
                             f"{did_you_mean(k, known)}; this loss accepts {known}")
 
 
-def _batch_n(values: Values, names) -> Optional[int]:
+def _batch_n(values: Values, names: Iterable[str]) -> Optional[int]:
     for k in names:
         v = values.get(k)
         if isinstance(v, torch.Tensor) and v.dim() > 0:
@@ -65,7 +66,7 @@ def _batch_n(values: Values, names) -> Optional[int]:
     return None
 
 
-def prepare(plan: Plan, x_dict, kwargs: Dict, who: str,
+def prepare(plan: Plan, x_dict: Optional[Mapping[str, object]], kwargs: Dict, who: str,
             record_terms: bool = False) -> Tuple[Values, Context]:
     """The checked input dict and the context of one evaluation of ``plan``."""
     check_keywords(plan, kwargs, who)
@@ -103,8 +104,8 @@ def finish(ctx: Context) -> None:
     settle(ctx.flags)
 
 
-def eval_loss(loss, x_dict, return_dict: bool, return_all: bool, return_terms: bool,
-              kwargs: Dict):
+def eval_loss(loss: Loss, x_dict: Optional[Mapping[str, object]], return_dict: bool,
+              return_all: bool, return_terms: bool, kwargs: Dict) -> Any:
     """:meth:`Loss.eval <pixyz_pyro.loss.Loss.eval>` (see there)."""
     side = "discriminator" if kwargs.get("discriminator") else "generator"
     plan = compile_plan(loss, side)
@@ -135,14 +136,15 @@ def eval_loss(loss, x_dict, return_dict: bool, return_all: bool, return_terms: b
 
 
 # --- terms ------------------------------------------------------------------------------------
-def _broadcast_like(c, x):
+def _broadcast_like(c: Any, x: object) -> Any:
     """``c`` broadcast to the shape of ``x`` (numbers stay numbers when ``x`` is one)."""
     if not isinstance(x, torch.Tensor) or x.dim() == 0:
         return c
     return torch.broadcast_to(torch.as_tensor(c, dtype=x.dtype, device=x.device), x.shape)
 
 
-def _split(node, rec: Dict[int, object], terms: Dict[int, object]):
+def _split(node: Loss, rec: Mapping[int, object], terms: Mapping[int, object]
+           ) -> Tuple[object, List[Tuple[int, Any]]]:
     """The value of ``node`` (recorded) and ``[(term id, contribution)]``, carried through
     the linear operators above each term."""
     value = rec[id(node)]
@@ -162,6 +164,7 @@ def _split(node, rec: Dict[int, object], terms: Dict[int, object]):
         if isinstance(node, DivLoss):
             return value, [(t, c / k) for t, c in parts]
         return value, [(t, k * c) for t, c in parts]
+    assert isinstance(node, (AddLoss, SubLoss))  # the linear nodes left
     _, pa = _split(node.a, rec, terms)
     _, pb = _split(node.b, rec, terms)
     if isinstance(node, SubLoss):
@@ -169,7 +172,7 @@ def _split(node, rec: Dict[int, object], terms: Dict[int, object]):
     return value, pa + pb
 
 
-def contributions(plan: Plan, rec: Dict[int, object]) -> List[Tuple[int, object]]:
+def contributions(plan: Plan, rec: Mapping[int, object]) -> List[Tuple[int, object]]:
     """``[(term index, contribution)]`` whose (broadcast) sum is the loss's value."""
     index = {id(t.node): i for i, t in enumerate(plan.terms)}
     value, parts = _split(plan.loss, rec, index)
@@ -185,17 +188,18 @@ def term_keys(plan: Plan) -> List[str]:
     that an earlier, different term already has."""
     from .latex import loss_texts
     labels = loss_texts(plan.loss, [t.node for t in plan.terms])
-    keys, seen = [], {}
+    keys: List[str] = []
+    seen: Dict[str, int] = {}
     for label in labels:
         seen[label] = seen.get(label, 0) + 1
         keys.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
     return keys
 
 
-def term_dict(plan: Plan, rec: Dict[int, object]) -> Dict[str, object]:
+def term_dict(plan: Plan, rec: Optional[Mapping[int, object]]) -> Dict[str, object]:
     """``{term key: contribution}`` from the values recorded in one evaluation."""
     keys = term_keys(plan)
-    return {keys[i]: c for i, c in contributions(plan, rec)}
+    return {keys[i]: c for i, c in contributions(plan, rec or {})}
 
 
 __all__ = ["prepare", "finish", "eval_loss", "check_keywords", "contributions",

@@ -8,12 +8,14 @@
 All :math:`S` draws are taken in one call: the executor folds ``sample_shape`` into the
 batch (see :mod:`pixyz_pyro.dist.shapes`), evaluates ``f`` once, and averages.
 """
+from typing import List, Optional, Tuple
 
 import torch
 
+from ..dist.distribution import Distribution
 from ..dist.shapes import numel
 from ..validate_args import check_sample_shape
-from .base import Loss, as_loss
+from .base import Loss, Operand, SampleShape, as_loss
 from .pdf import LogProb
 from .values import ValueLoss
 
@@ -46,8 +48,9 @@ class Expectation(Loss):
     -1.4
     """
 
-    def __init__(self, p, f=None, sample_shape=torch.Size([1]), reparam: bool = True,
-                 _gradient_free: bool = False):
+    def __init__(self, p: Distribution, f: Optional[Loss] = None,
+                 sample_shape: SampleShape = torch.Size([1]), reparam: bool = True,
+                 _gradient_free: bool = False) -> None:
         self.p = p
         self.f = as_loss(f) if f is not None else ValueLoss(0)
         self.sample_shape = check_sample_shape("sample_shape", sample_shape,
@@ -58,10 +61,10 @@ class Expectation(Loss):
         self._freeze()
 
     @property
-    def children(self):
+    def children(self) -> Tuple[Loss, ...]:
         return (self.f,)
 
-    def distributions(self):
+    def distributions(self) -> List[Distribution]:
         out = [self.p]
         for d in self.f.distributions():
             if all(d is not o for o in out):
@@ -69,7 +72,7 @@ class Expectation(Loss):
         return out
 
     @property
-    def _input_var(self):
+    def _input_var(self) -> List[str]:
         out = list(self.p.input_var)
         for v in self.f.input_var:
             if v not in out and v not in self.p.var:
@@ -81,7 +84,8 @@ class Expectation(Loss):
 LossExpectation = Expectation
 
 
-def REINFORCE(p, f, b=ValueLoss(0), sample_shape=torch.Size([1]), reparam: bool = True):  # noqa: B008 - immutable
+def REINFORCE(p: Distribution, f: Loss, b: Operand = ValueLoss(0),  # noqa: B008 - immutable
+              sample_shape: SampleShape = torch.Size([1]), reparam: bool = True) -> Loss:
     """The score-function estimator of :math:`\\nabla \\mathbb{E}_p[f]`:
 
     .. math::
@@ -91,6 +95,31 @@ def REINFORCE(p, f, b=ValueLoss(0), sample_shape=torch.Size([1]), reparam: bool 
 
     whose value equals :math:`\\mathbb{E}_p[f]` (the second term is zero) and whose
     gradient is the REINFORCE estimator with baseline ``b``.
+
+    Parameters
+    ----------
+    p : Distribution
+        The distribution the draws come from (the gradient reaches it through
+        :math:`\\log p`).
+    f : Loss
+        The integrand.
+    b : Loss or float
+        A baseline subtracted from ``f`` in the score term (default 0).
+    sample_shape : int or sequence of int
+        The number of draws per batch element.
+    reparam : bool
+        Also pass reparameterised gradients where ``p`` has them.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pixyz_pyro.dist import Normal
+    >>> p = Normal(loc=0., scale=1., var=["x"], name="p")
+    >>> q = Normal(loc=1., scale=1., var=["x"], name="q")
+    >>> r = REINFORCE(p, LogProb(q), sample_shape=[10000])
+    >>> _ = torch.manual_seed(0)
+    >>> round(float(r.eval()), 1)  # E_p[log q] = -1.92
+    -1.9
     """
     f = as_loss(f)
     fb = f.detach() - b if not (isinstance(b, ValueLoss) and b.value == 0) else f.detach()

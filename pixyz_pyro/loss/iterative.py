@@ -11,16 +11,43 @@ step).  With ``slice_step`` (a distribution that slices the series itself), the 
 loss is ``E_{slice_step}[step_loss]`` and the step index is given as ``t`` (or as
 ``timestep_var``).
 """
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import torch
+
+from ..dist.distribution import Distribution
 from .base import Loss
 
 
 class IterativeLoss(Loss):
     """:math:`\\sum_t` of a step loss over a time series (see the module docstring).
 
+    .. math::
+
+        \\mathcal{L} = \\sum_{t=0}^{T-1} \\mathcal{L}_{step}(x_t, h_t),
+        \\qquad h_{t+1} = \\mathrm{update}(h_t)
+
     ``mask`` (here or as ``eval(..., mask=...)``) has shape ``(T, batch)``: step ``t`` of
     row ``b`` counts with weight ``mask[t, b]``.
+
+    Parameters
+    ----------
+    step_loss : Loss
+        The loss of one step.
+    max_iter : int, optional
+        The number of steps :math:`T` (default: the length of the series).
+    series_var : sequence of str
+        The inputs with a leading time axis ``(T, batch, ...)``; step ``t`` sees ``x[t]``.
+    update_value : dict, optional
+        ``{new name: old name}``: after each step, the sample named ``new name`` becomes
+        the input ``old name`` of the next step (``{"h": "h_prev"}``).
+    slice_step : Distribution, optional
+        A distribution that slices the series itself; the step loss becomes
+        :math:`\\mathbb{E}_{slice}[\\mathcal{L}_{step}]` and the step index is ``t``.
+    timestep_var : sequence of str
+        The name under which the step index is given (Pixyz's option).
+    mask : tensor, optional
+        ``(T, batch)`` weights of the steps.
 
     Examples
     --------
@@ -34,7 +61,8 @@ class IterativeLoss(Loss):
 
     def __init__(self, step_loss: Loss, max_iter: Optional[int] = None,
                  series_var: Sequence[str] = (), update_value: Optional[Dict[str, str]] = None,
-                 slice_step=None, timestep_var: Sequence[str] = (), mask=None):
+                 slice_step: Optional[Distribution] = None, timestep_var: Sequence[str] = (),
+                 mask: Optional[torch.Tensor] = None) -> None:
         if not series_var and max_iter is None:
             raise ValueError("IterativeLoss needs series_var or max_iter to know how many "
                              "steps to take")
@@ -55,14 +83,14 @@ class IterativeLoss(Loss):
     keywords = frozenset({"mask"})
 
     @property
-    def children(self):
+    def children(self) -> Tuple[Loss, ...]:
         return (self.step_loss,)
 
-    def distributions(self):
+    def distributions(self) -> List[Distribution]:
         return self.step_loss.distributions()
 
     @property
-    def _input_var(self):
+    def _input_var(self) -> List[str]:
         out = list(self.step_loss.input_var)
         for v in self.series_var + list(self.update_value.values()):
             if v not in out:

@@ -19,6 +19,7 @@ from typing import Dict, List
 
 import sympy
 
+from ..dist.distribution import Distribution
 from ..dist.naming import prob_text
 from . import (
     adversarial,
@@ -68,7 +69,7 @@ def distinct_names(loss) -> Dict[int, str]:
     """``id(dist) -> text`` for the distributions of ``loss`` that share their printed
     text with another one: they print as :math:`p^{(1)}(x|z)`, :math:`p^{(2)}(x|z)`, so
     that two different distributions are two different symbols."""
-    by_text: Dict[str, List[object]] = {}
+    by_text: Dict[str, List[Distribution]] = {}
     for d in loss.distributions():
         by_text.setdefault(d.prob_text, []).append(d)
     out: Dict[int, str] = {}

@@ -11,22 +11,27 @@ sample has no pair :math:`i \\ne j`; for it the within-sample term is the biased
 (V-statistic) one, :math:`k(x_1, x_1)`, so that the loss is defined for every batch size
 (Pixyz evaluates a batch of one too).
 """
+from typing import Any
+
 import torch
 
+from ..dist.distribution import Distribution
 from ..validate_args import check_one_of, check_positive_number
 from .sample_distance import SampleDistance
 
 
-def _sqdist(x, y):
+def _sqdist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x.unsqueeze(1) - y.unsqueeze(0)).pow(2).sum(-1)
 
 
-def gaussian_rbf_kernel(x, y, sigma_sqr: float = 2.0, **kwargs):
+def gaussian_rbf_kernel(x: torch.Tensor, y: torch.Tensor, sigma_sqr: float = 2.0,
+                        **kwargs: Any) -> torch.Tensor:
     """:math:`k(x, y) = \\exp(-\\|x - y\\|^2 / \\sigma^2)`."""
     return torch.exp(-_sqdist(x, y) / sigma_sqr)
 
 
-def inverse_multiquadratic_rbf_kernel(x, y, sigma_sqr: float = 2.0, **kwargs):
+def inverse_multiquadratic_rbf_kernel(x: torch.Tensor, y: torch.Tensor, sigma_sqr: float = 2.0,
+                                      **kwargs: Any) -> torch.Tensor:
     """:math:`k(x, y) = \\sigma^2 / (\\|x - y\\|^2 + \\sigma^2)`."""
     return sigma_sqr / (_sqdist(x, y) + sigma_sqr)
 
@@ -35,7 +40,7 @@ _KERNELS = {"gaussian": gaussian_rbf_kernel,
             "inv-multiquadratic": inverse_multiquadratic_rbf_kernel}
 
 
-def _offdiag_mean(k):
+def _offdiag_mean(k: torch.Tensor) -> torch.Tensor:
     """The mean of ``k`` over pairs :math:`i \\ne j` (over the one pair when ``n == 1``)."""
     n = k.shape[0]
     if n < 2:
@@ -96,7 +101,8 @@ class MMD(SampleDistance):
     0.562
     """
 
-    def __init__(self, p, q, kernel: str = "gaussian", **kernel_params):
+    def __init__(self, p: Distribution, q: Distribution, kernel: str = "gaussian",
+                 **kernel_params: float) -> None:
         check_one_of("kernel", kernel, sorted(_KERNELS), "MMD")
         if "sigma_sqr" in kernel_params:
             check_positive_number("sigma_sqr", kernel_params["sigma_sqr"], "MMD")

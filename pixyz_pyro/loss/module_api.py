@@ -42,13 +42,13 @@ False
 ['0.net.bias', '0.net.weight']
 """
 from collections import OrderedDict
-from typing import Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, TypeVar, Union
 
 import torch
 from torch import nn
 
 
-def held_modules(loss) -> List[nn.Module]:
+def held_modules(loss: object) -> List[nn.Module]:
     """The top-level ``nn.Module`` s that ``loss`` holds, in the order found."""
     found: List[nn.Module] = []
     seen_nodes = set()
@@ -68,15 +68,18 @@ def held_modules(loss) -> List[nn.Module]:
             if isinstance(m, nn.Module) and all(m is not o for o in found):
                 found.append(m)
         stack.extend(getattr(node, "children", ()))
-    inner = set()
+    inner: Set[int] = set()
     for m in found:
         inner.update(id(s) for s in m.modules() if s is not m)
     return [m for m in found if id(m) not in inner]
 
 
-def _is_loss(value) -> bool:
+def _is_loss(value: object) -> bool:
     return hasattr(value, "children") and hasattr(value, "distributions") \
         and not isinstance(value, nn.Module)
+
+
+_L = TypeVar("_L", bound="ModuleAPI")
 
 
 class ModuleAPI:
@@ -102,23 +105,23 @@ class ModuleAPI:
         for _, w in self.named_parameters(recurse=recurse):
             yield w
 
-    def to(self, *args, **kwargs):
+    def to(self: _L, *args: Any, **kwargs: Any) -> _L:
         """Move (or cast) every held module, as ``nn.Module.to``; returns the loss."""
         for m in held_modules(self):
             m.to(*args, **kwargs)
         return self
 
-    def cuda(self, device=None):
+    def cuda(self: _L, device: Optional[Union[int, torch.device]] = None) -> _L:
         for m in held_modules(self):
             m.cuda(device)
         return self
 
-    def cpu(self):
+    def cpu(self: _L) -> _L:
         for m in held_modules(self):
             m.cpu()
         return self
 
-    def train(self, mode: bool = True):
+    def train(self: _L, mode: bool = True) -> _L:
         """Set training mode on every held module; returns the loss.  (``loss.eval`` is
         the loss's evaluation, as in Pixyz: use ``train(False)`` for evaluation mode.)"""
         if not isinstance(mode, bool):
@@ -132,7 +135,7 @@ class ModuleAPI:
         """Whether every held module is in training mode."""
         return all(m.training for m in held_modules(self))
 
-    def requires_grad_(self, requires_grad: bool = True):
+    def requires_grad_(self: _L, requires_grad: bool = True) -> _L:
         for m in held_modules(self):
             m.requires_grad_(requires_grad)
         return self
@@ -141,7 +144,7 @@ class ModuleAPI:
         for m in held_modules(self):
             m.zero_grad(set_to_none=set_to_none)
 
-    def apply(self, fn):
+    def apply(self: _L, fn: Callable[[nn.Module], None]) -> _L:
         for m in held_modules(self):
             m.apply(fn)
         return self
@@ -153,7 +156,7 @@ class ModuleAPI:
             out.update(m.state_dict(prefix=f"{prefix}{i}.", keep_vars=keep_vars))
         return out
 
-    def load_state_dict(self, state_dict: Dict[str, torch.Tensor], strict: bool = True):
+    def load_state_dict(self, state_dict: Dict[str, torch.Tensor], strict: bool = True) -> Any:
         """Load a :meth:`state_dict` of a loss of the same structure."""
         modules = held_modules(self)
         parts: List[Dict[str, torch.Tensor]] = [OrderedDict() for _ in modules]
@@ -167,7 +170,7 @@ class ModuleAPI:
         if strict and unexpected:
             raise KeyError(f"load_state_dict: keys {unexpected} match none of the loss's "
                            f"{len(modules)} modules (keys look like '0.net.weight')")
-        missing = []
+        missing: List[str] = []
         for i, (m, part) in enumerate(zip(modules, parts)):
             res = m.load_state_dict(part, strict=strict)
             missing.extend(f"{i}.{k}" for k in res.missing_keys)

@@ -25,8 +25,12 @@ one per call, a walk over the tree) and is immutable data:
 >>> plan.input_var, [t.path for t in plan.terms]
 (('x',), ['a.a', 'a.b'])
 """
-from typing import Dict, FrozenSet, List, NamedTuple, Tuple
+from typing import Dict, FrozenSet, List, NamedTuple, Optional, Tuple
 
+from torch import nn
+
+from ..dist.distribution import Distribution
+from ..dist.family import Numerics
 from ..dist.running import running_slots
 from ..errors import LossError
 from .base import Loss
@@ -56,10 +60,10 @@ class Plan(NamedTuple):
     shared: FrozenSet[int]
     blocked: Tuple[Expectation, ...]
     keywords: FrozenSet[str]
-    distributions: Tuple[object, ...]
-    numerics: Tuple[Tuple[object, object], ...]
+    distributions: Tuple[Distribution, ...]
+    numerics: Tuple[Tuple[Distribution, Optional[Numerics]], ...]
     #: ``(module, buffer name)`` of every running statistic the loss's modules keep.
-    running: Tuple[Tuple[object, str], ...]
+    running: Tuple[Tuple[nn.Module, str], ...]
     series: Tuple[IterativeLoss, ...] = ()
 
 

@@ -36,15 +36,20 @@ mean \\left(D_{KL} \\left[q(z|x)||p_{prior}(z) \\right]
 ...     {"x": torch.ones(1, 1)})[0])  # KL(N(1, 1) || N(0, 1)) = 1/2
 0.5
 """
-from typing import Dict
+from typing import TYPE_CHECKING, Dict, Optional
 
 from torch.distributions import kl as torch_kl
 
+from ..dist.distribution import Distribution
+from ..dist.factor import FactorDistribution
 from . import data_parallel, ops, pdf, values
 from .base import Loss
 from .divergences import KullbackLeibler
 from .entropy import Entropy
 from .expectation import Expectation
+
+if TYPE_CHECKING:  # (typing_extensions comes with torch; only the checker needs it)
+    from typing_extensions import TypeGuard
 
 BINARY = (ops.AddLoss, ops.SubLoss, ops.MulLoss, ops.DivLoss, ops.MinLoss, ops.MaxLoss)
 UNARY = (ops.NegLoss, ops.AbsLoss, ops.BatchMean, ops.BatchSum, ops.Detach)
@@ -63,7 +68,7 @@ def rewrite(loss: Loss) -> Loss:
 class _Pass:
     """One bottom-up pass, with a memo by node identity that lives for this pass only."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.memo: Dict[int, Loss] = {}
 
     def run(self, node: Loss) -> Loss:
@@ -140,26 +145,25 @@ def _deterministic(f: Loss) -> bool:
     return all(_deterministic(c) for c in f.children)
 
 
-def _simple_factor(d) -> bool:
+def _simple_factor(d: Distribution) -> "TypeGuard[FactorDistribution]":
     """A single-family factor whose ``pyro_dist`` is its family's class."""
-    from ..dist.factor import FactorDistribution
     return isinstance(d, FactorDistribution) and \
         type(d).pyro_dist is FactorDistribution.pyro_dist
 
 
-def _has_closed_kl(q, p) -> bool:
+def _has_closed_kl(q: FactorDistribution, p: FactorDistribution) -> bool:
     from ..dist.family import closed_kl
     if closed_kl(q.family, p.family) is not None:
         return True
     return torch_kl._dispatch_kl(q.family.pyro_cls, p.family.pyro_cls) is not NotImplemented
 
 
-def _log_prob_of(node, d) -> bool:
+def _log_prob_of(node: Loss, d: Distribution) -> bool:
     return type(node) is pdf.LogProb and node.p is d and node.sum_features and \
         node.feature_dims is None
 
 
-def _as_kl(e: Expectation):
+def _as_kl(e: Expectation) -> Optional[Loss]:
     """:math:`D_{KL}[q\\|p]` for :math:`\\mathbb{E}_q[\\log q - \\log p]`, else ``None``."""
     f, q = e.f, e.p
     if not isinstance(f, ops.SubLoss) or not _log_prob_of(f.a, q) or \

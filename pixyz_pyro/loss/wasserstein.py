@@ -4,8 +4,12 @@
 
     W(p, q) \\le \\mathbb{E}_{x \\sim p, y \\sim q} \\|x - y\\|
 """
+from typing import Callable, Optional
+
+import torch
 from torch.nn import PairwiseDistance
 
+from ..dist.distribution import Distribution
 from .sample_distance import SampleDistance
 
 
@@ -54,7 +58,9 @@ class WassersteinDistance(SampleDistance):
     2.101
     """
 
-    def __init__(self, p, q, metric=None):
+    def __init__(self, p: Distribution, q: Distribution,
+                 metric: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None
+                 ) -> None:
         super().__init__(p, q)
         self.metric = metric if metric is not None else PairwiseDistance(p=2)
         self._freeze()

@@ -37,13 +37,17 @@ drawn from the global RNG).
 import copy
 import os
 import tempfile
-from typing import Callable, Dict, Mapping, Sequence
+from typing import Callable, Dict, Mapping, Optional, Sequence, Union
 
 import torch
 
+from ..dist.distribution import Distribution
 from ..errors import CheckpointError
 from .checkpoint_optim import check_optimizer_state
 from .checkpoint_rng import check_rng_state, rng_state, set_rng_state
+
+#: What a checkpoint holds the state of, besides the distributions.
+Saveable = Union[torch.nn.Module, torch.optim.Optimizer]
 
 __all__ = ["FORMAT_VERSION", "atomic_save", "read_checkpoint", "check_compatible",
            "check_module_state", "check_optimizer_state", "check_rng_state",
@@ -173,8 +177,9 @@ def check_module_state(module: torch.nn.Module, state, what: str, path: str) -> 
                                   f"{s.dtype} in the file, {v.dtype} in the model")
 
 
-def check_compatible(ckpt: Dict, distributions: Sequence[torch.nn.Module], path: str,
-                     optimizer=None, extras: Mapping[str, object] = None) -> None:
+def check_compatible(ckpt: Dict, distributions: Sequence[Distribution], path: str,
+                     optimizer: Optional[torch.optim.Optimizer] = None,
+                     extras: Optional[Mapping[str, Saveable]] = None) -> None:
     """Raise :class:`CheckpointError` unless everything in ``ckpt`` fits the model:
     the entries, the distributions, the optimizer, the extras, the counters and the
     generator states.  Changes nothing."""
@@ -218,13 +223,14 @@ def check_compatible(ckpt: Dict, distributions: Sequence[torch.nn.Module], path:
 
 
 # --- applying ------------------------------------------------------------------------------
-def _current(objects: Sequence[object]) -> list:
+def _current(objects: Sequence[Saveable]) -> list:
     """Copies of the states of ``objects`` (modules and optimizers), to roll back to."""
     return [copy.deepcopy(o.state_dict()) for o in objects]
 
 
-def apply_checkpoint(ckpt: Dict, distributions: Sequence[torch.nn.Module], optimizer,
-                     extras: Mapping[str, object] = None) -> None:
+def apply_checkpoint(ckpt: Dict, distributions: Sequence[Distribution],
+                     optimizer: torch.optim.Optimizer,
+                     extras: Optional[Mapping[str, Saveable]] = None) -> None:
     """Apply a checkpoint that :func:`check_compatible` accepted: module states, optimizer
     states, then generator states, in one go.  If anything fails or is interrupted on
     the way, everything is put back as it was, and the error is re-raised."""

@@ -33,7 +33,7 @@ Adam keeps ['exp_avg', 'exp_avg_sq', 'step']
 """
 import math
 import numbers
-from typing import Dict, List, Mapping
+from typing import Callable, Dict, List, Mapping, Sequence, Tuple
 
 import torch
 
@@ -106,14 +106,16 @@ def _check_groups(optimizer, groups, what: str, path: str) -> List[List[int]]:
     return ids
 
 
-def _trial_states(optimizer, groups) -> List[List[Dict]]:
+def _trial_states(optimizer: torch.optim.Optimizer, groups: Sequence[Dict]
+                  ) -> List[List[Tuple[Dict, Dict]]]:
     """Step 4's reference: the states (before and after one step) of a fresh optimizer
     of the model's class, with the file's hyperparameters, over zero copies of the
     model's parameters, per group and parameter."""
     dummies = [[torch.zeros_like(p, requires_grad=True) for p in og["params"]]
                for og in optimizer.param_groups]
-    trial = type(optimizer)([{**{k: v for k, v in g.items() if k != "params"}, "params": d}
-                             for g, d in zip(groups, dummies)])
+    make: Callable[..., torch.optim.Optimizer] = type(optimizer)  # a subclass: no defaults
+    trial = make([{**{k: v for k, v in g.items() if k != "params"}, "params": d}
+                  for g, d in zip(groups, dummies)])
     before = [[dict(trial.state.get(p, {})) for p in d] for d in dummies]
     for d in dummies:
         for p in d:

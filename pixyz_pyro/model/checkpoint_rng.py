@@ -51,7 +51,7 @@ def rng_state() -> Dict:
     except ImportError:  # pragma: no cover - numpy comes with torch
         return state
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    state["numpy"] = (name, torch.from_numpy(keys.astype("int64")), int(pos),
+    state["numpy"] = (name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos),
                       int(has_gauss), float(cached))
     return state
 

@@ -39,7 +39,7 @@ draw the same numbers for the same seed (the tests and ``comparisons/`` set it).
 import functools
 import types
 import warnings
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Set, Union
 
 import torch
 
@@ -141,7 +141,7 @@ class CompiledStep:
         with warnings.catch_warnings():  # torch's own deprecation notes on first import
             warnings.simplefilter("ignore", DeprecationWarning)
             self._compiled = {k: compiler(own_code(f, k)) for k, f in self._eager.items()}
-        self._warm = set()
+        self._warm: Set[str] = set()
         self._marked = False  # cudagraph_mark_step_begin called once already
         self.failed: Optional[str] = None
 

@@ -25,7 +25,7 @@ checkpoints (:meth:`Model.save`) and pictures (:func:`is_main_process`).
 """
 import datetime
 import os
-from typing import Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -89,7 +89,7 @@ def init_from_env(device="cpu", timeout: float = 300.0) -> Tuple[int, int, int]:
                 f"Start with `torchrun --nproc_per_node=N ...` (see docs/distributed.md)")
         backend = backend_for(device)
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        extra = {}
+        extra: Dict[str, Any] = {}  # keyword arguments of init_process_group
         if backend == "nccl":  # bind this rank to its GPU (no guessing, no warning)
             torch.cuda.set_device(local_rank)
             extra["device_id"] = torch.device("cuda", local_rank)

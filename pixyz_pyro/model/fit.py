@@ -19,6 +19,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Sized
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 
@@ -229,10 +230,11 @@ def fit(model, train_data: Iterable, epochs: int, test_data: Optional[Iterable] 
     for epoch in range(history.epochs + 1, epochs + 1):
         start = time.perf_counter()
         batches = train_data() if callable(train_data) else train_data
-        total = len(batches) if hasattr(batches, "__len__") else per_epoch
+        total = len(batches) if isinstance(batches, Sized) else per_epoch
         bar = None if bar_class is None else bar_class(
             total=total, desc=f"epoch {epoch}/{epochs}", file=sys.stderr, leave=True)
-        sums, seen, steps = {}, 0, history.steps
+        sums: Dict[str, torch.Tensor] = {}  # running sums of the batch losses
+        seen, steps = 0, history.steps
         for batch in batches:
             x = _as_dict(batch, to_dict, inputs, "train_data")
             out = model.train(x)

@@ -25,7 +25,7 @@ import contextlib
 import copy
 import signal
 import threading
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, Iterator, List, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -148,7 +148,8 @@ def is_finite(read: float) -> bool:
     return read == read and read not in (float("inf"), float("-inf"))
 
 
-def nonfinite_error(value: torch.Tensor, terms, term_values: Dict, params: Dict[str, object],
+def nonfinite_error(value: torch.Tensor, terms, term_values: Dict,
+                    params: Mapping[str, torch.Tensor],
                     values: Dict, step: int, loss_text: str) -> NonFiniteError:
     """The error of a refused step: which terms, gradients and inputs are not finite.
 

@@ -17,12 +17,13 @@ the forward pass, and :class:`~pixyz_pyro.model.guard.StepGuard` puts back what 
 failed or refused step changed in the forward pass (running statistics; everything on
 the first step).
 """
-from typing import Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
 from ..dist.checks import settle, witnesses
+from ..dist.distribution import Distribution, DistributionList
 from ..errors import LossError, ModelError, passes_through, wrap_error
 from ..loss.base import Loss
 from ..loss.evaluate import run
@@ -39,10 +40,10 @@ from .checkpoint import (
     read_checkpoint,
     rng_state,
 )
-from .compile import compile_mode, compile_step, finite_check
+from .compile import CompiledStep, compile_mode, compile_step, finite_check
 from .fit import History, fit
 from .guard import StepGuard, deferred_interrupt, is_finite, nonfinite_error
-from .optim import build_optimizer
+from .optim import OptimizerSpec, build_optimizer
 
 
 def unique_parameters(modules: Iterable[nn.Module]) -> List[nn.Parameter]:
@@ -112,13 +113,15 @@ class Model:
     3.0
     """
 
-    def __init__(self, loss: Loss, test_loss: Optional[Loss] = None, distributions=(),
-                 optimizer=torch.optim.Adam, optimizer_params: Optional[Dict] = None,
+    def __init__(self, loss: Loss, test_loss: Optional[Loss] = None,
+                 distributions: Sequence[Distribution] = (),
+                 optimizer: OptimizerSpec = torch.optim.Adam,
+                 optimizer_params: Optional[Dict[str, Any]] = None,
                  clip_grad_norm: Optional[float] = None,
                  clip_grad_value: Optional[float] = None, retain_graph: bool = False,
                  compile: Union[bool, str] = False, skip_nonfinite: bool = False,
                  distributed: Optional[bool] = None, allow_unused: bool = False,
-                 rewrite: bool = False):
+                 rewrite: bool = False) -> None:
         if not isinstance(loss, Loss):
             raise LossError(f"Model needs a pixyz_pyro loss expression, got "
                             f"{type(loss).__name__}")
@@ -130,7 +133,7 @@ class Model:
         self._plan = compile_plan(self.loss_cls, rewrite=rewrite)
         self._test_plan = compile_plan(self.test_loss_cls, rewrite=rewrite)
         dists = list(distributions) if distributions else loss.distributions()
-        self.distributions = nn.ModuleList(dists)
+        self.distributions = DistributionList(dists)
         params = unique_parameters(dists)
         if not params:
             names = [getattr(d, "prob_text", type(d).__name__) for d in dists]
@@ -149,9 +152,10 @@ class Model:
         self.skipped_steps = 0
         self.step_count = 0
         self.compile = compile
-        self._compiled = None
+        self._compiled: Optional[CompiledStep] = None
         self._in_step = False
-        self._refused_value = self._last_value = None
+        self._refused_value: Optional[torch.Tensor] = None
+        self._last_value: Optional[torch.Tensor] = None
         self._modules = list(self.distributions.modules())
         self.ddp = _dist.data_parallel(self.distributions, distributed)
         self.distributed = self.ddp is not None
@@ -215,11 +219,13 @@ class Model:
         self._in_step = True
         try:
             if self._step(train_x_dict, average_across_ranks, kwargs) is None:
+                assert self._refused_value is not None  # set by the refusal
                 return self._refused_value
         finally:
             self._in_step = False
         if self.compile and self._compiled is None:
             self._try_compile()
+        assert self._last_value is not None  # set by the step
         return self._last_value
 
     def _step(self, x_dict, average_across_ranks: bool, kwargs: Dict):
@@ -321,6 +327,7 @@ class Model:
         modules = [m for d in plan.distributions if isinstance(d, nn.Module)
                    for m in d.modules()]
         modes = [(m, m.training) for m in modules]
+        value: Any  # a tensor: the loss of a model has distributions
         for m in modules:  # the other modules the test loss reaches: eval for the call
             m.training = False
         try:

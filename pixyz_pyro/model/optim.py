@@ -7,12 +7,19 @@ optimizer per parameter tensor.  Per-parameter updates such as Adam's are elemen
 so the result is identical.
 """
 import inspect
-from typing import Dict, Iterable, Optional
+from typing import TYPE_CHECKING, Dict, Iterable, Optional, Type, Union
 
 import torch
 
 from ..errors import PixyzError
 
+if TYPE_CHECKING:
+    from pyro.optim import PyroOptim
+
+
+#: An optimizer as Model takes it: a ``torch.optim.Optimizer`` subclass (built with
+#: ``optimizer_params``), or a Pyro optimizer instance such as ``pyro.optim.Adam({...})``.
+OptimizerSpec = Union[Type[torch.optim.Optimizer], "PyroOptim"]
 
 class OptimizerError(PixyzError, TypeError):
     """The optimizer argument is not a class, a Pyro optimizer, or has bad arguments."""
@@ -26,7 +33,7 @@ def _pyro_optim_type():
         return ()
 
 
-def build_optimizer(optimizer, params: Iterable[torch.nn.Parameter],
+def build_optimizer(optimizer: OptimizerSpec, params: Iterable[torch.nn.Parameter],
                     optimizer_params: Optional[Dict] = None) -> torch.optim.Optimizer:
     """A single torch optimizer over ``params``.
 

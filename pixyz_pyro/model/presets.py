@@ -6,13 +6,16 @@
 * ``GAN``: the generator side of ``AdversarialJensenShannon(p_data, p, d)``; the
   discriminator has its own optimizer and parameter group, stepped by the model.
 """
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
+from ..dist.distribution import Distribution
 from ..dist.special import EmpiricalDistribution
 from ..errors import NonFiniteError
 from ..loss import ELBO, AdversarialJensenShannon, AdversarialWassersteinDistance, LogProb
+from ..loss.adversarial import AdversarialLoss
+from ..loss.base import Loss
 from . import distributed as _dist
 from .arguments import check_distribution, check_no_closure
 from .compile import finite_check
@@ -23,10 +26,13 @@ from .guard import (
     snapshot_module_and_optimizer,
 )
 from .model import Model, unique_parameters
-from .optim import build_optimizer
+from .optim import OptimizerSpec, build_optimizer
+
+#: The other distributions a preset trains: one, several, or none.
+Others = Union[None, Distribution, List[Distribution], Tuple[Distribution, ...]]
 
 
-def _as_list(x) -> list:
+def _as_list(x: Others) -> List[Distribution]:
     if x is None:
         return []
     return list(x) if isinstance(x, (list, tuple)) else [x]
@@ -88,10 +94,12 @@ class VAE(Model):
     0.7
     """
 
-    def __init__(self, encoder, decoder, other_distributions: Sequence = (),
-                 regularizer=None, optimizer=torch.optim.Adam,
-                 optimizer_params: Optional[Dict] = None, clip_grad_norm=None,
-                 clip_grad_value=None, **kwargs):
+    def __init__(self, encoder: Distribution, decoder: Distribution,
+                 other_distributions: Others = (), regularizer: Optional[Loss] = None,
+                 optimizer: OptimizerSpec = torch.optim.Adam,
+                 optimizer_params: Optional[Dict[str, Any]] = None,
+                 clip_grad_norm: Optional[float] = None, clip_grad_value: Optional[float] = None,
+                 **kwargs: Any) -> None:
         check_distribution("encoder", encoder, "VAE")
         check_distribution("decoder", decoder, "VAE")
         distributions = [encoder, decoder] + _as_list(other_distributions)
@@ -162,9 +170,11 @@ class VI(Model):
     (0.5, 0.7)
     """
 
-    def __init__(self, p, approximate_dist, other_distributions: Sequence = (),
-                 optimizer=torch.optim.Adam, optimizer_params: Optional[Dict] = None,
-                 clip_grad_norm=None, clip_grad_value=None, **kwargs):
+    def __init__(self, p: Distribution, approximate_dist: Distribution,
+                 other_distributions: Others = (), optimizer: OptimizerSpec = torch.optim.Adam,
+                 optimizer_params: Optional[Dict[str, Any]] = None,
+                 clip_grad_norm: Optional[float] = None, clip_grad_value: Optional[float] = None,
+                 **kwargs: Any) -> None:
         check_distribution("p", p, "VI")
         check_distribution("approximate_dist", approximate_dist, "VI")
         distributions = [approximate_dist] + _as_list(other_distributions)
@@ -222,9 +232,11 @@ class ML(Model):
     (3.058, 2.056)
     """
 
-    def __init__(self, p, other_distributions: Sequence = (), optimizer=torch.optim.Adam,
-                 optimizer_params: Optional[Dict] = None, clip_grad_norm=None,
-                 clip_grad_value=None, **kwargs):
+    def __init__(self, p: Distribution, other_distributions: Others = (),
+                 optimizer: OptimizerSpec = torch.optim.Adam,
+                 optimizer_params: Optional[Dict[str, Any]] = None,
+                 clip_grad_norm: Optional[float] = None, clip_grad_value: Optional[float] = None,
+                 **kwargs: Any) -> None:
         check_distribution("p", p, "ML")
         distributions = [p] + _as_list(other_distributions)
         loss = -LogProb(p).mean()
@@ -294,10 +306,15 @@ class GAN(Model):
     1.3863
     """
 
-    def __init__(self, p, discriminator, optimizer=torch.optim.Adam,
-                 optimizer_params: Optional[Dict] = None, d_optimizer=torch.optim.Adam,
-                 d_optimizer_params: Optional[Dict] = None, clip_grad_norm=None,
-                 clip_grad_value=None, loss=None, **kwargs):
+    loss_cls: AdversarialLoss
+
+    def __init__(self, p: Distribution, discriminator: Distribution,
+                 optimizer: OptimizerSpec = torch.optim.Adam,
+                 optimizer_params: Optional[Dict[str, Any]] = None,
+                 d_optimizer: OptimizerSpec = torch.optim.Adam,
+                 d_optimizer_params: Optional[Dict[str, Any]] = None,
+                 clip_grad_norm: Optional[float] = None, clip_grad_value: Optional[float] = None,
+                 loss: Optional[AdversarialLoss] = None, **kwargs: Any) -> None:
         check_distribution("p", p, "GAN")
         check_distribution("discriminator", discriminator, "GAN")
         check_no_closure(d_optimizer, "d_optimizer", "GAN")
@@ -313,7 +330,9 @@ class GAN(Model):
         if self.ddp is not None:  # the discriminator is trained outside DDP: same start
             _dist.broadcast_from_rank0(discriminator)
 
-    def train(self, train_x_dict=None, adversarial_loss: bool = True, **kwargs):
+    # Pixyz's GAN.train returns (loss, d_loss): not the base class's one tensor
+    def train(self, train_x_dict=None, adversarial_loss: bool = True,  # type: ignore[override]
+              **kwargs):
         d_loss = saved = None
         if adversarial_loss:
             self.discriminator.train()

@@ -32,6 +32,8 @@ class ActNorm(TransformModule):
     tensor([-12.1109, -12.1109, -12.1109, -12.1109], grad_fn=<ExpandBackward0>)
     """
 
+    initialized: torch.Tensor  # a buffer
+
     domain = constraints.independent(constraints.real, 3)
     codomain = constraints.independent(constraints.real, 3)
     bijective = True

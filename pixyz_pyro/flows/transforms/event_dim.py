@@ -18,10 +18,11 @@ class EventDimTransform(Transform):
     def event_dim(self, value: int) -> None:
         self._event_dim = value
 
+    # torch declares domain/codomain as class attributes; here they follow event_dim
     @property
-    def domain(self):
+    def domain(self) -> constraints.Constraint:  # type: ignore[override]
         return constraints.independent(constraints.real, self.event_dim)
 
     @property
-    def codomain(self):
+    def codomain(self) -> constraints.Constraint:  # type: ignore[override]
         return constraints.independent(constraints.real, self.event_dim)

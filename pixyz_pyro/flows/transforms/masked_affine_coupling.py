@@ -180,7 +180,8 @@ class MaskedAffineCoupling(ConditionedMaskedAffineCoupling, TransformModule, Con
         args = (x_masked,) if context is None else (x_masked, context)
         if self.scale_translate_net is not None:
             log_scale, shift = self.scale_translate_net(*args)
-        else:
+        else:  # both given: checked by the constructor
+            assert self.scale_net is not None and self.translate_net is not None
             log_scale, shift = self.scale_net(*args), self.translate_net(*args)
         if flatten:
             log_scale = log_scale.reshape(lead + log_scale.shape[1:])
