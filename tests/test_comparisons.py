@@ -156,8 +156,12 @@ def test_scaling_flags_an_implementation_with_another_objective():
 
 
 def test_log_log_slope_and_where_a_ratio_settles():
+    import doctest
+
+    from comparisons.scaling import fit
     from comparisons.scaling.fit import settles_at, slope
 
+    assert doctest.testmod(fit).failed == 0
     sizes = [1, 2, 4, 8, 16]
     assert slope(sizes, [3.0 * n ** 0.5 for n in sizes]) == pytest.approx(0.5)
     assert slope(sizes, [7.0] * 5) == pytest.approx(0.0)
@@ -186,3 +190,15 @@ def test_memory_measures_count_what_a_step_allocates():
     assert memory.python_peak(lambda: list(range(100_000))) >= 100_000 * 8
     if torch.cuda.is_available():
         assert memory.cuda_peak(lambda: torch.ones(n, device="cuda").sum()) >= 4 * n
+
+
+def test_a_full_size_point_sizes_its_rounds_from_its_warm_up():
+    from comparisons.scaling import factors
+    from comparisons.scaling.runner import MAX_ROUNDS, MAX_STEPS, MIN_ROUNDS, run_size
+
+    point = run_size(factors.CURVE, 2, seconds=0.2)  # not --quick: two warm-up steps
+    assert MIN_ROUNDS <= point["rounds"] <= MAX_ROUNDS and 1 <= point["steps"] <= MAX_STEPS
+    assert set(point["memory"]) == set(factors.IMPLEMENTATIONS)
+    for m in point["memory"].values():
+        assert m["device_bytes"] is None or m["device_bytes"] >= 0
+    assert all(c["ok"] for c in point["check"].values())

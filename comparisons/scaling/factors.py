@@ -91,7 +91,8 @@ class Pixyz:
         device = chain.root.device
         root = Normal(loc=chain.root, scale=torch.tensor(1.0, device=device), var=["x0"],
                       name="p_{0}")
-        factors = [root] + [Link(k, link) for k, link in enumerate(chain.links, start=1)]
+        factors = [root] + [Link(k, link).to(device)  # its fixed scale too
+                            for k, link in enumerate(chain.links, start=1)]
         joint = reduce(lambda a, b: a * b, factors)
         self.model = Model(-LogProb(joint).mean(), distributions=factors,
                            optimizer=torch.optim.Adam, optimizer_params={"lr": lr})

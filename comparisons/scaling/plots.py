@@ -18,6 +18,19 @@ def _pyplot():
     return plt
 
 
+def _size_axis(ax, sizes, label: str, log_y: bool = True) -> None:
+    """Log x axis ticked at the sizes, written plainly (log y axis with ``log_y``)."""
+    from matplotlib.ticker import NullLocator
+
+    ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xticks(list(sizes))
+    ax.set_xticklabels([str(s) for s in sizes], fontsize=7)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel(label)
+
+
 def curve_chart(curve: Dict, path: Path) -> Path:
     plt = _pyplot()
     pts = curve["points"]
@@ -34,14 +47,11 @@ def curve_chart(curve: Dict, path: Path) -> Path:
         rmed = [q["median"] for q in r]
         rerr = [[a - q["q1"] for a, q in zip(rmed, r)], [q["q3"] - a for a, q in zip(rmed, r)]]
         right.errorbar(sizes, rmed, yerr=rerr, marker="o", capsize=2, label=name)
-    left.set_xscale("log")
-    left.set_yscale("log")
-    left.set_xlabel(curve["axis"])
+    _size_axis(left, sizes, curve["axis"])
     left.set_ylabel("ms per step")
     left.legend(fontsize=7)
-    right.set_xscale("log")
+    _size_axis(right, sizes, curve["axis"], log_y=False)
     right.axhline(1.0, color="black", linewidth=0.8)
-    right.set_xlabel(curve["axis"])
     right.set_ylabel(f"time / {curve['reference']}")
     fig.suptitle(curve["title"], fontsize=10)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -52,22 +62,24 @@ def curve_chart(curve: Dict, path: Path) -> Path:
 def _panels(curves: Dict[str, Dict], path: Path, value: Callable[[Dict, str], float],
             ylabel: str, title: str) -> Path:
     plt = _pyplot()
-    fig, axes = plt.subplots(1, max(1, len(curves)), figsize=(4 * max(1, len(curves)), 3.8),
+    fig, axes = plt.subplots(1, max(1, len(curves)), figsize=(4.6 * max(1, len(curves)), 4),
                              squeeze=False)
     for ax, curve in zip(axes[0], curves.values()):
         pts = curve["points"]
+        drawn = False
         for name in (pts[0]["timing"] if pts else {}):
             xy = [(p["size"], value(p, name)) for p in pts]
             xy = [(x, y) for x, y in xy if y is not None and y > 0]  # log axes
             if xy:
                 ax.plot(*zip(*xy), marker="o", label=name)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(curve["axis"])
+                drawn = True
+        _size_axis(ax, [p["size"] for p in pts], curve["axis"])
         ax.set_ylabel(ylabel)
         ax.set_title(curve["name"], fontsize=9)
-        ax.legend(fontsize=6)
+        if drawn:  # nothing above zero (e.g. no page faulted in): an empty panel
+            ax.legend(fontsize=6)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
