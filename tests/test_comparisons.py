@@ -3,8 +3,10 @@ written.  Timings are never asserted (``--quick`` sizes are a smoke test, not a
 measurement)."""
 import json
 
+import pyro
 import pytest
 import torch
+from pyro.infer.util import is_validation_enabled
 
 from comparisons import extras, table1
 from comparisons.vae import TorchBCE, mc_reference, reference_weights
@@ -16,7 +18,9 @@ def _restore_torch_settings():
     threads = torch.get_num_threads()
     fallback = torch._inductor.config.fallback_random
     limit = torch._dynamo.config.recompile_limit
+    pyro_validation = is_validation_enabled()
     yield
+    pyro.enable_validation(pyro_validation)  # the comparisons turn Pyro's off
     torch._dynamo.config.recompile_limit = limit
     torch.set_num_threads(threads)
     torch.set_flush_denormal(False)
