@@ -3,8 +3,10 @@ written.  Timings are never asserted (``--quick`` sizes are a smoke test, not a
 measurement)."""
 import json
 
+import pyro
 import pytest
 import torch
+from pyro.infer.util import is_validation_enabled
 
 from comparisons import extras, table1
 from comparisons.vae import TorchBCE, mc_reference, reference_weights
@@ -16,7 +18,9 @@ def _restore_torch_settings():
     threads = torch.get_num_threads()
     fallback = torch._inductor.config.fallback_random
     limit = torch._dynamo.config.recompile_limit
+    pyro_validation = is_validation_enabled()
     yield
+    pyro.enable_validation(pyro_validation)  # the comparisons turn Pyro's off
     torch._dynamo.config.recompile_limit = limit
     torch.set_num_threads(threads)
     torch.set_flush_denormal(False)
@@ -96,3 +100,109 @@ def test_extras_quick_writes_dmm_formula_and_scaling(tmp_path):
     md = (tmp_path / "extras.md").read_text()
     assert "IterativeLoss over T=5" in md and "Building a 50-term loss" in md
     assert json.loads((tmp_path / "extras.json").read_text())["dmm"]["T"] == 5
+
+
+# --- scaling curves (python -m comparisons.scaling) -------------------------------------------
+def test_scaling_quick_checks_every_curve_and_writes_its_outputs(tmp_path):
+    from comparisons.scaling.cli import CURVES
+    from comparisons.scaling.cli import main as scaling_main
+
+    result = scaling_main(["--quick", "--out", str(tmp_path)])
+    assert list(result["curves"]) == ["factors", "batch", "particles", "sequence"]
+    assert result["meta"]["threads"] == 1 and result["meta"]["quick"]
+    for name, curve in result["curves"].items():
+        ref = CURVES[name].reference
+        assert [p["size"] for p in curve["points"]] == list(CURVES[name].quick_sizes)
+        for p in curve["points"]:
+            impls = list(p["timing"])
+            assert ref in impls and any("pixyz" in n for n in impls)
+            assert any("Pyro" in n for n in impls)  # each curve has a Pyro implementation
+            for n, c in p["check"].items():
+                assert c["ok"] and c["relative"] <= 1e-6, (name, p["size"], n, c)
+            assert p["timing"][ref]["ratio"]["median"] == 1.0
+            assert p["timing"][ref]["overhead_ms"]["median"] == 0.0
+            assert (p["rounds"], p["steps"]) == (2, 1)
+            assert len(p["timing"][ref]["ms"]) == 3  # median and quartiles
+            for n in impls:
+                assert p["build_s"][n] > 0 and p["first_step_s"][n] > 0
+                assert p["memory"][n]["python_bytes"] > 0
+                assert p["memory"][n]["what"] == "resident set"
+        md = (tmp_path / f"scaling_{name}.md").read_text()
+        assert curve["title"] in md and "slope, all sizes" in md
+        assert (tmp_path / f"scaling_{name}.png").stat().st_size > 1000
+    for name in ("memory", "build"):
+        md = (tmp_path / f"scaling_{name}.md").read_text()
+        assert all(c["title"] in md for c in result["curves"].values())
+        assert (tmp_path / f"scaling_{name}.png").stat().st_size > 1000
+    saved = json.loads((tmp_path / "scaling.json").read_text())
+    assert [p["size"] for p in saved["curves"]["sequence"]["points"]] == [2, 4]
+
+
+def test_scaling_flags_an_implementation_with_another_objective():
+    from comparisons.scaling import factors
+    from comparisons.scaling.curve import Curve
+    from comparisons.scaling.runner import run_size
+
+    class Doubled(factors.Handwritten):
+        def loss(self, data):
+            return 2 * super().loss(data)
+
+    def setup(k, device, quick):
+        s = factors.setup(k, device, quick)
+        chain = factors.Chain(k, factors.DIM)
+        return type(s)({**s.factories, "doubled": lambda: Doubled(chain)}, s.data)
+
+    curve = Curve("wrong", "t", "K", (2,), (2,), "hand-written PyTorch", setup)
+    point = run_size(curve, 2, seconds=1.0, quick=True)
+    assert point["check"]["pixyz_pyro Model"]["ok"]
+    assert not point["check"]["doubled"]["ok"]
+    assert point["check"]["doubled"]["relative"] > 0.5
+
+
+def test_log_log_slope_and_where_a_ratio_settles():
+    import doctest
+
+    from comparisons.scaling import fit
+    from comparisons.scaling.fit import settles_at, slope
+
+    assert doctest.testmod(fit).failed == 0
+    sizes = [1, 2, 4, 8, 16]
+    assert slope(sizes, [3.0 * n ** 0.5 for n in sizes]) == pytest.approx(0.5)
+    assert slope(sizes, [7.0] * 5) == pytest.approx(0.0)
+    assert slope([4], [1.0]) is None and slope([1, 2], [1.0, 0.0]) is None
+    assert settles_at(sizes, [2.0, 1.2, 1.04, 1.1, 1.0], 1.05) == 16
+    assert settles_at(sizes, [2.0, 1.2, 1.04, 1.01, 1.0], 1.05) == 4
+    assert settles_at(sizes, [1.0, 1.0, 1.0, 1.0, 1.2], 1.05) is None
+
+
+def test_rounds_fit_the_seconds_within_their_bounds():
+    from comparisons.scaling.runner import MAX_ROUNDS, MAX_STEPS, MIN_ROUNDS, plan_rounds
+
+    assert plan_rounds(10.0, 0.1) == (MAX_ROUNDS, 10)  # 10 x 10 x 0.1 s = 10 s
+    assert plan_rounds(1.0, 0.5) == (MIN_ROUNDS, 1)  # at least 3 rounds of one step
+    assert plan_rounds(-5.0, 0.5) == (MIN_ROUNDS, 1)  # over budget: the minimum
+    assert plan_rounds(1e6, 1e-3) == (MAX_ROUNDS, MAX_STEPS)
+
+
+def test_memory_measures_count_what_a_step_allocates():
+    from comparisons.scaling import memory
+
+    n = 16 * 2 ** 20  # 64 MB of float32, written to
+    peak = memory.resident_peak(lambda: torch.ones(n).sum())
+    if peak is not None:  # None where /proc/self/clear_refs cannot be written
+        assert 60 * 2 ** 20 <= peak <= 256 * 2 ** 20
+    assert memory.python_peak(lambda: list(range(100_000))) >= 100_000 * 8
+    if torch.cuda.is_available():
+        assert memory.cuda_peak(lambda: torch.ones(n, device="cuda").sum()) >= 4 * n
+
+
+def test_a_full_size_point_sizes_its_rounds_from_its_warm_up():
+    from comparisons.scaling import factors
+    from comparisons.scaling.runner import MAX_ROUNDS, MAX_STEPS, MIN_ROUNDS, run_size
+
+    point = run_size(factors.CURVE, 2, seconds=0.2)  # not --quick: two warm-up steps
+    assert MIN_ROUNDS <= point["rounds"] <= MAX_ROUNDS and 1 <= point["steps"] <= MAX_STEPS
+    assert set(point["memory"]) == set(factors.IMPLEMENTATIONS)
+    for m in point["memory"].values():
+        assert m["device_bytes"] is None or m["device_bytes"] >= 0
+    assert all(c["ok"] for c in point["check"].values())

@@ -1,4 +1,5 @@
-"""Per-step overhead against the number of factors in a joint (1, 4, 16, 64).
+"""Per-step overhead against the number of factors in a joint (1, 4, 16, 64), for
+:mod:`comparisons.extras` (the full curves, against Pyro too, are in :mod:`.factors`).
 
 The joint :math:`p(x_1, \\dots, x_K) = \\prod_k \\mathcal{N}(x_k | \\mu_k, 1)` with a
 learnable :math:`\\mu_k` per factor is fitted by maximum likelihood, ``Model`` on
@@ -18,7 +19,7 @@ from pixyz_pyro.dist import Normal
 from pixyz_pyro.loss import LogProb
 from pixyz_pyro.model import Model
 
-from .timing import interleaved, quartiles, summarise
+from ..timing import interleaved, quartiles, summarise
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
