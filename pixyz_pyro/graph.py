@@ -5,7 +5,7 @@ factor defines its ``var`` given its ``cond_var``.  The factors form a directed 
 graph with an edge ``c -> v`` for each conditioning variable ``c`` of the factor that
 defines ``v``.  :class:`Graph` is immutable: combining or renaming returns a new graph.
 """
-from typing import Dict, Generic, Hashable, List, Sequence, Tuple, TypeVar, Union
+from typing import Callable, Dict, Generic, Hashable, List, Sequence, Tuple, TypeVar, Union
 
 from .errors import GraphError
 
@@ -20,8 +20,10 @@ class Graph(Generic[K]):
     factors : sequence of (key, var, cond_var)
         ``key`` identifies the factor (any hashable, typically the distribution),
         ``var`` the variables it defines and ``cond_var`` those it conditions on.
-    names : sequence of str, optional
-        Display names of the factors, used in error messages.
+    names : sequence of str, or a function returning one, optional
+        Display names of the factors, used in error messages only (a function is called
+        only then: naming every factor of every partial product of a long chain cost more
+        than the rest of building it).
 
     Examples
     --------
@@ -32,12 +34,12 @@ class Graph(Generic[K]):
     (('x', 'z'), ())
     """
 
-    __slots__ = ("_factors", "_names", "order", "var", "cond_var", "_defined_by")
+    __slots__ = ("_factors", "_name_source", "order", "var", "cond_var", "_defined_by")
 
     def __init__(self, factors: Sequence[Tuple[K, Sequence[str], Sequence[str]]],
-                 names: Sequence[str] = ()):
+                 names: Union[Sequence[str], Callable[[], Sequence[str]]] = ()):
         self._factors = tuple((k, tuple(v), tuple(c)) for k, v, c in factors)
-        self._names = tuple(names) or tuple(str(k) for k, _, _ in self._factors)
+        self._name_source = names
         defined: Dict[str, int] = {}
         for i, (_, var, _) in enumerate(self._factors):
             for v in var:
@@ -57,6 +59,13 @@ class Graph(Generic[K]):
         for _, _, cs in self._factors:
             cond.extend(c for c in cs if c not in defined and c not in cond)
         self.cond_var = tuple(cond)
+
+    @property
+    def _names(self) -> Tuple[str, ...]:
+        """The factors' display names (for messages)."""
+        source = self._name_source
+        names = tuple(source() if callable(source) else source)
+        return names or tuple(str(k) for k, _, _ in self._factors)
 
     def _toposort(self) -> List[int]:
         n = len(self._factors)

@@ -10,7 +10,7 @@ joint log-density is the sum of its factors' log-densities:
 
 ``replace_var`` and ``marginalize_var`` return new objects and never modify their input.
 """
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
@@ -39,16 +39,20 @@ class MultiplyDistribution(Distribution):
                 raise TypeError(f"only distributions can be multiplied, got {type(d).__name__}")
         factors = a.factors() + b.factors()
         graph = Graph([(i, f.var, f.cond_var) for i, f in enumerate(factors)],
-                      names=[f.prob_text for f in factors])
+                      names=lambda: [f.prob_text for f in factors])
         _check_marginals(factors)
         super().__init__(var=list(graph.var), cond_var=list(graph.cond_var), name=a.name)
         self._factors = DistributionList(factors)
         self._order = tuple(factors[i] for i in graph.order)
-        self._print_order = tuple(factors[i] for i in graph.print_order)
         self._graph = graph
 
     def factors(self) -> List[Distribution]:
         return list(self._factors)
+
+    @property
+    def _print_order(self) -> Tuple[Distribution, ...]:
+        """The factors in the order Pixyz prints them (worked out when printing)."""
+        return tuple(self._factors[i] for i in self._graph.print_order)
 
     @property
     def input_var(self) -> List[str]:
@@ -114,7 +118,9 @@ def _check_marginals(factors: List[Distribution]) -> None:
     """A factor may not condition on a variable that another factor marginalized out:
     the product would read a different, unbound variable of the same name."""
     for m in factors:
-        gone = getattr(m, "_marginalized", ())
+        gone = vars(m).get("_marginalized", ())  # not nn.Module's slow __getattr__
+        if not gone:  # the usual case: nothing marginalized, nothing to compare
+            continue
         for f in factors:
             used = [v for v in f.cond_var if v in gone] if f is not m else []
             if used:
