@@ -1,0 +1,138 @@
+"""Discrete guide sites summed out exactly, as ``TraceEnum_ELBO`` sums them.
+
+A site marked ``infer={"enumerate": "parallel"}`` (by hand or by ``config_enumerate``) in a
+function wrapped with :func:`~pixyz_pyro.infer.from_pyro`, or a variable listed in
+:func:`~pixyz_pyro.infer.enumerated`, is not drawn inside an expectation: the expectation
+runs over every value of its support, weighted by its probability,
+
+.. math::
+
+    \\mathbb{E}_{q(y, z|x)}[f] = \\sum_{y} q(y|x)\\,\\mathbb{E}_{q(z|x, y)}[f(x, y, z)],
+
+which is what ``TraceEnum_ELBO`` computes for a guide-side enumerated site: the same value
+and the same gradient (the weights :math:`q(y|x)` carry the classifier's gradient, with no
+score-function term).
+
+The guide runs once under Pyro's own ``EnumMessenger`` (so its other draws are Pyro's
+draws, of shape ``(K, B, ...)``), and the :math:`K` values of the enumerated dims are
+folded into the batch, enumeration-major: ``(K, B, ...) -> (K * B, ...)``, with every
+input repeated ``K`` times.  The body is evaluated once on the ``K * B`` rows, multiplied
+by the weights and summed over the ``K`` values (the ``Expectation`` handler of
+:mod:`pixyz_pyro.loss.evaluate`).  The scoring of the
+guide at the folded values reads the very same trace (:func:`folded_log_prob`).
+
+Scope: the enumerated sites and the sites that depend on them sit in the data plate at
+dim ``-1`` (one value per row, as everywhere in pixyz_pyro); other plates get a
+:class:`~pixyz_pyro.errors.LossError`.  The enumeration dims start at
+``-1 - max_plate_nesting`` (``from_pyro(..., max_plate_nesting=...)``), as in
+``TraceEnum_ELBO(max_plate_nesting=...)``.
+"""
+import math
+from typing import Dict, List, NamedTuple, Optional, Tuple
+
+import torch
+from pyro.distributions.util import scale_and_mask
+
+from ..errors import LossError
+
+
+class EnumLayout(NamedTuple):
+    """The enumeration dims of one trace, left of the data plate."""
+
+    shape: Tuple[int, ...]  # the sizes of dims (first enum dim ... -2), 1 where unused
+    rows: int  # the data plate's size
+
+    @property
+    def k(self) -> int:
+        return math.prod(self.shape)
+
+
+def enumerated_sites(trace) -> List[str]:
+    """The sample sites that Pyro's ``EnumMessenger`` enumerated in ``trace``."""
+    return [n for n, s in trace.nodes.items()
+            if s["type"] == "sample" and s["infer"].get("_enumerate_dim") is not None]
+
+
+def _batch_part(site) -> Tuple[int, ...]:
+    v = site["value"]
+    return tuple(v.shape[:v.dim() - site["fn"].event_dim])
+
+
+def layout(trace, names, frame, rows: Optional[int], who: str) -> EnumLayout:
+    """The :class:`EnumLayout` of ``trace`` (``names``: its sample sites), checking the
+    scope of the module docstring."""
+    enum = enumerated_sites(trace)
+    first = min(trace.nodes[n]["infer"]["_enumerate_dim"] for n in enum)
+    for n in names:
+        site = trace.nodes[n]
+        plates = [f for f in site["cond_indep_stack"] if f.vectorized]
+        if any(frame is None or f.name != frame.name or f.dim != -1 for f in plates):
+            found = sorted({(f.name, f.dim) for f in plates})
+            raise LossError(f"{who}: enumerating {enum} needs every site in one data plate "
+                            f"at dim -1; the site \"{n}\" is in the plates {found}")
+    size = frame.size if frame is not None and frame.size > 0 else rows
+    shape = [1] * (-1 - first)
+    for n in names:
+        site = trace.nodes[n]
+        batch = _batch_part(site)
+        if not site["cond_indep_stack"]:
+            if n in enum:
+                raise LossError(f"{who}: the enumerated site \"{n}\" is outside the data "
+                                f"plate; enumeration sums out sites of the data plate")
+            continue  # a global site: as in Pyro, it cannot depend on the plate's sites
+        lead = batch[:-1]
+        for i, d in enumerate(lead[::-1]):
+            if i < len(shape) and d > 1:
+                shape[-1 - i] = max(shape[-1 - i], d)
+    return EnumLayout(tuple(shape), size or 1)
+
+
+def fold_site_value(t: torch.Tensor, event_dim: int, lay: EnumLayout) -> torch.Tensor:
+    """A site value of batch shape ``(..enum.., B)`` (or broadcastable) as ``(K * B, *event)``."""
+    event = t.shape[t.dim() - event_dim:]
+    full = len(lay.shape) + 1 + event_dim
+    t = t.reshape((1,) * (full - t.dim()) + tuple(t.shape))
+    return t.expand(*lay.shape, lay.rows, *event).reshape(lay.k * lay.rows, *event)
+
+
+def fold_inputs(values: Dict, lay: EnumLayout) -> Dict:
+    """Every batched tensor of ``values`` repeated ``K`` times, enumeration-major."""
+    out = dict(values)
+    for k, v in values.items():
+        if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == lay.rows:
+            out[k] = v.unsqueeze(0).expand(lay.k, *v.shape).reshape(lay.k * v.shape[0],
+                                                                    *v.shape[1:])
+    return out
+
+
+def _folded_rows(lp: torch.Tensor, site, frame, lay: EnumLayout) -> torch.Tensor:
+    inside = frame is not None and any(f.name == frame.name for f in site["cond_indep_stack"])
+    if not inside:  # a global term, spread over the rows (see site_terms)
+        return (lp.sum() / lay.rows).expand(lay.k * lay.rows)
+    full = len(lay.shape) + 1
+    lp = lp.reshape((1,) * (full - lp.dim()) + tuple(lp.shape))
+    return lp.expand(*lay.shape, lay.rows).reshape(-1)
+
+
+def log_weight(trace, frame, lay: EnumLayout) -> torch.Tensor:
+    """:math:`\\log q(e|x)` per folded row: the enumerated sites' log-probabilities with
+    their masks, not their scales (as Pyro's Dice factors take them)."""
+    total = None
+    for n in enumerated_sites(trace):
+        site = trace.nodes[n]
+        lp = scale_and_mask(site["fn"].log_prob(site["value"]), 1.0, site["mask"])
+        lp = _folded_rows(lp, site, frame, lay)
+        total = lp if total is None else total + lp
+    return total
+
+
+def folded_log_prob(trace, names, frame, lay: EnumLayout, like: torch.Tensor) -> torch.Tensor:
+    """The log-density of the sites ``names`` per folded row (scales and masks as Pyro)."""
+    from .site_terms import site_log_prob
+    total = torch.zeros((), dtype=like.dtype, device=like.device).expand(lay.k * lay.rows)
+    for n in names:
+        site = trace.nodes[n]
+        lp = torch.as_tensor(site_log_prob(site))
+        total = total + _folded_rows(lp, site, frame, lay)
+    return total
+
