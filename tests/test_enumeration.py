@@ -132,3 +132,85 @@ def test_enumeration_needs_the_sites_in_the_data_plate_at_dim_minus_one():
 def test_max_plate_nesting_must_be_a_positive_int():
     with pytest.raises(ValueError, match=r"max_plate_nesting must be a positive int, got 0"):
         from_pyro(Mixture().guide, var=["y"], max_plate_nesting=0)
+
+
+# --- our own Categorical: enumerated(q, ["y"]) ---------------------------------------------------
+def _m2():
+    from _infer_models import m2
+    qz, qy, p, pz, py = m2()
+    return qz, qy, p * pz * py, torch.rand(B, 6)
+
+
+def test_an_enumerated_native_guide_is_trace_enum_elbos_on_its_programs():
+    from _infer_models import params_of
+
+    from pixyz_pyro.infer import enumerated, to_pyro
+    qz, qy, p, x = _m2()
+    q = enumerated(qz * qy, ["y"])
+    assert q.prob_text == "q(z,y|x)" and q.enumerated_var == ("y",)
+    model, guide = to_pyro(p, observed=["x"]), to_pyro(q)
+    params = params_of(qz, qy, p)
+    torch.manual_seed(1)
+    a, ga = value_and_grads(-ELBO(p, q).sum().eval({"x": x}), params)
+    torch.manual_seed(1)
+    b, gb = value_and_grads(
+        TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(model, guide, x=x), params)
+    assert rel_diff(a, b) < TOL and max_rel_grads(ga, gb) < TOL
+    assert float(torch.cat([g.flatten() for g in gb[-4:]]).abs().max()) > 0
+
+
+def test_an_enumerated_native_guide_trains_as_svi_with_trace_enum_elbo():
+    import copy
+
+    from _infer_models import params_of
+
+    from pixyz_pyro.infer import enumerated, to_pyro
+    from pixyz_pyro.model import Model
+    qz, qy, p, x = _m2()
+    qz2, qy2, p2 = copy.deepcopy(qz), copy.deepcopy(qy), copy.deepcopy(p)
+    model = Model(-ELBO(p, enumerated(qz * qy, ["y"])).sum(), distributions=[p, qz, qy],
+                  optimizer=pyro.optim.Adam({"lr": 0.01}))
+    svi = pyro.infer.SVI(to_pyro(p2, observed=["x"]), to_pyro(qz2 * qy2, enumerate=["y"]),
+                         pyro.optim.Adam({"lr": 0.01}),
+                         loss=TraceEnum_ELBO(max_plate_nesting=1))
+    torch.manual_seed(3)
+    ours = [float(model.train({"x": x})) for _ in range(10)]
+    torch.manual_seed(3)
+    theirs = [svi.step(x=x) for _ in range(10)]
+    assert rel_diff(torch.tensor(ours), torch.tensor(theirs)) < TOL
+    for u, v in zip(params_of(qz, qy, p), params_of(qz2, qy2, p2)):
+        assert rel_diff(u, v) < TOL
+
+
+def test_enumerated_sampling_is_q_sampling():
+    from pixyz_pyro.infer import enumerated
+    qz, qy, _, x = _m2()
+    q = enumerated(qz * qy, ["y"])
+    torch.manual_seed(5)
+    ours = q.sample({"x": x})
+    torch.manual_seed(5)
+    theirs = (qz * qy).sample({"x": x})
+    assert all(torch.equal(ours[k], theirs[k]) for k in ("y", "z"))
+
+
+def test_enumerated_refuses_what_it_cannot_sum_out():
+    from pixyz_pyro.dist import Bernoulli, Normal
+    from pixyz_pyro.errors import VariableError
+    from pixyz_pyro.infer import enumerated
+    qz, qy, _, x = _m2()
+    with pytest.raises(VariableError, match=r"^enumerated\(q\(z,y\|x\), \['w'\]\): name "
+                                            r"variables of q\(z,y\|x\); its variables are "
+                                            r"\['z', 'y'\]"):
+        enumerated(qz * qy, ["w"])
+    with pytest.raises(VariableError, match=r"q\(z\|x,y\) cannot be enumerated: it depends on "
+                                            r"\['y'\], which are drawn after it"):
+        enumerated(qz * qy, ["z"])
+    normal = Normal(loc="x", scale=1.0, var=["u"], cond_var=["x"], name="q")
+    with pytest.raises(LossError, match=r"^q\(u\|x\): q\(u\|x\) is a Normal, which has no "
+                                        r"finite support to enumerate"):
+        ELBO(normal, enumerated(normal, ["u"])).eval({"x": torch.zeros(B, 1)})
+    bits = Bernoulli(probs=0.5, var=["b"], features_shape=[4], name="q")
+    with pytest.raises(LossError, match=r"^q\(b\): q\(b\) has batch shape \(1, 4\) for 5 "
+                                        r"rows; only a variable with one discrete value per "
+                                        r"row \(a Categorical\) can be enumerated"):
+        ELBO(bits, enumerated(bits, ["b"])).eval({"x": x})

@@ -11,7 +11,7 @@ from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO, con
 from pyro_examples.ss_vae_M2 import SSVAE
 from pyro_examples.vae import VAE
 
-from pixyz_pyro.infer import SVILoss, from_pyro, pyro_elbo, to_pyro
+from pixyz_pyro.infer import SVILoss, enumerated, from_pyro, pyro_elbo, to_pyro
 from pixyz_pyro.infer import svi_loss as svi_loss_module
 from pixyz_pyro.infer.objective import objective
 from pixyz_pyro.loss import ELBO, IWAE, Expectation, KullbackLeibler, LogProb, Parameter
@@ -217,11 +217,36 @@ def test_ss_vae_score_function_surrogate_is_trace_elbo(ran):
     assert ran == ["Trace_ELBO"]
 
 
-def test_an_enumerating_to_pyro_guide_maps_to_trace_enum_elbo():
+def _m2():
     from _infer_models import m2
     qz, qy, p, pz, py = m2()
-    loss = -ELBO(p * pz * py, qz * qy).sum()
     model = to_pyro(p * pz * py, observed=["x"])
-    assert SVILoss(loss).route(model, to_pyro(qz * qy, enumerate=["y"])) == \
-        ("TraceEnum_ELBO", "")
-    assert SVILoss(loss).route(model, to_pyro(qz * qy)) == ("Trace_ELBO", "")
+    return qz, qy, p, pz, py, model, torch.rand(5, X)
+
+
+def test_an_enumerated_native_guide_maps_to_trace_enum_elbo(ran):
+    """``enumerated(q_z * q_y, ["y"])``: the direct executor sums y out, to_pyro marks y,
+    and SVILoss runs TraceEnum_ELBO on the two programs."""
+    qz, qy, p, pz, py, model, x = _m2()
+    q = enumerated(qz * qy, ["y"])
+    loss = -ELBO(p * pz * py, q).sum()
+    guide = to_pyro(q)
+    assert guide.enumerate == ["y"]
+    svi_loss = SVILoss(loss)
+    assert svi_loss.route(model, guide) == ("TraceEnum_ELBO", "")
+    params = params_of(qz, qy, p)
+    agree(lambda: svi_loss(model, guide, x=x), lambda: loss.eval({"x": x}), params)
+    assert ran == ["TraceEnum_ELBO"]
+    agree(lambda: loss.eval({"x": x}),
+          lambda: TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(model, guide, x=x),
+          params)
+
+
+def test_enumeration_on_one_side_only_falls_back():
+    qz, qy, p, pz, py, model, x = _m2()
+    plain = SVILoss(-ELBO(p * pz * py, qz * qy).sum())
+    name, why = plain.route(model, to_pyro(qz * qy, enumerate=["y"]))
+    assert name is None and why == (
+        "the guide enumerates ['y'] and the loss's q(z,y|x) []: sum the same variables out "
+        "on both sides (enumerated(q, [...]) in the loss)")
+    assert plain.route(model, to_pyro(qz * qy)) == ("Trace_ELBO", "")

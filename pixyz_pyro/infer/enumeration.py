@@ -28,12 +28,14 @@ dim ``-1`` (one value per row, as everywhere in pixyz_pyro); other plates get a
 ``TraceEnum_ELBO(max_plate_nesting=...)``.
 """
 import math
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from pyro.distributions.util import scale_and_mask
 
-from ..errors import LossError
+from ..dist.distribution import Distribution, Draw
+from ..errors import LossError, VariableError
+from .translate import site_plan
 
 
 class EnumLayout(NamedTuple):
@@ -136,3 +138,121 @@ def folded_log_prob(trace, names, frame, lay: EnumLayout, like: torch.Tensor) ->
         total = total + _folded_rows(lp, site, frame, lay)
     return total
 
+
+
+# --- pixyz_pyro's own distributions: enumerated(q, ["y"]) --------------------------------------
+def _enumerable(f, v: str, values, ctx, rows: int, who: str):
+    """The support of ``f``'s variable ``v`` as ``(K, rows, *event)``."""
+    d = f.pyro_dist(values, ctx)
+    if not getattr(d, "has_enumerate_support", False):
+        raise LossError(f"{who}: {f.prob_text} is a {type(d).__name__}, which has no finite "
+                        f"support to enumerate")
+    support = d.enumerate_support(expand=True)
+    batch = tuple(d.batch_shape)
+    if batch not in ((), (rows,)):
+        raise LossError(f"{who}: {f.prob_text} has batch shape {batch} for {rows} rows; only a "
+                        f"variable with one discrete value per row (a Categorical) can be "
+                        f"enumerated")
+    if not batch:
+        support = support.unsqueeze(1).expand(support.shape[0], rows, *support.shape[1:])
+    return support
+
+
+class EnumeratedDistribution(Distribution):
+    """``q`` with the variables ``enumerated_var`` summed out inside an expectation (see
+    :func:`enumerated`)."""
+
+    enumerates = True
+
+    def __init__(self, q: Distribution, var: Sequence[str]):
+        var = [var] if isinstance(var, str) else list(var)
+        super().__init__(q.var, q.cond_var, q.name)
+        self.q = q
+        unknown = [v for v in var if v not in q.var]
+        if not var or unknown:
+            raise VariableError(f"enumerated({q.prob_text}, {var}): name variables of "
+                                f"{q.prob_text}; its variables are {q.var}")
+        self.enumerated_var = tuple(var)
+        sites = site_plan(q)
+        self._enum = [s.dist for s in sites if set(s.dist.var) & set(var)]
+        self._rest = [s.dist for s in sites if not set(s.dist.var) & set(var)]
+        for f in self._enum:
+            late = [v for v in f.cond_var if v in q.var and v not in var]
+            if len(f.var) != 1 or late:
+                why = (f"it depends on {late}, which are drawn after it" if late else
+                       f"it defines {f.var} together")
+                raise VariableError(f"enumerated({q.prob_text}, {var}): {f.prob_text} cannot "
+                                    f"be enumerated: {why}")
+
+    @property
+    def has_reparam(self) -> bool:
+        return all(f.has_reparam for f in self._rest)
+
+    @property
+    def input_var(self) -> List[str]:
+        return self.q.input_var
+
+    @property
+    def distribution_name(self) -> str:
+        return self.q.distribution_name
+
+    @property
+    def prob_factorized_text(self) -> str:
+        return self.q.prob_factorized_text
+
+    def _sample_values(self, values, ctx, reparam, batch_n):
+        return self.q._sample_values(values, ctx, reparam, batch_n)
+
+    def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
+        return self.q._log_prob_values(values, ctx, sum_features, feature_dims)
+
+    def _draw(self, values, ctx, reparam, batch_n) -> Draw:
+        rows = batch_n or next((t.shape[0] for t in values.values()
+                                if isinstance(t, torch.Tensor) and t.dim() > 0), 1)
+        cur, log_w, k = dict(values), None, 1
+        for f in self._enum:  # each enumerated variable folds the rows once more
+            v = f.var[0]
+            support = _enumerable(f, v, cur, ctx, rows, self.prob_text)
+            n = support.shape[0]
+            cur = {key: (t.unsqueeze(0).expand(n, *t.shape).reshape(n * rows, *t.shape[1:])
+                         if isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] == rows
+                         else t) for key, t in cur.items()}
+            cur[v] = support.reshape(n * rows, *support.shape[2:])
+            lw = f._log_prob_values(cur, ctx)
+            log_w = lw if log_w is None else \
+                log_w.unsqueeze(0).expand(n, *log_w.shape).reshape(-1) + lw
+            rows, k = n * rows, k * n
+        new = self.q._sample_values(cur, ctx, reparam, rows)
+        drawn = {v: cur[v] for v in self.enumerated_var}
+        inputs = {key: t for key, t in cur.items() if key not in drawn}
+        return Draw(inputs, {**drawn, **new}, log_w, k)
+
+
+def enumerated(q: Distribution, var: Sequence[str]) -> EnumeratedDistribution:
+    """``q`` whose discrete variables ``var`` are summed out exactly inside every
+    expectation over it, as ``TraceEnum_ELBO`` sums out a guide's enumerated sites:
+
+    .. math::
+
+        \\mathbb{E}_{q(y|x)q(z|x,y)}[f] = \\sum_{y} q(y|x)\\,\\mathbb{E}_{q(z|x,y)}[f]
+
+    Sampling and scoring are ``q``'s own; ``to_pyro`` of it marks ``var`` for
+    enumeration, and ``SVILoss`` maps an ``ELBO`` over it to ``TraceEnum_ELBO``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pixyz_pyro.dist import Categorical, Normal
+    >>> from pixyz_pyro.loss import ELBO
+    >>> q_y = Categorical(probs=torch.tensor([0.2, 0.8]), var=["y"], name="q")
+    >>> p_y = Categorical(probs=torch.tensor([0.5, 0.5]), var=["y"], name="p")
+    >>> q = enumerated(q_y, ["y"])
+    >>> ELBO(p_y, q).eval()  # -KL[q || p], exactly: no draw at all
+    tensor([-0.1927])
+    """
+    return EnumeratedDistribution(q, var)
+
+
+@site_plan.register
+def _(dist: EnumeratedDistribution):
+    return site_plan(dist.q)  # to_pyro marks dist.enumerated_var for enumeration

@@ -264,7 +264,8 @@ class PyroFunctionDistribution(Distribution):
                     f"{_fn_name(self._fn)} cannot be reparameterised, so no gradient "
                     f"reaches its parameters through the draw. Use pixyz_pyro.infer."
                     f"pyro_elbo(p, {self.name}) for Pyro's score-function surrogate, or "
-                    f"enumerate it with TraceEnum_ELBO.")
+                    f"mark it infer={{\"enumerate\": \"parallel\"}} (config_enumerate) to "
+                    f"sum it out as TraceEnum_ELBO does.")
 
     def _trace_for(self, values, ctx):
         """The trace that drew ``values`` in this evaluation (with the rows of its

@@ -168,8 +168,12 @@ class SVILoss:
             if data:
                 return None, (f"the model samples {data}, which the loss takes as data: "
                               f"to_pyro(..., observed={data})")
-        if isinstance(guide, PyroProgram) and guide.enumerate and m.elbo == "Trace_ELBO":
-            return "TraceEnum_ELBO", ""
+        if isinstance(guide, PyroProgram):
+            ours = sorted(getattr(m.guide, "enumerated_var", ()))
+            if sorted(guide.enumerate) != ours and m.kind == "elbo":
+                return None, (f"the guide enumerates {sorted(guide.enumerate)} and the loss's "
+                              f"{m.guide.prob_text} {ours}: sum the same variables out on "
+                              f"both sides (enumerated(q, [...]) in the loss)")
         return m.elbo, ""
 
     def _nesting(self, guide) -> int:
