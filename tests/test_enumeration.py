@@ -214,3 +214,20 @@ def test_enumerated_refuses_what_it_cannot_sum_out():
                                         r"rows; only a variable with one discrete value per "
                                         r"row \(a Categorical\) can be enumerated"):
         ELBO(bits, enumerated(bits, ["b"])).eval({"x": x})
+
+
+def test_a_model_site_marked_for_enumeration_is_refused_by_the_direct_executor():
+    """Model-side enumeration (a site the guide does not draw) is TraceEnum_ELBO's job:
+    the direct executor says so instead of sampling it."""
+    def model(x):
+        with pyro.plate("data", x.shape[0]):
+            y = pyro.sample("y", dist.Categorical(torch.ones(K) / K),
+                            infer={"enumerate": "parallel"})
+            pyro.sample("x", dist.Normal(y.float(), 1.0), obs=x)
+
+    p = from_pyro(model, var=["x"])
+    with pytest.raises(LossError, match=r'^p\(x\): the site "y" of test_a_model_site_marked_'
+                                        r'for_enumeration_is_refused_by_the_direct_executor.'
+                                        r'<locals>.model is marked for enumeration but has '
+                                        r'no value here'):
+        LogProb(p).eval({"x": torch.zeros(B)})

@@ -287,6 +287,14 @@ class PyroFunctionDistribution(Distribution):
         tr = self._run(values, condition)
         for v in self._var:
             self._site_of(tr, v, values)
+        marked = [n for n in sample_sites(tr) if not tr.nodes[n]["is_observed"]
+                  and tr.nodes[n]["infer"].get("enumerate") == "parallel"]
+        if marked:
+            raise LossError(
+                f'{self.prob_text}: the site "{marked[0]}" of {_fn_name(self._fn)} is marked '
+                f"for enumeration but has no value here: the direct executor sums out the "
+                f"guide's enumerated sites only. Draw it in the guide, or train with SVI and "
+                f"TraceEnum_ELBO (SVILoss does), which sums it out in the model")
         if any(not tr.nodes[n]["is_observed"] for n in sample_sites(tr)):
             # Scoring drew a site it integrates out: leave the random state as it was, so
             # that scoring does not move the draws of the terms after it.

@@ -8,8 +8,8 @@ loss algebra with Pyro's own loop.  Each call:
 2. if there is one, and the ``model`` and ``guide`` that SVI hands over are the Pyro
    programs of the loss's distributions (``to_pyro(p, observed=[...])`` of the same
    factors, or the very function a ``from_pyro`` distribution wraps), runs that ELBO on
-   them: ``scale * elbo.differentiable_loss(model, guide, *args, **kwargs)``.  A
-   ``from_pyro`` guide that marks a site for enumeration switches ``Trace_ELBO`` to
+   them: ``scale * elbo.differentiable_loss(model, guide, *args, **kwargs)``.  Wrapped
+   functions (``from_pyro``) that mark a site for enumeration switch ``Trace_ELBO`` to
    ``TraceEnum_ELBO`` (the first marked site stops the ``Trace_ELBO`` run; the random
    state is put back, so the draws are those of a ``TraceEnum_ELBO`` run);
 3. otherwise falls back to the direct executor on the data (keywords named after the
@@ -196,7 +196,8 @@ class SVILoss:
             state = _rng_state(args, kwargs)
             try:
                 value = self._elbo(name, guide).differentiable_loss(
-                    model, _StopAtEnumeration()(guide), *args, **kwargs)
+                    _StopAtEnumeration()(model), _StopAtEnumeration()(guide), *args,
+                    **kwargs)
             except _Enumerates:
                 _set_rng_state(state)
                 value = self._elbo("TraceEnum_ELBO", guide).differentiable_loss(
