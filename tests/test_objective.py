@@ -102,7 +102,7 @@ def test_the_mapped_loss_is_pyros_own_number():
      "the KL and the likelihood are weighted 4 and 1; no stock ELBO weights them apart"),
     (lambda q, p, prior: (Parameter("beta") * KullbackLeibler(q, prior)
                           - Expectation(q, LogProb(p))).sum(),
-     r"is weighted by something other than a constant"),
+     "a term is weighted by \\beta, which is not a number"),
     (lambda q, p, prior: -IWAE(p * prior, q, k=3).sum(),
      "is a multi-sample bound, which no stock ELBO computes"),
     (lambda q, p, prior: (-ELBO(p * prior, q)).sum() + KullbackLeibler(q, prior).mean(),

@@ -24,7 +24,11 @@ ONE run of the function:
 Each site keeps its own reparameterisation: a site whose distribution has no
 ``rsample`` (a ``OneHotCategorical`` in a guide) refuses a reparameterised expectation
 with a :class:`~pixyz_pyro.errors.LossError`; :func:`pyro_elbo` gives Pyro's
-score-function surrogate for it.
+score-function surrogate for it.  A site the function marks
+``infer={"enumerate": "parallel"}`` (``config_enumerate``) is instead summed out inside an
+expectation, as ``TraceEnum_ELBO`` does: the draw runs once under Pyro's
+``EnumMessenger`` (:meth:`PyroFunctionDistribution._draw`, see
+:mod:`pixyz_pyro.infer.enumeration`).
 
 Parameters live in the modules that own them: the ``nn.Module`` given as ``module``
 (found automatically for a bound method of a module, or a module used as the function),

@@ -120,7 +120,10 @@ def _terms(node: Loss, coef: float, reduction: Optional[str], out: List[_Term]) 
             return _terms(rest, coef * k, reduction, out)
         if isinstance(node, ops.DivLoss) and b is not None and b != 0:
             return _terms(node.a, coef / b, reduction, out)
-        return f"{node._short()} is weighted by something other than a constant"
+        weight = next((c for c in node.children if not c.distributions()), None)
+        if weight is None:
+            return f"{node._short()} multiplies two terms"
+        return f"a term is weighted by {weight._short()}, which is not a number"
     out.append(_Term(coef, reduction, node))
     return ""
 
