@@ -231,3 +231,17 @@ def test_a_model_site_marked_for_enumeration_is_refused_by_the_direct_executor()
                                         r'<locals>.model is marked for enumeration but has '
                                         r'no value here'):
         LogProb(p).eval({"x": torch.zeros(B)})
+
+
+def test_an_enumerated_categorical_alone_gives_the_exact_kl():
+    """E_q[log p - log q] over a Categorical with every class summed: -KL[q || p] in
+    closed form, whatever the seed."""
+    from pixyz_pyro.dist import Categorical
+    from pixyz_pyro.infer import enumerated
+    probs = torch.tensor([0.2, 0.5, 0.3])
+    q = enumerated(Categorical(probs=probs, var=["y"], name="q"), ["y"])
+    p = Categorical(probs=torch.ones(K) / K, var=["y"], name="p")
+    exact = -(probs * (probs / (1 / K)).log()).sum()
+    for seed in range(3):
+        torch.manual_seed(seed)
+        assert rel_diff(ELBO(p, q).eval(), exact.reshape(1)) < TOL

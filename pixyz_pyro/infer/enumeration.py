@@ -222,8 +222,12 @@ class EnumeratedDistribution(Distribution):
             log_w = lw if log_w is None else \
                 log_w.unsqueeze(0).expand(n, *log_w.shape).reshape(-1) + lw
             rows, k = n * rows, k * n
-        new = self.q._sample_values(cur, ctx, reparam, rows)
         drawn = {v: cur[v] for v in self.enumerated_var}
+        new = {}
+        if self._rest:  # the other variables, drawn once per folded row (a joint skips
+            # the factors whose values are given)
+            new = {k: t for k, t in self.q._sample_values(cur, ctx, reparam, rows).items()
+                   if k not in drawn}
         inputs = {key: t for key, t in cur.items() if key not in drawn}
         return Draw(inputs, {**drawn, **new}, log_w, k)
 
