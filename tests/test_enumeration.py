@@ -245,3 +245,16 @@ def test_an_enumerated_categorical_alone_gives_the_exact_kl():
     for seed in range(3):
         torch.manual_seed(seed)
         assert rel_diff(ELBO(p, q).eval(), exact.reshape(1)) < TOL
+
+
+def test_multiple_sampling_is_refused():
+    def guide(x):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("y", dist.Categorical(torch.ones(K) / K),
+                        infer={"enumerate": "parallel", "num_samples": 2})
+
+    p, q = from_pyro(guide, var=["y"]), from_pyro(guide, var=["y"], name="q")
+    with pytest.raises(LossError, match=r'the site "y" is enumerated with num_samples '
+                                        r"\(multiple sampling\), which the direct executor "
+                                        r"does not sum"):
+        ELBO(p, q).eval({"x": torch.zeros(B)})

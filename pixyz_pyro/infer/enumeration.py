@@ -64,6 +64,11 @@ def layout(trace, names, frame, rows: Optional[int], who: str) -> EnumLayout:
     """The :class:`EnumLayout` of ``trace`` (``names``: its sample sites), checking the
     scope of the module docstring."""
     enum = enumerated_sites(trace)
+    sampled = [n for n in enum if trace.nodes[n]["infer"].get("num_samples") is not None]
+    if sampled:
+        raise LossError(f"{who}: the site \"{sampled[0]}\" is enumerated with num_samples "
+                        f"(multiple sampling), which the direct executor does not sum; "
+                        f"enumerate its whole support, or train with TraceEnum_ELBO")
     first = min(trace.nodes[n]["infer"]["_enumerate_dim"] for n in enum)
     for n in names:
         site = trace.nodes[n]
