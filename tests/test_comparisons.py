@@ -206,3 +206,30 @@ def test_a_full_size_point_sizes_its_rounds_from_its_warm_up():
     for m in point["memory"].values():
         assert m["device_bytes"] is None or m["device_bytes"] >= 0
     assert all(c["ok"] for c in point["check"].values())
+
+
+def test_pyro_bridge_quick_checks_the_objective_and_writes_its_outputs(tmp_path):
+    """Pyro's vae.py three ways (SVI + Trace_ELBO, Model on from_pyro, SVI + SVILoss):
+    one loss on the same weights and seed; the ratio is reported, not asserted."""
+    from comparisons import pyro_bridge
+    validating = is_validation_enabled()
+    try:
+        result = pyro_bridge.main(["--quick", "--out", str(tmp_path)])
+    finally:
+        pyro.enable_validation(validating)
+    losses = result["check"]["losses"]
+    assert set(losses) == {"pyro", "pixyz", "pixyz_svi"}
+    assert result["check"]["relative"] <= 1e-5
+    assert set(result["timing"]) == {"pyro", "pixyz"}
+    assert result["timing"]["pyro"]["ratio"]["median"] == 1.0
+    assert result["meta"]["threads"] == 1
+    md = (tmp_path / "pyro_bridge.md").read_text()
+    assert "| Model(from_pyro(vae.model), from_pyro(vae.guide)) |" in md
+    assert json.loads((tmp_path / "pyro_bridge.json").read_text())["check"] == result["check"]
+    assert len(pyro.get_param_store()) == 0
+
+
+def test_pyro_bridge_refuses_two_svis_on_vae_pys_store_names():
+    from comparisons import pyro_bridge
+    with pytest.raises(ValueError, match="pyro and pixyz_svi share Pyro's store names"):
+        pyro_bridge.build(3, 8, 1e-3, "cpu")

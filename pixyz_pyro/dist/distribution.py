@@ -11,8 +11,12 @@ executors are written on top of them:
 * ``_log_prob_values(values, ctx, sum_features, feature_dims)`` returns the log-density.
 
 Both work on *folded* values (one batch dimension) inside one :class:`Context`.
+
+A distribution that can sum discrete variables out exactly inside an expectation (see
+:mod:`pixyz_pyro.infer.enumeration`) sets ``enumerates = True`` and gives ``_draw``, which
+returns a :class:`Draw`.
 """
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence
 
 import torch
 from torch import nn
@@ -50,6 +54,18 @@ def to_dict(x, keys: Sequence[str], who="a distribution") -> Dict[str, object]:
     return x
 
 
+class Draw(NamedTuple):
+    """What an expectation draws from a distribution that ``enumerates``: with
+    ``log_weight`` ``None``, plain draws; else the draws with the enumerated values folded
+    into the batch (``k`` values, enumeration-major), the evaluation's inputs folded
+    alike, and :math:`\\log q(e|\\cdot)` per folded row."""
+
+    inputs: Dict
+    values: Dict
+    log_weight: Optional[torch.Tensor]
+    k: int
+
+
 class Distribution(nn.Module):
     """Base class of pixyz_pyro distributions.
 
@@ -64,6 +80,9 @@ class Distribution(nn.Module):
     features_shape : torch.Size
         Shape of one draw of one batch element (see :mod:`pixyz_pyro.dist.shapes`).
     """
+
+    #: Whether an expectation asks it for a :class:`Draw` (``_draw``) instead of samples.
+    enumerates = False
 
     @property
     def has_reparam(self) -> bool:

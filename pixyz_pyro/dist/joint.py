@@ -39,7 +39,7 @@ class MultiplyDistribution(Distribution):
                 raise TypeError(f"only distributions can be multiplied, got {type(d).__name__}")
         factors = a.factors() + b.factors()
         graph = Graph([(i, f.var, f.cond_var) for i, f in enumerate(factors)],
-                      names=lambda: [f.prob_text for f in factors])
+                      names=_Names(factors))
         _check_marginals(factors)
         super().__init__(var=list(graph.var), cond_var=list(graph.cond_var), name=a.name)
         self._factors = DistributionList(factors)
@@ -112,6 +112,17 @@ class MultiplyDistribution(Distribution):
         return super().sample(x_dict, opts.get("batch_n", batch_n),
                               opts.get("sample_shape", sample_shape), return_all,
                               opts.get("reparam", reparam), sample_mean)
+
+
+class _Names:
+    """The factors' printed names, made only when a message needs them (picklable, as the
+    joint is)."""
+
+    def __init__(self, factors: List[Distribution]):
+        self.factors = tuple(factors)
+
+    def __call__(self) -> List[str]:
+        return [f.prob_text for f in self.factors]
 
 
 def _check_marginals(factors: List[Distribution]) -> None:

@@ -24,7 +24,11 @@ ONE run of the function:
 Each site keeps its own reparameterisation: a site whose distribution has no
 ``rsample`` (a ``OneHotCategorical`` in a guide) refuses a reparameterised expectation
 with a :class:`~pixyz_pyro.errors.LossError`; :func:`pyro_elbo` gives Pyro's
-score-function surrogate for it.
+score-function surrogate for it.  A site the function marks
+``infer={"enumerate": "parallel"}`` (``config_enumerate``) is instead summed out inside an
+expectation, as ``TraceEnum_ELBO`` does: the draw runs once under Pyro's
+``EnumMessenger`` (:meth:`PyroFunctionDistribution._draw`, see
+:mod:`pixyz_pyro.infer.enumeration`).
 
 Parameters live in the modules that own them: the ``nn.Module`` given as ``module``
 (found automatically for a bound method of a module, or a module used as the function),
@@ -32,13 +36,23 @@ and the function's own ``pyro.param`` sites, held by the distribution
 (:mod:`pixyz_pyro.infer.local_params`).  Pyro's global parameter store is not used.
 """
 import inspect
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence
 
 import torch
 from pyro import poutine
+from pyro.poutine.enum_messenger import EnumMessenger
 
-from ..dist.distribution import Distribution
+from ..dist.distribution import Distribution, Draw
 from ..errors import LossError, VariableError, did_you_mean
+from .enumeration import (
+    EnumLayout,
+    enumerated_sites,
+    fold_inputs,
+    fold_site_value,
+    folded_log_prob,
+    layout,
+    log_weight,
+)
 from .local_params import LocalParams
 from .site_terms import (
     find_data_plate,
@@ -46,6 +60,14 @@ from .site_terms import (
     sample_sites,
     subsample_sites,
 )
+
+
+class _Folded(NamedTuple):
+    """An enumerated draw remembered in the context: its trace and how it was folded."""
+
+    trace: Any
+    layout: EnumLayout
+    frame: object
 
 
 def _signature(fn):
@@ -70,11 +92,14 @@ class PyroFunctionDistribution(Distribution):
     #: Whether samples carry gradients is decided per site, on every draw (see
     #: :meth:`_sample_values`); the expectation's own check is left to it.
     has_reparam = True
+    #: An expectation over it sums out the sites the function marks for enumeration.
+    enumerates = True
 
     def __init__(self, fn, var: Sequence[str], cond_var: Optional[Sequence[str]] = None,
                  name: str = "p", module: Optional[torch.nn.Module] = None,
                  inputs: Optional[Mapping[str, str]] = None,
-                 sites: Optional[Mapping[str, str]] = None, plate: Optional[str] = None):
+                 sites: Optional[Mapping[str, str]] = None, plate: Optional[str] = None,
+                 max_plate_nesting: int = 1):
         params = _signature(fn)
         self_inputs = dict(inputs or {})
         if params is not None:
@@ -115,6 +140,10 @@ class PyroFunctionDistribution(Distribution):
             raise VariableError(f"from_pyro({_fn_name(fn)}): sites= maps the variable "
                                 f'"{unknown[0]}", which is not in var {self._var}')
         self._plate = plate
+        if not isinstance(max_plate_nesting, int) or max_plate_nesting < 1:
+            raise ValueError(f"from_pyro({_fn_name(fn)}): max_plate_nesting must be a "
+                             f"positive int, got {max_plate_nesting!r}")
+        self.max_plate_nesting = max_plate_nesting
 
     # --- description ------------------------------------------------------------------
     @property
@@ -150,10 +179,12 @@ class PyroFunctionDistribution(Distribution):
                 return t.shape[0]
         return None
 
-    def _run(self, values, condition: Optional[Dict] = None):
+    def _run(self, values, condition: Optional[Dict] = None, enum: bool = False):
         self._require(values, self._cond_var, "running the Pyro program")
         args, kwargs = self._call_args(values)
         fn = self._fn if not condition else poutine.condition(self._fn, data=condition)
+        if enum:  # as TraceEnum_ELBO runs a guide: its marked sites take every value
+            fn = EnumMessenger(first_available_dim=-1 - self.max_plate_nesting)(fn)
         with LocalParams(self.pyro_params, self._constraints):
             return poutine.trace(fn).get_trace(*args, **kwargs)
 
@@ -173,7 +204,10 @@ class PyroFunctionDistribution(Distribution):
 
     # --- executor protocol --------------------------------------------------------------
     def _sample_values(self, values, ctx, reparam, batch_n, score_only: bool = False):
-        tr = self._run(values)
+        return self._outputs(self._run(values), values, ctx, reparam, score_only)
+
+    def _outputs(self, tr, values, ctx, reparam, score_only: bool = False):
+        """The draw of one trace: the variables, and the other sites for a model."""
         out = {}
         for v in self._var:
             s = self._site_of(tr, v, values)
@@ -191,13 +225,44 @@ class PyroFunctionDistribution(Distribution):
             ctx.remember(self, self._key(out), (tr, self._n_rows(values)))
         return out
 
+    def _draw(self, values, ctx, reparam, batch_n) -> Draw:
+        """One run under Pyro's ``EnumMessenger``: plain draws, or, where the function
+        marks sites for enumeration, every value of theirs folded into the batch (see
+        :mod:`pixyz_pyro.infer.enumeration`)."""
+        tr = self._run(values, enum=True)
+        enum = enumerated_sites(tr)
+        if not enum:
+            return Draw(values, self._outputs(tr, values, ctx, reparam), None, 1)
+        names = sample_sites(tr)
+        n_rows = self._n_rows(values)
+        frame = find_data_plate(tr, self._plate, n_rows)
+        lay = layout(tr, names, frame, n_rows, f"{self.prob_text} ({_fn_name(self._fn)})")
+        if reparam and torch.is_grad_enabled():
+            self._check_reparam(tr, [n for n in names if n not in enum])
+        inputs = fold_inputs(values, lay)
+        out = {}
+        for v in self._var:
+            s = self._site_of(tr, v, values)
+            out[v] = inputs[v] if s is None else \
+                fold_site_value(tr.nodes[s]["value"], tr.nodes[s]["fn"].event_dim, lay)
+        site_var = {s: v for v, s in self._sites.items()}
+        for n in names:  # the function's other sites, for a model to replay
+            if n not in site_var and n not in values:
+                site = tr.nodes[n]
+                out.setdefault(n, fold_site_value(site["value"], site["fn"].event_dim, lay)
+                               if site["cond_indep_stack"] else site["value"])
+        if ctx is not None:
+            ctx.remember(self, self._key(out), _Folded(tr, lay, frame))
+        return Draw(inputs, out, log_weight(tr, frame, lay), lay.k)
+
     def _key(self, values):
         return tuple(values[v] for v in self._var)
 
     def _check_reparam(self, tr, names) -> None:
         for n in names:
             site = tr.nodes[n]
-            if site["is_observed"] or getattr(site["fn"], "has_rsample", True):
+            if site["is_observed"] or getattr(site["fn"], "has_rsample", True) or \
+                    site["infer"].get("_enumerate_dim") is not None:
                 continue
             if any(t.requires_grad for t in self.parameters()):
                 raise LossError(
@@ -205,13 +270,16 @@ class PyroFunctionDistribution(Distribution):
                     f"{_fn_name(self._fn)} cannot be reparameterised, so no gradient "
                     f"reaches its parameters through the draw. Use pixyz_pyro.infer."
                     f"pyro_elbo(p, {self.name}) for Pyro's score-function surrogate, or "
-                    f"enumerate it with TraceEnum_ELBO.")
+                    f"mark it infer={{\"enumerate\": \"parallel\"}} (config_enumerate) to "
+                    f"sum it out as TraceEnum_ELBO does.")
 
     def _trace_for(self, values, ctx):
         """The trace that drew ``values`` in this evaluation (with the rows of its
         inputs), or one conditioned run on them, and the names of the sites to count."""
         if ctx is not None and all(v in values for v in self._var):
             hit = ctx.recall(self, self._key(values))
+            if isinstance(hit, _Folded):
+                return hit, None, self._counted(hit.trace, ())
             if hit is not None:
                 tr, n_rows = hit
                 return tr, n_rows, self._counted(tr, ())
@@ -225,6 +293,14 @@ class PyroFunctionDistribution(Distribution):
         tr = self._run(values, condition)
         for v in self._var:
             self._site_of(tr, v, values)
+        marked = [n for n in sample_sites(tr) if not tr.nodes[n]["is_observed"]
+                  and tr.nodes[n]["infer"].get("enumerate") == "parallel"]
+        if marked:
+            raise LossError(
+                f'{self.prob_text}: the site "{marked[0]}" of {_fn_name(self._fn)} is marked '
+                f"for enumeration but has no value here: the direct executor sums out the "
+                f"guide's enumerated sites only. Draw it in the guide, or train with SVI and "
+                f"TraceEnum_ELBO (SVILoss does), which sums it out in the model")
         if any(not tr.nodes[n]["is_observed"] for n in sample_sites(tr)):
             # Scoring drew a site it integrates out: leave the random state as it was, so
             # that scoring does not move the draws of the terms after it.
@@ -252,6 +328,11 @@ class PyroFunctionDistribution(Distribution):
         self._require(values, [v for v in self._var if v not in self._arg_data.values()],
                       "log_prob")
         tr, n_rows, counted = self._trace_for(values, ctx)
+        like = next((t for t in values.values() if isinstance(t, torch.Tensor)), None)
+        if isinstance(tr, _Folded):  # scoring an enumerated draw: its own trace, folded
+            if sites is not None:
+                counted = [n for n in counted if sites(tr.trace.nodes[n])]
+            return folded_log_prob(tr.trace, counted, tr.frame, tr.layout, like)
         if sites is not None:
             counted = [n for n in counted if sites(tr.nodes[n])]
         frame = find_data_plate(tr, self._plate, n_rows)
@@ -261,7 +342,6 @@ class PyroFunctionDistribution(Distribution):
             raise VariableError(f'{self.prob_text}: plate="{self._plate}", but '
                                 f"{_fn_name(self._fn)} opens no plate of that name"
                                 f"{did_you_mean(self._plate, plates)}; its plates are {plates}")
-        like = next((t for t in values.values() if isinstance(t, torch.Tensor)), None)
         return per_row_log_prob(tr, counted, frame, n_rows, like)
 
     def pyro_dist(self, values, ctx=None):
@@ -315,7 +395,8 @@ def from_pyro(fn, var: Sequence[str], cond_var: Optional[Sequence[str]] = None,
               name: str = "p", module: Optional[torch.nn.Module] = None,
               inputs: Optional[Mapping[str, str]] = None,
               sites: Optional[Mapping[str, str]] = None,
-              plate: Optional[str] = None) -> PyroFunctionDistribution:
+              plate: Optional[str] = None,
+              max_plate_nesting: int = 1) -> PyroFunctionDistribution:
     """Wrap a Pyro model or guide as a pixyz_pyro distribution over ``var``.
 
     Parameters
@@ -336,6 +417,11 @@ def from_pyro(fn, var: Sequence[str], cond_var: Optional[Sequence[str]] = None,
         ``{variable name: site name}`` where they differ (``{"z": "latent"}``).
     plate : str, optional
         The data plate (see :mod:`pixyz_pyro.infer.site_terms`).
+    max_plate_nesting : int
+        The plates the function nests, as ``TraceEnum_ELBO(max_plate_nesting=...)``: sites
+        it marks ``infer={"enumerate": "parallel"}`` (``config_enumerate``) are summed out
+        inside an expectation, on dims from ``-1 - max_plate_nesting`` leftwards (see
+        :mod:`pixyz_pyro.infer.enumeration`).
 
     Examples
     --------
@@ -349,4 +435,5 @@ def from_pyro(fn, var: Sequence[str], cond_var: Optional[Sequence[str]] = None,
     >>> q.get_log_prob({"x": torch.zeros(2, 3), "z": torch.zeros(2, 3)})
     tensor([-2.7568, -2.7568])
     """
-    return PyroFunctionDistribution(fn, var, cond_var, name, module, inputs, sites, plate)
+    return PyroFunctionDistribution(fn, var, cond_var, name, module, inputs, sites, plate,
+                                    max_plate_nesting)

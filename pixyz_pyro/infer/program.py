@@ -103,7 +103,8 @@ class PyroProgram:
         self.dist = dist
         self.observed = list(observed)
         self.global_vars = list(global_vars)
-        self.enumerate = list(enumerate)
+        self.enumerate = list(enumerate) + [v for v in getattr(dist, "enumerated_var", ())
+                                            if v not in enumerate]
         self.plate_name = plate_name
         self.subsample_size = subsample_size
         self.subsample = subsample
@@ -232,7 +233,8 @@ def to_pyro(dist: Distribution, observed: Sequence[str] = (), global_vars: Seque
     global_vars : list of str
         Variables sampled once, outside the data plate (parameters with priors).
     enumerate : list of str
-        Discrete variables marked ``infer={"enumerate": "parallel"}``.
+        Discrete variables marked ``infer={"enumerate": "parallel"}`` (besides those of an
+        :func:`~pixyz_pyro.infer.enumerated` distribution, always marked).
     plate_name : str
         Name of the data plate.
     subsample_size : int, optional

@@ -175,6 +175,8 @@ def _expectation(node, values, ctx):
     (``fold``), on which ``f`` is evaluated once and averaged over the draws."""
     n, p = node.n, node.p
     batch_n = _batch_of(p, values, ctx.batch_n)
+    if p.enumerates:
+        return _enumerated(node, values, ctx, batch_n)
     if n == 1:
         new = p._sample_values(values, ctx, node.reparam, batch_n)
         value, more = run(node.f, {**values, **new}, ctx)
@@ -189,6 +191,40 @@ def _expectation(node, values, ctx):
         value = value.reshape(n, -1, *value.shape[1:]).mean(0)
     new.update(more)
     return value, {k: v.reshape(*node.sample_shape, -1, *v.shape[1:]) for k, v in new.items()}
+
+
+def _weighted_sum(value, log_w, k: int, who: str):
+    """:math:`\\sum_e q(e|x) f_e` from ``f`` on the ``K * B`` folded rows."""
+    if not isinstance(value, torch.Tensor) or value.dim() == 0 or \
+            value.shape[0] != log_w.shape[0]:
+        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise LossError(f"{who}: an expectation over enumerated sites needs a body with one "
+                        f"value per row ({log_w.shape[0]} folded rows), got {got}; reduce "
+                        f"with .sum() or .mean() outside the expectation")
+    w = log_w.exp().reshape(k, -1, *([1] * (value.dim() - 1)))
+    return (value.reshape(k, -1, *value.shape[1:]) * w).sum(0)
+
+
+def _enumerated(node, values, ctx, batch_n):
+    """:math:`\\sum_e q(e|x)\\,\\mathbb{E}_{q(z|x,e)}[f]` for a distribution whose
+    ``_draw`` enumerates some of its sites (:mod:`pixyz_pyro.infer.enumeration`): ``f`` on
+    the ``K * b`` folded rows, weighted and summed over the ``K`` values; plain draws
+    otherwise.  ``sample_shape`` folds the draws first, as above."""
+    n, p = node.n, node.p
+    if n > 1:
+        b = batch_n or 1
+        names = [k for k, v in values.items()
+                 if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == b]
+        values, batch_n = fold(values, names, n), n * b
+    draw = p._draw(values, ctx, node.reparam, batch_n)
+    value, more = run(node.f, {**draw.inputs, **draw.values}, ctx)
+    new = {**draw.values, **more} if more else draw.values
+    if draw.log_weight is not None:
+        value, new = _weighted_sum(value, draw.log_weight, draw.k, p.prob_text), {}
+    if n > 1 and isinstance(value, torch.Tensor) and value.dim() > 0:
+        value = value.reshape(n, -1, *value.shape[1:]).mean(0)
+        new = {k: v.reshape(*node.sample_shape, -1, *v.shape[1:]) for k, v in new.items()}
+    return value, new
 
 
 # --- divergences and entropies --------------------------------------------------------------

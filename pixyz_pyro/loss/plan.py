@@ -134,4 +134,5 @@ def check_gradients(plan: Plan) -> None:
                 f"Expectation over {p.prob_text}: {p.distribution_name or 'it'} cannot be "
                 f"reparameterised, so no gradient reaches its parameters through samples. "
                 f"Use REINFORCE({name}, f) for a score-function estimator, a relaxed family "
-                f"(RelaxedCategorical), or enumerate it with pixyz_pyro.infer.")
+                f"(RelaxedCategorical), or sum it out exactly with "
+                f"pixyz_pyro.infer.enumerated({name}, [...]).")
