@@ -210,10 +210,11 @@ def test_an_unknown_compile_mode_is_refused_before_anything_is_built(mode):
         make_model(mode)
 
 
-def test_every_model_of_a_process_gets_its_loss_compiled(monkeypatch):
+def test_every_model_of_a_process_gets_its_loss_and_optimizer_compiled(monkeypatch):
     """Dynamo keeps at most 8 compiled versions per code object and then runs it eagerly,
     silently; the loss of the tenth model of a process still runs compiled, as each model
-    compiles a function with a code object of its own."""
+    compiles a function with a code object of its own, and so does its optimizer step,
+    whose frames inside torch (shared by every Adam) get room while they compile."""
     runs = []
 
     def counting_backend(gm, example_inputs):
@@ -233,6 +234,9 @@ def test_every_model_of_a_process_gets_its_loss_compiled(monkeypatch):
         before = len(runs)
         model.train({"x": x})
         assert len(runs) > before  # a compiled graph ran (the loss, at least)
+        before = len(runs)
+        model._compiled.step()
+        assert len(runs) > before  # the optimizer step ran compiled graphs
         assert model._compiled.failed is None
 
 

@@ -111,6 +111,26 @@ def own_code(fn: Callable, what: str) -> Callable:
     return types.FunctionType(code, call.__globals__, code.co_name, None, call.__closure__)
 
 
+#: How many compiled versions a code object may keep while a piece compiles (see
+#: :func:`_room_for_models`).
+MODELS_PER_PROCESS = 1024
+
+
+def _room_for_models():
+    """Dynamo's per-code-object limit on compiled versions, raised while a piece compiles.
+
+    torch's optimizers break the graph inside ``step`` on purpose (``_use_grad``), so
+    their ``step`` frames, torch's code shared by every optimizer of a class, compile
+    once per optimizer object and keep each version, dead ones included.  At the default
+    limit of 8 the ninth model of a process would step eagerly without a word.  The limit
+    is read when Dynamo compiles, i.e. on a piece's first compiled call, the one this
+    context covers; nothing is changed on the hot path.
+    """
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    return config.patch(**{name: max(getattr(config, name), MODELS_PER_PROCESS)})
+
+
 class CompiledStep:
     """The compiled pieces of one model's training step, with the eager fallback.
 
@@ -155,7 +175,8 @@ class CompiledStep:
             for note in _COMPILE_NOTES:
                 warnings.filterwarnings("ignore", message=note, category=UserWarning)
             try:
-                out = self._compiled[what](*args)
+                with _room_for_models():
+                    out = self._compiled[what](*args)
             except Exception as error:  # noqa: BLE001 - compilation never fails training
                 try:
                     out = self._eager[what](*args)
