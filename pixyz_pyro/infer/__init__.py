@@ -4,7 +4,9 @@ distributions.  This is the only package that uses ``pyro.sample``, ``plate``,
 from .elbo import pyro_elbo
 from .from_pyro import PyroFunctionDistribution, from_pyro
 from .program import PyroProgram, to_pyro
+from .renyi import RenyiObjective, renyi_objective
 from .svi_loss import SVILoss, as_svi_loss
 
 __all__ = ["to_pyro", "PyroProgram", "SVILoss", "as_svi_loss", "from_pyro",
-           "PyroFunctionDistribution", "pyro_elbo"]
+           "PyroFunctionDistribution", "pyro_elbo", "renyi_objective",
+           "RenyiObjective"]

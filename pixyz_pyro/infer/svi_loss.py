@@ -6,12 +6,20 @@ executor on the keyword data, backpropagates, and registers every distribution's
 network with ``pyro.module`` so that SVI's optimizer finds the parameters.  ``model``
 and ``guide`` are accepted for the interface (``to_pyro`` programs, typically) and are
 not run: the loss already names its distributions.
+
+``SVILoss(loss, executor="pyro")`` runs the stock Pyro ELBO that the loss maps to instead,
+on the model and guide SVI hands it: so far the multi-sample bounds, ``-IWAE(p, q,
+k).sum()`` as ``RenyiELBO(alpha=0, num_particles=k, vectorize_particles=True)`` (see
+:mod:`pixyz_pyro.infer.renyi`, whose ``renyi_objective(loss)`` gives the model and guide).
 """
 import torch
 
 from ..errors import LossError
 from ..loss.base import Loss
 from .program import register_modules
+from .renyi import renyi_objective
+
+EXECUTORS = ("direct", "pyro")
 
 
 class SVILoss:
@@ -32,11 +40,19 @@ class SVILoss:
     2.0
     """
 
-    def __init__(self, loss: Loss):
+    def __init__(self, loss: Loss, executor: str = "direct"):
         if not isinstance(loss, Loss):
             raise LossError(f"SVILoss needs a pixyz_pyro loss, got {type(loss).__name__}")
+        if executor not in EXECUTORS:
+            raise LossError(f"SVILoss: executor must be one of {EXECUTORS}, got {executor!r}")
         self.objective = loss
         self._modules = loss.distributions()
+        self.executor = executor
+        self.pyro_objective = renyi_objective(loss) if executor == "pyro" else None
+        if executor == "pyro" and self.pyro_objective is None:
+            raise LossError(f"SVILoss(executor='pyro'): {loss.loss_text} maps to no stock "
+                            f"Pyro ELBO (so far: -IWAE(p, q, k).sum() or .mean(), and "
+                            f"VRBound, with estimator='reparam'); use executor='direct'")
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         if args:
@@ -51,10 +67,14 @@ class SVILoss:
         return value
 
     def loss(self, model, guide, *args, **kwargs) -> float:
+        if self.pyro_objective is not None:
+            return self.pyro_objective.loss(model, guide, *args, **kwargs)
         with torch.no_grad():
             return self.differentiable_loss(model, guide, *args, **kwargs).item()
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        if self.pyro_objective is not None:
+            return self.pyro_objective.loss_and_grads(model, guide, *args, **kwargs)
         value = self.differentiable_loss(model, guide, *args, **kwargs)
         value.backward()
         return value.detach().item()
