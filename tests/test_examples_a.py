@@ -34,6 +34,7 @@ EXAMPLES = {
     "mmd_vae": ["reconstructions.png", "samples.png", "loss_curve.png"],
     "jmvae": ["reconstructions.png", "samples.png", "loss_curve.png"],
     "gan": ["samples.png", "loss_curve.png"],
+    "iwae": ["samples.png", "loss_curve.png"],
 }
 
 SMOKE = ["--max-steps", "2", "--limit", "256", "--test-limit", "128", "--epochs", "1",
@@ -70,7 +71,9 @@ def _finite_numbers(value):
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_example_runs_two_steps_and_writes_its_pictures(name, tmp_path, capsys):
     module = importlib.import_module(f"examples.{name}")
-    metrics = module.main(SMOKE + ["--out", str(tmp_path)])
+    tiny = ["--k", "4", "--eval-k", "8", "--eval-chunk", "4", "--eval-images", "16"] \
+        if name == "iwae" else []
+    metrics = module.main(SMOKE + tiny + ["--out", str(tmp_path)])
     for picture in EXAMPLES[name]:
         path = tmp_path / picture
         assert path.is_file() and path.stat().st_size > 1000, picture
