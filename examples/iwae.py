@@ -24,10 +24,11 @@ Run from the repository root::
 
     python -m examples.iwae                      # 4 epochs on 10,000 images, ~6 minutes
     python -m examples.iwae --limit 60000 --epochs 20 --eval-k 5000 --eval-images 10000
+    python -m examples.iwae --iaf                # also a VAE with an IAF posterior
 
 It prints both models (formula, networks, optimizer), a progress bar, and per epoch the
 training and test bounds; it writes ``loss_curve.png`` (the test bounds of both),
-``samples.png`` (64 samples of each) and ``metrics.json`` to ``--out`` (default
+``samples.png`` (32 samples of each) and ``metrics.json`` to ``--out`` (default
 ``out/iwae``).
 """
 import math
@@ -42,7 +43,8 @@ from examples.common import Logger, example_parser, parse, setup
 from examples.data import iterate_minibatches, num_batches
 from examples.nets import X_DIM, load_data, mlp, progress_bar, run_epoch
 from examples.plotting import save_image_grid, save_loss_curve
-from pixyz_pyro.dist import Bernoulli, Normal
+from pixyz_pyro.dist import Bernoulli, Normal, TransformedDistribution
+from pixyz_pyro.flows import IAF, FlowList, Reverse
 from pixyz_pyro.loss import ELBO, IWAE
 from pixyz_pyro.model import Model
 
@@ -52,8 +54,8 @@ EPOCHS = 4
 class Inference(Normal):
     """:math:`q(z|x)`: ``784-h-h`` tanh MLP, a linear ``loc`` and a softplus ``scale``."""
 
-    def __init__(self, z_dim: int, h_dim: int):
-        super().__init__(var=["z"], cond_var=["x"], name="q")
+    def __init__(self, z_dim: int, h_dim: int, var: str = "z", name: str = "q"):
+        super().__init__(var=[var], cond_var=["x"], name=name)
         self.hidden = mlp([X_DIM, h_dim, h_dim], activation=nn.Tanh, last=nn.Tanh())
         self.fc_loc = nn.Linear(h_dim, z_dim)
         self.fc_scale = nn.Linear(h_dim, z_dim)
@@ -74,15 +76,30 @@ class Generator(Bernoulli):
         return {"logits": self.net(z)}
 
 
+def iaf_posterior(q0: Normal, z_dim: int, h_dim: int, layers: int = 2):
+    """:math:`q(z|x)`: the Gaussian encoder's :math:`z_0` through ``layers`` IAF layers
+    conditioned on ``x`` (feature order reversed between them)."""
+    flows = []
+    for i in range(layers):
+        flows += [Reverse(z_dim)] if i else []
+        flows.append(IAF(z_dim, [h_dim], cond_features=X_DIM))
+    return TransformedDistribution(q0, FlowList(flows), var=["z"], name="q",
+                                   flow_cond_var="x")
+
+
 def build(objective: str, z_dim: int = 20, h_dim: int = 200, k: int = 50,
           estimator: str = "dreg"):
-    """``(q, p, prior, loss)`` for ``objective`` ``"vae"`` or ``"iwae"``; the networks are
-    built first, so that under one seed both objectives start from the same weights."""
-    q = Inference(z_dim, h_dim)
+    """``(q, p, prior, loss)`` for ``objective`` ``"vae"``, ``"iwae"`` or ``"vae-iaf"``
+    (the ELBO with an IAF posterior); the encoder and decoder are built first, so that
+    under one seed every objective starts from the same weights."""
+    iaf = objective == "vae-iaf"
+    q = Inference(z_dim, h_dim, var="z0" if iaf else "z", name="q_0" if iaf else "q")
     p = Generator(z_dim, h_dim)
+    if iaf:
+        q = iaf_posterior(q, z_dim, h_dim)
     prior = Normal(loc=torch.tensor(0.0), scale=torch.tensor(1.0), var=["z"],
                    features_shape=[z_dim], name="p_{prior}")
-    if objective == "vae":
+    if objective in ("vae", "vae-iaf"):
         loss = -ELBO(p * prior, q).mean()
     else:
         loss = -IWAE(p * prior, q, k=k, estimator=estimator).mean()
@@ -176,13 +193,16 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     ap.add_argument("--eval-chunk", type=int, default=250)
     ap.add_argument("--eval-images", type=int, default=500,
                     help="test images whose log-likelihood is estimated")
+    ap.add_argument("--iaf", action="store_true",
+                    help="also train a VAE whose q(z|x) is a Gaussian through 2 IAF layers")
     args = parse(ap, argv)
     out = setup(args, "iwae")
     dataset, x_train, _, x_test, _ = load_data(args, bernoulli=False)
     x_train, x_test = binarise(x_train, args.seed), binarise(x_test, args.seed + 1)
     print(f"pixels binarised once (seed {args.seed}): p(x|z) is a Bernoulli likelihood")
     logger = Logger(out, args.tensorboard)
-    runs = {name: train(name, args, x_train, x_test, logger) for name in ("vae", "iwae")}
+    names = ("vae", "iwae") + (("vae-iaf",) if args.iaf else ())
+    runs = {name: train(name, args, x_train, x_test, logger) for name in names}
 
     x_eval = x_test[:args.eval_images]
     ll = {}
@@ -198,9 +218,16 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
               f"(IWAE bound, k={args.eval_k}, {len(x_eval)} images)")
     print(f"IWAE - VAE: {float(diff.mean()):+.2f} +- {se:.2f} nats/image (standard error, "
           f"paired over the test images)")
+    if args.iaf:
+        d_iaf = ll["vae-iaf"] - ll["vae"]
+        se_iaf = float(d_iaf.std() / math.sqrt(len(d_iaf))) if len(d_iaf) > 1 else float("nan")
+        print(f"VAE with IAF q - VAE: {float(d_iaf.mean()):+.2f} +- {se_iaf:.2f} nats/image")
 
-    save_loss_curve({"VAE: test -ELBO": runs["vae"]["test"],
-                     f"IWAE: test -IWAE-{args.k} bound": runs["iwae"]["test"]},
+    curves = {"VAE: test -ELBO": runs["vae"]["test"],
+              f"IWAE: test -IWAE-{args.k} bound": runs["iwae"]["test"]}
+    if args.iaf:
+        curves["VAE, IAF q: test -ELBO"] = runs["vae-iaf"]["test"]
+    save_loss_curve(curves,
                     out / "loss_curve.png", ylabel="negative bound (nats/image)",
                     title=f"{dataset}: VAE vs IWAE (k={args.k}, {args.estimator})")
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
@@ -208,7 +235,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         z = runs["vae"]["prior"].sample(batch_n=32, return_all=False)
         grids = [torch.sigmoid(r["p"](**z)["logits"]) for r in runs.values()]
     save_image_grid(torch.cat(grids).cpu(), out / "samples.png", nrow=16,
-                    title="p(x|z) means, z ~ p(z): VAE (top two rows), IWAE (bottom two)")
+                    title="p(x|z) means, z ~ p(z), two rows each: " + ", ".join(runs))
     metrics = {"dataset": dataset, "k": args.k, "estimator": args.estimator,
                "eval_k": args.eval_k, "eval_images": len(x_eval),
                "train_neg_elbo": runs["vae"]["train"], "test_neg_elbo": runs["vae"]["test"],
@@ -217,6 +244,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                "test_log_likelihood": {n: float(v.mean()) for n, v in ll.items()},
                "iwae_minus_vae": float(diff.mean()), "iwae_minus_vae_se": se,
                "steps": runs["iwae"]["steps"]}
+    if args.iaf:
+        metrics.update(train_neg_elbo_iaf=runs["vae-iaf"]["train"],
+                       test_neg_elbo_iaf=runs["vae-iaf"]["test"],
+                       iaf_minus_vae=float(d_iaf.mean()), iaf_minus_vae_se=se_iaf)
     logger.save(metrics)
     print(f"wrote {out}/")
     return metrics

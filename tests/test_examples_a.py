@@ -144,3 +144,14 @@ def test_shared_helpers_doctests():
 
     result = doctest.testmod(nets, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 4 and result.failed == 0
+
+
+@needs_data
+def test_iwae_example_with_an_iaf_posterior(tmp_path, capsys):
+    from examples import iwae
+
+    metrics = iwae.main(SMOKE + ["--k", "4", "--eval-k", "8", "--eval-chunk", "4",
+                                 "--eval-images", "16", "--iaf", "--out", str(tmp_path)])
+    assert len(metrics["test_neg_elbo_iaf"]) == 1
+    _finite_numbers(metrics)
+    assert "VAE with IAF q - VAE:" in capsys.readouterr().out
