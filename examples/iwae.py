@@ -22,7 +22,7 @@ two models is printed with its standard error over the test images (paired).
 
 Run from the repository root::
 
-    python -m examples.iwae                      # 4 epochs on 10,000 images, 6-10 minutes on 2 cores
+    python -m examples.iwae                      # 4 epochs on 10,000 images, 6-10 min
     python -m examples.iwae --limit 60000 --epochs 20 --eval-k 5000 --eval-images 10000
     python -m examples.iwae --iaf                # also a VAE with an IAF posterior
 

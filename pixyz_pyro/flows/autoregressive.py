@@ -21,6 +21,7 @@ feature per pass (``D`` passes).  The two flows differ in which direction they a
 
 from typing import Optional, Sequence
 
+import torch
 from pyro.distributions.transforms import AffineAutoregressive, ConditionalAffineAutoregressive
 from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
 
@@ -70,8 +71,6 @@ class AffineAutoregressiveFlow(PyroFlow):
     def __init__(self, in_features: int, hidden_features: Optional[Sequence[int]] = None,
                  cond_features: Optional[int] = None,
                  permutation: Optional[Sequence[int]] = None, stable: bool = False):
-        import torch
-
         if not isinstance(in_features, int) or isinstance(in_features, bool) or \
                 in_features < 1:
             raise ValueError(f"{type(self).__name__}: in_features is the number of features, "

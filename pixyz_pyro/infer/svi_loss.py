@@ -10,7 +10,10 @@ not run: the loss already names its distributions.
 ``SVILoss(loss, executor="pyro")`` runs the stock Pyro ELBO that the loss maps to instead,
 on the model and guide SVI hands it: so far the multi-sample bounds, ``-IWAE(p, q,
 k).sum()`` as ``RenyiELBO(alpha=0, num_particles=k, vectorize_particles=True)`` (see
-:mod:`pixyz_pyro.infer.renyi`, whose ``renyi_objective(loss)`` gives the model and guide).
+:mod:`pixyz_pyro.infer.renyi`, whose ``renyi_objective(loss)`` gives the model and guide):
+``svi.step`` and ``svi.evaluate_loss`` run Pyro's ``loss_and_grads`` / ``loss``, while
+``differentiable_loss`` (which ``RenyiELBO`` does not have) stays on the direct executor,
+whose value and gradient are the same on the same draws.
 """
 import torch
 
