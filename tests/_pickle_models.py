@@ -176,4 +176,12 @@ OTHER_CASES = {
     "AutoregressiveBernoulli": lambda: (
         D.AutoregressiveBernoulli(dim=N, hidden=4, cond_var=["z"], cond_dim=N),
         {"x": torch.bernoulli(torch.full((B, N), 0.5)), "z": torch.randn(B, N)}),
+    "AutoregressiveCategorical": lambda: (
+        D.AutoregressiveCategorical(dim=N, num_categories=3, hidden=4, cond_var=["z"],
+                                    cond_dim=N),
+        {"x": torch.randint(0, 3, (B, N)).float(), "z": torch.randn(B, N)}),
+    "PixelCNN": lambda: (
+        D.PixelCNN(2, 2, num_categories=3, channels=4, layers=1, kernel_size=3,
+                   cond_var=["z"], cond_dim=N),
+        {"x": torch.randint(0, 3, (B, 2, 2)).float(), "z": torch.randn(B, N)}),
 }

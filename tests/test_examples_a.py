@@ -34,6 +34,7 @@ EXAMPLES = {
     "mmd_vae": ["reconstructions.png", "samples.png", "loss_curve.png"],
     "jmvae": ["reconstructions.png", "samples.png", "loss_curve.png"],
     "gan": ["samples.png", "loss_curve.png"],
+    "iwae": ["samples.png", "loss_curve.png"],
 }
 
 SMOKE = ["--max-steps", "2", "--limit", "256", "--test-limit", "128", "--epochs", "1",
@@ -70,7 +71,9 @@ def _finite_numbers(value):
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_example_runs_two_steps_and_writes_its_pictures(name, tmp_path, capsys):
     module = importlib.import_module(f"examples.{name}")
-    metrics = module.main(SMOKE + ["--out", str(tmp_path)])
+    tiny = ["--k", "4", "--eval-k", "8", "--eval-chunk", "4", "--eval-images", "16"] \
+        if name == "iwae" else []
+    metrics = module.main(SMOKE + tiny + ["--out", str(tmp_path)])
     for picture in EXAMPLES[name]:
         path = tmp_path / picture
         assert path.is_file() and path.stat().st_size > 1000, picture
@@ -141,3 +144,14 @@ def test_shared_helpers_doctests():
 
     result = doctest.testmod(nets, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 4 and result.failed == 0
+
+
+@needs_data
+def test_iwae_example_with_an_iaf_posterior(tmp_path, capsys):
+    from examples import iwae
+
+    metrics = iwae.main(SMOKE + ["--k", "4", "--eval-k", "8", "--eval-chunk", "4",
+                                 "--eval-images", "16", "--iaf", "--out", str(tmp_path)])
+    assert len(metrics["test_neg_elbo_iaf"]) == 1
+    _finite_numbers(metrics)
+    assert "VAE with IAF q - VAE:" in capsys.readouterr().out

@@ -39,6 +39,7 @@ EXAMPLES = {
                 ["flow_vi.png", "loss_curve.png"]),
     "realnvp": (["--epochs", "1", "--n-train", "64", "--n-test", "64", "--layers", "2",
                  "--hidden", "8"], ["density.png", "loss_curve.png"]),
+    "dreg_snr": (["--repeats", "50", "--max-k", "4"], ["snr.png"]),
     "bayes_logreg_nuts": (["--n-train", "40", "--n-test", "40"],
                           ["trace.png", "posterior.png", "loss_curve.png"]),
 }

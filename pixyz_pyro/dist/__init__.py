@@ -49,6 +49,7 @@ __all__ += ["MixtureModel", "PosteriorMixtureModel", "MixtureOfNormal"]
 from .poe import ElementWiseProductOfNormal, ProductOfNormal  # noqa: E402
 
 __all__ += ["ProductOfNormal", "ElementWiseProductOfNormal"]
-from .autoregressive import AutoregressiveBernoulli  # noqa: E402
+from .autoregressive import AutoregressiveBernoulli, AutoregressiveCategorical  # noqa: E402
+from .pixelcnn import PixelCNN  # noqa: E402
 
-__all__ += ["AutoregressiveBernoulli"]
+__all__ += ["AutoregressiveBernoulli", "AutoregressiveCategorical", "PixelCNN"]

@@ -22,6 +22,7 @@ Sampling returns the latent as well, as in Pixyz.  The flow is any
 import pyro.distributions as pd
 import torch
 
+from ..errors import VariableError
 from .distribution import Distribution
 
 
@@ -30,11 +31,11 @@ def _features(flow) -> torch.Size:
     return torch.Size([n]) if isinstance(n, int) else torch.Size()
 
 
-def _inverse_and_logdet(flow, z: torch.Tensor):
+def _inverse_and_logdet(flow, z: torch.Tensor, y=None):
     """``flow.inverse_and_logdet(z)`` (one inverse pass); a module with only Pixyz's
     ``inverse``/``forward``/``logdet_jacobian`` is inverted, then run forward."""
     if hasattr(flow, "inverse_and_logdet"):
-        return flow.inverse_and_logdet(z)
+        return flow.inverse_and_logdet(z) if y is None else flow.inverse_and_logdet(z, y)
     x = flow.inverse(z)
     flow(x, compute_jacobian=True)
     return x, flow.logdet_jacobian
@@ -105,12 +106,26 @@ class _FlowSite(pd.TorchDistribution):
 
 
 class TransformedDistribution(FlowDistribution):
-    """:math:`p(z = f_{flow}(x))` with :math:`x \\sim p_{prior}(x)`."""
+    """:math:`p(z = f_{flow}(x))` with :math:`x \\sim p_{prior}(x)`.
+
+    ``flow_cond_var``, one of the prior's conditioning variables, conditions the flow as
+    well, :math:`z = f_{flow}(x, y)` (an :class:`~pixyz_pyro.flows.IAF` posterior
+    conditioned on the data, say).
+    """
 
     _inverse = False
 
-    def __init__(self, prior: Distribution, flow, var, name: str = "p"):
+    def __init__(self, prior: Distribution, flow, var, name: str = "p",
+                 flow_cond_var=None):
         super().__init__(prior, flow, var, prior.cond_var, name)
+        if flow_cond_var is not None and flow_cond_var not in prior.cond_var:
+            raise VariableError(f"{self.prob_text}: flow_cond_var must be one of the "
+                                f"prior's conditioning variables {prior.cond_var}, got "
+                                f"{flow_cond_var!r}")
+        self.flow_cond_var = flow_cond_var
+
+    def _flow_y(self, values):
+        return values[self.flow_cond_var] if self.flow_cond_var is not None else None
 
     @property
     def flow_input_var(self):
@@ -123,13 +138,15 @@ class TransformedDistribution(FlowDistribution):
     def _sample_values(self, values, ctx, reparam, batch_n):
         latent = self.prior._sample_values(values, ctx, reparam, batch_n)
         x = latent[self.flow_input_var[0]]
-        z = self.flow(x, compute_jacobian=False)
+        y = self._flow_y(values)
+        z = self.flow(x, compute_jacobian=False) if y is None else \
+            self.flow(x, y=y, compute_jacobian=False)
         return {self.var[0]: z, **latent}
 
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
         self._require(values, self.var + self.cond_var, "log_prob")
         z = values[self.var[0]]
-        x, logdet = _inverse_and_logdet(self.flow, z)
+        x, logdet = _inverse_and_logdet(self.flow, z, self._flow_y(values))
         lp = self.prior._log_prob_values({**values, self.flow_input_var[0]: x}, ctx,
                                          sum_features, feature_dims)
         return lp - logdet

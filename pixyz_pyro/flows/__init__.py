@@ -8,6 +8,7 @@ into a flow. The Pyro transforms written for these flows live in
 """
 
 from .actnorm import ActNorm2d
+from .autoregressive import IAF, MAF, AffineAutoregressiveFlow
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import ChannelConv
 from .coupling import AffineCoupling
@@ -37,4 +38,7 @@ __all__ = [
     "BatchNorm2d",
     "ActNorm2d",
     "PyroFlow",
+    "AffineAutoregressiveFlow",
+    "MAF",
+    "IAF",
 ]

@@ -18,6 +18,14 @@ loss algebra with Pyro's own loop.  Each call:
 
 :meth:`SVILoss.route` says which of the two a call takes, and why.  Either way the value
 is the loss's value on the same draws.
+
+``SVILoss(loss, executor="pyro")`` runs a multi-sample bound on Pyro's own ``RenyiELBO``:
+``-IWAE(p, q, k).sum()`` as ``RenyiELBO(alpha=0, num_particles=k,
+vectorize_particles=True)`` (see :mod:`pixyz_pyro.infer.renyi`, whose
+``renyi_objective(loss)`` gives the model and guide): ``svi.step`` and
+``svi.evaluate_loss`` run Pyro's ``loss_and_grads`` / ``loss``, while
+``differentiable_loss`` (which ``RenyiELBO`` does not have) stays on the direct executor,
+whose value and gradient are the same on the same draws.
 """
 import inspect
 from typing import Optional, Tuple
@@ -32,7 +40,10 @@ from ..loss.plan import compile_plan
 from .from_pyro import PyroFunctionDistribution
 from .objective import objective
 from .program import PyroProgram, ordered_factors, register_modules
+from .renyi import renyi_objective
 from .translate import PyroTranslationError
+
+EXECUTORS = ("direct", "pyro")
 
 _ELBO_CLASSES = {"Trace_ELBO": Trace_ELBO, "TraceMeanField_ELBO": TraceMeanField_ELBO,
                  "TraceEnum_ELBO": TraceEnum_ELBO}
@@ -100,6 +111,9 @@ class SVILoss:
     max_plate_nesting : int, optional
         For ``TraceEnum_ELBO`` and vectorised particles; by default 1 for ``to_pyro``
         programs and the guide's own ``from_pyro(..., max_plate_nesting=...)``.
+    executor : str
+        ``"direct"`` (the default: the mapping above) or ``"pyro"``: a multi-sample bound
+        through Pyro's ``RenyiELBO`` (:mod:`pixyz_pyro.infer.renyi`).
 
     Examples
     --------
@@ -124,9 +138,18 @@ class SVILoss:
     True
     """
 
-    def __init__(self, loss: Loss, max_plate_nesting: Optional[int] = None):
+    def __init__(self, loss: Loss, max_plate_nesting: Optional[int] = None,
+                 executor: str = "direct"):
         if not isinstance(loss, Loss):
             raise LossError(f"SVILoss needs a pixyz_pyro loss, got {type(loss).__name__}")
+        if executor not in EXECUTORS:
+            raise LossError(f"SVILoss: executor must be one of {EXECUTORS}, got {executor!r}")
+        self.executor = executor
+        self.pyro_objective = renyi_objective(loss) if executor == "pyro" else None
+        if executor == "pyro" and self.pyro_objective is None:
+            raise LossError(f"SVILoss(executor='pyro'): {loss.loss_text} maps to no stock "
+                            f"Pyro ELBO (so far: -IWAE(p, q, k).sum() or .mean(), and "
+                            f"VRBound, with estimator='reparam'); use executor='direct'")
         self.expression = loss
         self.plan = compile_plan(loss)
         #: The loss's :class:`~pixyz_pyro.infer.objective.Objective`.
@@ -246,10 +269,14 @@ class SVILoss:
         return self._pyro(name, model, guide, args, kwargs)
 
     def loss(self, model, guide, *args, **kwargs) -> float:
+        if self.pyro_objective is not None:
+            return self.pyro_objective.loss(model, guide, *args, **kwargs)
         with torch.no_grad():
             return self.differentiable_loss(model, guide, *args, **kwargs).item()
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        if self.pyro_objective is not None:
+            return self.pyro_objective.loss_and_grads(model, guide, *args, **kwargs)
         value = self.differentiable_loss(model, guide, *args, **kwargs)
         value.backward()
         return value.detach().item()

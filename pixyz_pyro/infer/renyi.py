@@ -1,0 +1,143 @@
+"""Multi-sample bounds as Pyro's own ``RenyiELBO``: the IWAE / Rényi part of the map from
+losses to stock Pyro ELBOs.
+
+A loss that is, up to its sign and its batch reduction, one
+:class:`~pixyz_pyro.loss.VRBound` (``IWAE`` is :math:`\\alpha = 0`) with the ``"reparam"``
+estimator,
+
+.. math::
+
+    \\pm \\sum_n \\mathcal{L}_\\alpha(x_n) \\quad\\text{or}\\quad
+    \\pm \\frac1N \\sum_n \\mathcal{L}_\\alpha(x_n), \\qquad
+    \\mathcal{L}_\\alpha(x) = \\frac{1}{1-\\alpha}
+    \\log \\frac1k \\sum_{i=1}^k \\left(\\frac{p(x, z_i)}{q(z_i|x)}\\right)^{1-\\alpha},
+
+is Pyro's ``RenyiELBO(alpha, num_particles=k, vectorize_particles=True)`` on the programs
+``to_pyro(p, observed=<p's variables that q does not draw>)`` and ``to_pyro(q)``: Pyro
+draws the ``k`` particles in one vectorised trace, takes the log-mean-exp over them per
+row of the data plate, and sums over the rows (``-IWAE(p, q, k).sum()`` is its loss; a
+``.mean()`` divides the value and the gradient by the number of rows).  On the same draws
+the two executors give the same value and the same gradients.
+
+``"stl"`` and ``"dreg"`` have no Pyro counterpart (``RenyiELBO`` differentiates the
+value), so those losses do not map (:func:`renyi_objective` returns ``None``) and stay on
+the direct executor.
+"""
+from typing import Optional
+
+import torch
+from pyro.infer import RenyiELBO
+
+from ..errors import LossError
+from ..loss.base import Loss
+from ..loss.bounds import VRBound
+from ..loss.ops import BatchMean, BatchSum, NegLoss
+from .program import PyroProgram, to_pyro
+
+
+class RenyiObjective:
+    """A multi-sample bound as Pyro runs it: ``model``, ``guide`` and ``elbo``.
+
+    ``elbo`` is the stock ``pyro.infer.RenyiELBO``; :meth:`loss` and
+    :meth:`loss_and_grads` give the pixyz_pyro loss's value (its sign and reduction
+    applied) from Pyro's computation, with the gradient of that value.
+
+    Examples
+    --------
+    >>> import torch, pyro
+    >>> from pixyz_pyro.dist import Normal
+    >>> from pixyz_pyro.loss import IWAE
+    >>> q = Normal(loc="x", scale=1., var=["z"], cond_var=["x"], features_shape=[1],
+    ...            name="q")
+    >>> p = Normal(loc="z", scale=1., var=["x"], cond_var=["z"], features_shape=[1]) * Normal(
+    ...     loc=0., scale=1., var=["z"], features_shape=[1])
+    >>> obj = renyi_objective(-IWAE(p, q, k=50).sum())
+    >>> obj.elbo.num_particles, obj.elbo.alpha, obj.model.observed
+    (50, 0.0, ['x'])
+    >>> x = torch.zeros(3, 1)
+    >>> _ = torch.manual_seed(0)
+    >>> ours = float((-IWAE(p, q, k=50).sum()).eval({"x": x}))
+    >>> _ = torch.manual_seed(0)
+    >>> abs(obj.loss(x=x) - ours) < 1e-5
+    True
+    """
+
+    def __init__(self, bound: VRBound, sign: float, reduction: str):
+        self.bound = bound
+        self.sign = sign
+        self.reduction = reduction
+        data = [v for v in bound.p.var if v not in bound.q.var]
+        self.model: PyroProgram = to_pyro(bound.p, observed=data)
+        self.guide: PyroProgram = to_pyro(bound.q)
+        self.elbo = RenyiELBO(alpha=bound.alpha, num_particles=bound.k,
+                              vectorize_particles=True, max_plate_nesting=1)
+
+    def __repr__(self) -> str:
+        return (f"RenyiObjective(alpha={self.bound.alpha}, num_particles={self.bound.k}, "
+                f"sign={self.sign:+g}, reduction={self.reduction!r})")
+
+    def _factor(self, args, data) -> float:
+        """Pyro's loss is ``-sum_n bound_n``: the factor that turns it into this loss."""
+        factor = -self.sign
+        if self.reduction == "mean":
+            rows = next((v.shape[0] for v in list(args) + list(data.values())
+                         if isinstance(v, torch.Tensor) and v.dim() > 0), 1)
+            factor /= rows
+        return factor
+
+    def loss(self, model=None, guide=None, *args, **data) -> float:
+        """The loss's value, from ``RenyiELBO.loss`` (no gradient)."""
+        with torch.no_grad():
+            value = self.elbo.loss(model or self.model, guide or self.guide, *args, **data)
+        return self._factor(args, data) * value
+
+    def loss_and_grads(self, model=None, guide=None, *args, **data) -> float:
+        """The loss's value, from ``RenyiELBO.loss_and_grads``, whose backward pass adds
+        the loss's gradient to the parameters' ``.grad`` (rescaled for the sign and the
+        reduction; gradients already there are kept)."""
+        params = [t for d in self.bound.distributions() for t in d.parameters()
+                  if t.requires_grad]
+        before = [t.grad for t in params]
+        for t in params:
+            t.grad = None
+        value = self.elbo.loss_and_grads(model or self.model, guide or self.guide, *args,
+                                         **data)
+        factor = self._factor(args, data)
+        for t, old in zip(params, before):
+            if t.grad is not None:
+                t.grad.mul_(factor)
+                if old is not None:
+                    t.grad.add_(old)
+            else:
+                t.grad = old
+        return factor * value
+
+
+def _strip(loss: Loss):
+    """``(sign, reduction, inner)``: the loss without its leading negations and its one
+    batch reduction."""
+    sign, reduction = 1.0, None
+    while True:
+        if isinstance(loss, NegLoss):
+            sign, loss = -sign, loss.a
+        elif isinstance(loss, (BatchSum, BatchMean)) and reduction is None:
+            reduction = "sum" if isinstance(loss, BatchSum) else "mean"
+            loss = loss.a
+        else:
+            return sign, reduction, loss
+
+
+def renyi_objective(loss: Loss) -> Optional[RenyiObjective]:
+    """``loss`` as Pyro's ``RenyiELBO``, or ``None`` where it is not one.
+
+    It maps ``±VRBound(p, q, k, alpha).sum()`` and ``.mean()`` (``IWAE`` included) with
+    ``estimator="reparam"``; any other loss, a bound without a batch reduction, and the
+    ``"stl"`` / ``"dreg"`` estimators (which ``RenyiELBO`` does not have) give ``None``.
+    """
+    if not isinstance(loss, Loss):
+        raise LossError(f"renyi_objective needs a pixyz_pyro loss, got {type(loss).__name__}")
+    sign, reduction, inner = _strip(loss)
+    if not isinstance(inner, VRBound) or reduction is None or inner.estimator != "reparam" \
+            or inner.alpha == 1.0:  # RenyiELBO leaves alpha = 1 (the ELBO) to Trace_ELBO
+        return None
+    return RenyiObjective(inner, sign, reduction)
