@@ -32,11 +32,14 @@ and the function's own ``pyro.param`` sites, held by the distribution
 (:mod:`pixyz_pyro.infer.local_params`).  Pyro's global parameter store is not used.
 """
 import inspect
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from pyro import poutine
+from pyro.poutine import Trace
+from pyro.poutine.runtime import Message
 
+from ..dist.context import Context
 from ..dist.distribution import Distribution
 from ..errors import LossError, VariableError, did_you_mean
 from .local_params import LocalParams
@@ -47,8 +50,10 @@ from .site_terms import (
     subsample_sites,
 )
 
+Values = Dict[str, object]
 
-def _signature(fn):
+
+def _signature(fn: Callable[..., Any]) -> Optional[Mapping[str, inspect.Parameter]]:
     if isinstance(fn, torch.nn.Module):  # a module is called through its forward
         fn = fn.forward
     try:
@@ -57,7 +62,7 @@ def _signature(fn):
         return None
 
 
-def _fn_name(fn) -> str:
+def _fn_name(fn: object) -> str:
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
     return name or type(fn).__name__
 
@@ -71,10 +76,12 @@ class PyroFunctionDistribution(Distribution):
     #: :meth:`_sample_values`); the expectation's own check is left to it.
     has_reparam = True
 
-    def __init__(self, fn, var: Sequence[str], cond_var: Optional[Sequence[str]] = None,
+    def __init__(self, fn: Callable[..., Any], var: Sequence[str],
+                 cond_var: Optional[Sequence[str]] = None,
                  name: str = "p", module: Optional[torch.nn.Module] = None,
                  inputs: Optional[Mapping[str, str]] = None,
-                 sites: Optional[Mapping[str, str]] = None, plate: Optional[str] = None):
+                 sites: Optional[Mapping[str, str]] = None, plate: Optional[str] = None
+                 ) -> None:
         params = _signature(fn)
         self_inputs = dict(inputs or {})
         if params is not None:
@@ -122,12 +129,12 @@ class PyroFunctionDistribution(Distribution):
         return f"Pyro({_fn_name(self._fn)})"
 
     @property
-    def fn(self):
+    def fn(self) -> Callable[..., Any]:
         """The wrapped function."""
         return self._fn
 
     # --- running the function --------------------------------------------------------------
-    def _call_args(self, values):
+    def _call_args(self, values: Values) -> Tuple[List[object], Dict[str, object]]:
         """The arguments of one call: every argument whose data name is in ``values``
         (a function taking ``**kwargs`` also gets ``cond_var`` and the variables)."""
         kwargs = {a: values[d] for a, d in self._arg_data.items() if d in values}
@@ -138,7 +145,7 @@ class PyroFunctionDistribution(Distribution):
         args = [kwargs.pop(a) for a in self._positional_only if a in kwargs]
         return args, kwargs
 
-    def _n_rows(self, values) -> Optional[int]:
+    def _n_rows(self, values: Values) -> Optional[int]:
         """The rows of the batch: of the first batched input of the function, else of the
         first batched value of the evaluation that is not one of ``var``."""
         for d in list(self._cond_var) + list(self._arg_data.values()):
@@ -150,14 +157,14 @@ class PyroFunctionDistribution(Distribution):
                 return t.shape[0]
         return None
 
-    def _run(self, values, condition: Optional[Dict] = None):
+    def _run(self, values: Values, condition: Optional[Dict] = None) -> Trace:
         self._require(values, self._cond_var, "running the Pyro program")
         args, kwargs = self._call_args(values)
         fn = self._fn if not condition else poutine.condition(self._fn, data=condition)
         with LocalParams(self.pyro_params, self._constraints):
             return poutine.trace(fn).get_trace(*args, **kwargs)
 
-    def _site_of(self, trace, v: str, values) -> Optional[str]:
+    def _site_of(self, trace: Trace, v: str, values: Values) -> Optional[str]:
         """The site of variable ``v`` in ``trace``; ``None`` for a variable that is an
         argument (data the function observes itself); an error for one that is neither."""
         s = self._sites[v]
@@ -172,7 +179,8 @@ class PyroFunctionDistribution(Distribution):
             f"variable to a site with sites={{\"{v}\": ...}})")
 
     # --- executor protocol --------------------------------------------------------------
-    def _sample_values(self, values, ctx, reparam, batch_n, score_only: bool = False):
+    def _sample_values(self, values: Values, ctx: Optional[Context], reparam: bool,
+                       batch_n: Optional[int], score_only: bool = False) -> Dict[str, Any]:
         tr = self._run(values)
         out = {}
         for v in self._var:
@@ -191,10 +199,10 @@ class PyroFunctionDistribution(Distribution):
             ctx.remember(self, self._key(out), (tr, self._n_rows(values)))
         return out
 
-    def _key(self, values):
+    def _key(self, values: Values) -> Tuple[object, ...]:
         return tuple(values[v] for v in self._var)
 
-    def _check_reparam(self, tr, names) -> None:
+    def _check_reparam(self, tr: Trace, names: Iterable[str]) -> None:
         for n in names:
             site = tr.nodes[n]
             if site["is_observed"] or getattr(site["fn"], "has_rsample", True):
@@ -207,7 +215,8 @@ class PyroFunctionDistribution(Distribution):
                     f"pyro_elbo(p, {self.name}) for Pyro's score-function surrogate, or "
                     f"enumerate it with TraceEnum_ELBO.")
 
-    def _trace_for(self, values, ctx):
+    def _trace_for(self, values: Values, ctx: Optional[Context]
+                   ) -> Tuple[Trace, Optional[int], List[str]]:
         """The trace that drew ``values`` in this evaluation (with the rows of its
         inputs), or one conditioned run on them, and the names of the sites to count."""
         if ctx is not None and all(v in values for v in self._var):
@@ -233,7 +242,7 @@ class PyroFunctionDistribution(Distribution):
                 torch.cuda.set_rng_state(st, d)
         return tr, self._n_rows(values), self._counted(tr, condition)
 
-    def _counted(self, tr, given) -> list:
+    def _counted(self, tr: Trace, given: Iterable[str]) -> List[str]:
         """The sites of the log-density: those of ``var``, those the function observes
         itself (``obs=``, whether ``var`` lists them or not), and auxiliary ones (an
         AutoGuide's draw in unconstrained space).  A latent site outside ``var`` is
@@ -241,10 +250,11 @@ class PyroFunctionDistribution(Distribution):
         own = set(self._sites.values())
         return [n for n in sample_sites(tr)
                 if n in own or (tr.nodes[n]["is_observed"] and n not in given)
-                or tr.nodes[n]["infer"].get("is_auxiliary")]
+                or (tr.nodes[n]["infer"] or {}).get("is_auxiliary")]
 
-    def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None,
-                         sites=None):
+    def _log_prob_values(self, values: Values, ctx: Optional[Context], sum_features: bool = True,
+                         feature_dims: Optional[Sequence[int]] = None,
+                         sites: Optional[Callable[[Message], bool]] = None) -> torch.Tensor:
         if not sum_features or feature_dims is not None:
             raise LossError(f"{self.prob_text}: a wrapped Pyro function sums each site over "
                             f"its event dims, as Pyro does; sum_features=False and "
@@ -264,7 +274,7 @@ class PyroFunctionDistribution(Distribution):
         like = next((t for t in values.values() if isinstance(t, torch.Tensor)), None)
         return per_row_log_prob(tr, counted, frame, n_rows, like)
 
-    def pyro_dist(self, values, ctx=None):
+    def pyro_dist(self, values: Values, ctx: Optional[Context] = None) -> Any:
         """The site distribution of the single variable (for an analytic KL).
 
         Running the function draws the site's value; the random state is restored
@@ -276,7 +286,11 @@ class PyroFunctionDistribution(Distribution):
                        if isinstance(t, torch.Tensor) and t.is_cuda})
         with torch.random.fork_rng(devices=cuda):
             tr = self._run(values)
-        d = tr.nodes[self._site_of(tr, self._var[0], values)]["fn"]
+        site = self._site_of(tr, self._var[0], values)
+        if site is None:
+            raise NotImplementedError(f"{self.prob_text}: {self._var[0]} is an argument of the "
+                                      f"function, not one of its sites: it has no distribution")
+        d = tr.nodes[site]["fn"]
         while hasattr(d, "base_dist") and type(d).__name__ in ("Independent",):
             d = d.base_dist
         return d
@@ -301,17 +315,19 @@ class ScoreSites(Distribution):
         super().__init__(q.var, q.cond_var, f"{q.name}_{{sf}}")
         object.__setattr__(self, "q", q)  # not a submodule: its parameters are q's
 
-    def _sample_values(self, values, ctx, reparam, batch_n):
+    def _sample_values(self, values: Values, ctx: Optional[Context], reparam: bool,
+                       batch_n: Optional[int]) -> Dict[str, torch.Tensor]:
         return self.q._sample_values(values, ctx, reparam, batch_n, score_only=True)
 
-    def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
+    def _log_prob_values(self, values: Values, ctx: Optional[Context], sum_features: bool = True,
+                         feature_dims: Optional[Sequence[int]] = None) -> torch.Tensor:
         return self.q._log_prob_values(
             values, ctx, sum_features, feature_dims,
             sites=lambda s: not s["is_observed"] and not getattr(s["fn"], "has_rsample",
                                                                  True))
 
 
-def from_pyro(fn, var: Sequence[str], cond_var: Optional[Sequence[str]] = None,
+def from_pyro(fn: Callable[..., Any], var: Sequence[str], cond_var: Optional[Sequence[str]] = None,
               name: str = "p", module: Optional[torch.nn.Module] = None,
               inputs: Optional[Mapping[str, str]] = None,
               sites: Optional[Mapping[str, str]] = None,

@@ -7,6 +7,8 @@ network with ``pyro.module`` so that SVI's optimizer finds the parameters.  ``mo
 and ``guide`` are accepted for the interface (``to_pyro`` programs, typically) and are
 not run: the loss already names its distributions.
 """
+from typing import Any, Callable
+
 import torch
 
 from ..errors import LossError
@@ -38,7 +40,8 @@ class SVILoss:
         self.objective = loss
         self._modules = loss.distributions()
 
-    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+    def differentiable_loss(self, model: Callable[..., Any], guide: Callable[..., Any],
+                            *args: Any, **kwargs: Any) -> torch.Tensor:
         if args:
             raise LossError(f"SVILoss takes the data as keyword arguments, svi.step(x=...), "
                             f"named after the variables {self.objective.input_var}; got "
@@ -50,16 +53,19 @@ class SVILoss:
                             f".mean() or .sum()")
         return value
 
-    def loss(self, model, guide, *args, **kwargs) -> float:
+    def loss(self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any,
+             **kwargs: Any) -> float:
         with torch.no_grad():
             return self.differentiable_loss(model, guide, *args, **kwargs).item()
 
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+    def loss_and_grads(self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any,
+                       **kwargs: Any) -> float:
         value = self.differentiable_loss(model, guide, *args, **kwargs)
         value.backward()
         return value.detach().item()
 
-    def __call__(self, model, guide, *args, **kwargs) -> torch.Tensor:
+    def __call__(self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any,
+                 **kwargs: Any) -> torch.Tensor:
         return self.differentiable_loss(model, guide, *args, **kwargs)
 
 
