@@ -31,12 +31,16 @@ draw the same numbers for the same seed (the tests and ``comparisons/`` set it).
 import functools
 import types
 import warnings
-from typing import Callable, List, Optional, Set, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 import torch
 
+from ..dist.context import Context
 from ..errors import ModelError
 from ..loss.evaluate import run
+
+if TYPE_CHECKING:
+    from .model import Model
 
 #: ``torch.compile``'s modes; the ones with CUDA graphs replay the step's kernels at once.
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -89,7 +93,7 @@ def own_code(fn: Callable, what: str) -> Callable:
     >>> f(-2), f.__code__ is g.__code__
     (2, False)
     """
-    def call(*args, **kwargs):
+    def call(*args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
     code = call.__code__.replace(co_name=f"{what.replace(' ', '_')}_of_model_{id(call):x}")
@@ -109,15 +113,16 @@ class CompiledStep:
         ``torch.compile``'s ``mode`` (one of :data:`MODES`); ``None`` for its default.
     """
 
-    def __init__(self, model, compiler: Optional[Callable] = None,
-                 mode: Optional[str] = None):
+    def __init__(self, model: "Model", compiler: Optional[Callable[..., Any]] = None,
+                 mode: Optional[str] = None) -> None:
         compiler = compiler or torch.compile
         if mode is not None:
             compiler = functools.partial(compiler, mode=mode)
         self.mode = mode
         self.cudagraphs = mode in CUDAGRAPH_MODES
         loss, optimizer = model._plan.loss, model.optimizer
-        self._eager = {"loss": functools.partial(run, loss), "optimizer step": optimizer.step}
+        self._eager: Dict[str, Callable[..., Any]] = {
+            "loss": functools.partial(run, loss), "optimizer step": optimizer.step}
         with warnings.catch_warnings():  # torch's own deprecation notes on first import
             warnings.simplefilter("ignore", DeprecationWarning)
             self._compiled = {k: compiler(own_code(f, k)) for k, f in self._eager.items()}
@@ -125,7 +130,7 @@ class CompiledStep:
         self._marked = False  # cudagraph_mark_step_begin called once already
         self.failed: Optional[str] = None
 
-    def _call(self, what: str, *args):
+    def _call(self, what: str, *args: Any) -> Any:
         if self.failed is not None:
             return self._eager[what](*args)
         if what in self._warm:
@@ -152,7 +157,7 @@ class CompiledStep:
         warnings.warn(_WARNING.format(compile=_compile_label(self.mode), what=what,
                                       error=message[:300]), RuntimeWarning, stacklevel=2)
 
-    def run(self, values, ctx):
+    def run(self, values: Dict[str, object], ctx: Context) -> Tuple[object, Dict[str, object]]:
         """The loss on ``values``: ``(value, new samples)``, as ``evaluate.run``."""
         ctx.traced = self.failed is None  # memoise by identity, not by id (Context.recall)
         if not self.cudagraphs or self.failed is not None:
@@ -190,7 +195,7 @@ def compile_mode(compile: Union[bool, str]) -> Optional[str]:
     return compile
 
 
-def compile_step(model, compiler: Optional[Callable] = None,
+def compile_step(model: "Model", compiler: Optional[Callable] = None,
                  mode: Optional[str] = None) -> Optional[CompiledStep]:
     """A :class:`CompiledStep` for ``model``, or ``None`` after ONE warning if
     ``torch.compile`` itself is unavailable."""
