@@ -66,6 +66,13 @@ class History:
         Optimisation steps done (``model.train`` calls).
     stopped : str, optional
         Why training stopped before ``epochs`` (a callback or ``max_steps``).
+
+    Examples
+    --------
+    >>> h = History()
+    >>> h.log(train=2.5)
+    >>> h.metrics["train"], h.epochs
+    ([2.5], 0)
     """
 
     metrics: Dict[str, List[float]] = field(default_factory=dict)

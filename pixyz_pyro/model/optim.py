@@ -19,7 +19,18 @@ from ..errors import PixyzError
 OptimizerSpec = Union[Type[torch.optim.Optimizer], PyroOptim]
 
 class OptimizerError(PixyzError, TypeError):
-    """The optimizer argument is not a class, a Pyro optimizer, or has bad arguments."""
+    """The optimizer argument is not a class, a Pyro optimizer, or has bad arguments.
+
+    Examples
+    --------
+    >>> import torch
+    >>> p = torch.nn.Parameter(torch.zeros(1))
+    >>> try:
+    ...     build_optimizer(torch.optim.Adam([p]), [p])
+    ... except OptimizerError as e:
+    ...     print(str(e)[:61])
+    optimizer must be an optimizer class such as torch.optim.Adam
+    """
 
 
 def build_optimizer(optimizer: OptimizerSpec, params: Iterable[torch.nn.Parameter],
@@ -33,6 +44,21 @@ def build_optimizer(optimizer: OptimizerSpec, params: Iterable[torch.nn.Paramete
     params : iterable of Parameter
     optimizer_params : dict, optional
         Keyword arguments for a torch optimizer class.
+
+    Raises
+    ------
+    OptimizerError
+        For an optimizer instance, a class that is not a torch optimizer, or arguments it
+        does not take.
+
+    Examples
+    --------
+    >>> import pyro.optim
+    >>> p = torch.nn.Parameter(torch.zeros(2))
+    >>> build_optimizer(torch.optim.SGD, [p], {"lr": 0.1}).param_groups[0]["lr"]
+    0.1
+    >>> type(build_optimizer(pyro.optim.Adam({"lr": 0.01}), [p])).__name__
+    'Adam'
     """
     params = list(params)
     optimizer_params = dict(optimizer_params or {})
