@@ -57,6 +57,14 @@ class FactorDistribution(Distribution):
 
     Subclasses of the families (``Normal``, ``Bernoulli``, ...) override ``forward`` to
     compute parameters with a network, as in Pixyz.
+
+    Parameters
+    ----------
+    var, cond_var, name, features_shape
+        As for :class:`Distribution`.
+    **params
+        The family's parameters: a constant, the name of a conditioning variable, or
+        ``None`` (computed by ``forward``).
     """
 
     # None only on this abstract base: each family class (or lift()) sets it

@@ -71,7 +71,13 @@ class Factor:
 
 
 class DistGraph:
-    """The factor graph of ``dist`` (see the module docstring)."""
+    """The factor graph of ``dist`` (see the module docstring).
+
+    Parameters
+    ----------
+    dist : Distribution
+        The distribution viewed.
+    """
 
     def __init__(self, dist):
         self._dist = dist

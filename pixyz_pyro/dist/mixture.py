@@ -206,6 +206,13 @@ class PosteriorMixtureModel(Distribution):
     ``get_log_prob({"x": x})`` returns the ``(K, B)`` table :math:`\\log p(z=k|x)` as in
     Pixyz; given a one-hot ``z`` as well it returns :math:`\\log p(z|x)`, shape ``(B,)``.
     Unlike Pixyz it can be sampled (a one-hot draw of the responsibilities).
+
+    Parameters
+    ----------
+    p : MixtureModel
+        The mixture.
+    name : str, optional
+        The name in formulas (default: the mixture's).
     """
 
     def __init__(self, p: MixtureModel, name=None):

@@ -105,7 +105,19 @@ class _FlowSite(pd.TorchDistribution):
 
 
 class TransformedDistribution(FlowDistribution):
-    """:math:`p(z = f_{flow}(x))` with :math:`x \\sim p_{prior}(x)`."""
+    """:math:`p(z = f_{flow}(x))` with :math:`x \\sim p_{prior}(x)`.
+
+    Parameters
+    ----------
+    prior : Distribution
+        The base distribution :math:`p(z)`.
+    flow : Flow
+        The invertible map :math:`x = f(z)`.
+    var : list of str
+        The variable of :math:`x`.
+    name : str
+        The name in formulas.
+    """
 
     _inverse = False
 
@@ -136,7 +148,21 @@ class TransformedDistribution(FlowDistribution):
 
 
 class InverseTransformedDistribution(FlowDistribution):
-    """:math:`p(x = f^{-1}_{flow}(z, y))` with :math:`z \\sim p_{prior}(z)`."""
+    """:math:`p(x = f^{-1}_{flow}(z, y))` with :math:`z \\sim p_{prior}(z)`.
+
+    Parameters
+    ----------
+    prior : Distribution
+        The base distribution :math:`p(z)`.
+    flow : Flow
+        The invertible map :math:`z = f(x)`.
+    var : list of str
+        The variable of :math:`x`.
+    cond_var : list of str
+        The flow's conditioning variables.
+    name : str
+        The name in formulas.
+    """
 
     _inverse = True
 

@@ -28,6 +28,15 @@ def pyro_elbo(p: Distribution, q: PyroFunctionDistribution,
     """:math:`\\mathbb{E}_q[\\log p - \\log q]` with Pyro's score-function gradient for
     the non-reparameterised sites of ``q``, one value per row.
 
+    Parameters
+    ----------
+    p : Distribution
+        The joint :math:`p(x, z)`.
+    q : PyroFunctionDistribution
+        The guide, a wrapped Pyro function (see :func:`from_pyro`).
+    sample_shape : int or sequence of int
+        The number of draws per row.
+
     Examples
     --------
     >>> import torch, pyro, pyro.distributions as pd

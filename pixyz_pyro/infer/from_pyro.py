@@ -68,7 +68,23 @@ def _fn_name(fn: object) -> str:
 
 
 class PyroFunctionDistribution(Distribution):
-    """A Pyro program as a distribution (see :func:`from_pyro`)."""
+    """A Pyro program as a distribution (see :func:`from_pyro`).
+
+    Parameters
+    ----------
+    fn : callable
+        The Pyro function (a model or a guide).
+    var, cond_var : sequence of str
+        The variables it defines and takes (see :func:`from_pyro`).
+    name : str
+        The name in formulas.
+    module : nn.Module, optional
+        The module that owns the function's parameters.
+    inputs, sites : dict, optional
+        Argument names and site names, when they differ from the variables.
+    plate : str, optional
+        The data plate's name.
+    """
 
     _fn: Callable[..., Any]  # the Pyro function (not a submodule)
 

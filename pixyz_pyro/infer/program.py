@@ -93,7 +93,27 @@ def _open_plates() -> Dict[str, IndepMessenger]:
 
 
 class PyroProgram:
-    """A pixyz_pyro distribution as a Pyro model/guide (see :func:`to_pyro`)."""
+    """A pixyz_pyro distribution as a Pyro model/guide (see :func:`to_pyro`).
+
+    Parameters
+    ----------
+    dist : Distribution
+        The joint to translate.
+    observed : sequence of str
+        Variables given as data (``obs=``).
+    global_vars : sequence of str
+        Variables outside the data plate.
+    enumerate : sequence of str
+        Discrete variables to enumerate in parallel.
+    plate_name : str
+        The name of the data plate.
+    subsample_size, subsample : optional
+        Pyro's plate subsampling.
+    name : str
+        A prefix of the parameter names in Pyro's param store.
+    update_module_params : bool
+        Pyro's ``pyro.module(..., update_module_params=...)``.
+    """
 
     def __init__(self, dist: Distribution, observed: Sequence[str] = (),
                  global_vars: Sequence[str] = (), enumerate: Sequence[str] = (),

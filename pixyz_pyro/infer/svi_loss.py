@@ -19,6 +19,11 @@ from .program import register_modules
 class SVILoss:
     """Wrap a scalar :class:`~pixyz_pyro.loss.Loss` for ``pyro.infer.SVI``.
 
+    Parameters
+    ----------
+    loss : Loss
+        The pixyz_pyro loss to minimise (its ``eval`` on the model's data).
+
     Examples
     --------
     >>> import torch, pyro
@@ -70,5 +75,11 @@ class SVILoss:
 
 
 def as_svi_loss(loss: Loss) -> SVILoss:
-    """``loss`` as an object that ``pyro.infer.SVI(..., loss=...)`` accepts."""
+    """``loss`` as an object that ``pyro.infer.SVI(..., loss=...)`` accepts.
+
+    Parameters
+    ----------
+    loss : Loss
+        The pixyz_pyro loss.
+    """
     return SVILoss(loss)
