@@ -1,7 +1,8 @@
 """Docstring coverage of the public API (the names in ``__all__`` of each subpackage).
 
-* Every public name has its own docstring, whose first line is a summary, and a
-  Parameters section when it takes arguments.
+* Every public name has its own docstring, whose first line is a summary, a
+  Parameters section when it takes arguments, and an example whose doctest checks a
+  printed value.
 * Every public loss (``pixyz_pyro.loss.__all__``) has a Parameters section (when it takes
   arguments) and an Examples section whose doctest checks a printed value -- a number or
   a formula, not only statements.  ``tests/test_doctests.py`` runs those examples.
@@ -93,10 +94,12 @@ def test_losses_models_and_families_document_parameters_and_a_checked_example(
 
 
 @pytest.mark.parametrize("package,name,obj", DOCUMENTED, ids=_ids(DOCUMENTED))
-def test_every_public_name_that_takes_arguments_documents_them(package, name, obj):
+def test_every_public_name_documents_its_parameters_and_has_a_checked_example(
+        package, name, obj):
+    doc = inspect.cleandoc(_own_doc(obj) or "")
     if _takes_arguments(obj):
-        doc = inspect.cleandoc(_own_doc(obj) or "")
         assert "Parameters\n----------" in doc, f"{package}.{name} lists no Parameters"
+    assert _checked_examples(obj), f"{package}.{name}: no example prints a value"
 
 
 def test_every_loss_with_a_formula_shows_it():

@@ -29,4 +29,10 @@ class DistributionBase(Distribution):
         The name in formulas.
     features_shape : sequence of int
         The shape of one draw of one batch element.
+
+    Examples
+    --------
+    >>> a = DistributionBase(var=["x"], cond_var=["z"])
+    >>> a.prob_text, a.input_var
+    ('p(x|z)', ['z'])
     """

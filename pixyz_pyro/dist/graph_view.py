@@ -77,6 +77,15 @@ class DistGraph:
     ----------
     dist : Distribution
         The distribution viewed.
+
+    Examples
+    --------
+    >>> from pixyz_pyro.dist import Normal
+    >>> p = Normal(loc="z", scale=1., var=["x"], cond_var=["z"]) * Normal(loc=0., scale=1.,
+    ...                                                               var=["z"])
+    >>> g = p.graph
+    >>> type(g).__name__, g.var, g.prob_factorized_text
+    ('DistGraph', ['x', 'z'], 'p(x|z)p(z)')
     """
 
     def __init__(self, dist):

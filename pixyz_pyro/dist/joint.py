@@ -261,6 +261,15 @@ class MarginalizeVarDistribution(Distribution):
         A joint distribution.
     marginalize_list : str or list of str
         The variables to integrate out (still drawn, no longer returned).
+
+    Examples
+    --------
+    >>> from pixyz_pyro.dist import Normal
+    >>> p = Normal(loc="z", scale=1., var=["x"], cond_var=["z"]) * Normal(loc=0., scale=1.,
+    ...                                                               var=["z"])
+    >>> m = p.marginalize_var("z")
+    >>> m.prob_text, sorted(m.sample(batch_n=2))
+    ('p(x)', ['x'])
     """
 
     def __init__(self, p: Distribution, marginalize_list):

@@ -84,6 +84,18 @@ class PyroFunctionDistribution(Distribution):
         Argument names and site names, when they differ from the variables.
     plate : str, optional
         The data plate's name.
+
+    Examples
+    --------
+    >>> import torch, pyro, pyro.distributions as pd
+    >>> from pixyz_pyro.infer import from_pyro
+    >>> def model():
+    ...     pyro.sample("x", pd.Normal(torch.zeros(2), 1.).to_event(1))
+    >>> p = from_pyro(model, var=["x"])
+    >>> isinstance(p, PyroFunctionDistribution), p.prob_text
+    (True, 'p(x)')
+    >>> p.get_log_prob({"x": torch.zeros(1, 2)})  # -log(2 pi)
+    tensor([-1.8379])
     """
 
     _fn: Callable[..., Any]  # the Pyro function (not a submodule)

@@ -113,6 +113,18 @@ class PyroProgram:
         A prefix of the parameter names in Pyro's param store.
     update_module_params : bool
         Pyro's ``pyro.module(..., update_module_params=...)``.
+
+    Examples
+    --------
+    >>> import pyro, torch
+    >>> from pixyz_pyro.dist import Normal
+    >>> from pixyz_pyro.infer import to_pyro
+    >>> program = to_pyro(Normal(loc=0., scale=1., var=["x"]), observed=["x"])
+    >>> type(program).__name__
+    'PyroProgram'
+    >>> trace = pyro.poutine.trace(program).get_trace(x=torch.zeros(3))
+    >>> trace.nodes["x"]["is_observed"], float(trace.log_prob_sum())  # 3 log N(0; 0, 1)
+    (True, -2.756815...)
     """
 
     def __init__(self, dist: Distribution, observed: Sequence[str] = (),
