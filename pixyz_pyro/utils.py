@@ -15,6 +15,11 @@ _CACHE_MAXSIZE = 20
 def set_epsilon(eps: float) -> None:
     """Set Pixyz's ``epsilon`` setting (read back by :func:`epsilon`; no family uses it).
 
+    Parameters
+    ----------
+    eps : float
+        The value.
+
     Examples
     --------
     >>> from unittest import mock
@@ -28,7 +33,13 @@ def set_epsilon(eps: float) -> None:
 
 
 def epsilon() -> float:
-    """The value set by :func:`set_epsilon` (``1e-7`` by default)."""
+    """The value set by :func:`set_epsilon` (``1e-7`` by default).
+
+    Examples
+    --------
+    >>> isinstance(epsilon(), float)
+    True
+    """
     return _EPSILON
 
 
@@ -37,6 +48,16 @@ get_epsilon = epsilon
 
 def set_cache_maxsize(cache_maxsize: int) -> None:
     """Set Pixyz's cache size setting (read back by :func:`cache_maxsize`).
+
+    Parameters
+    ----------
+    cache_maxsize : int
+        A non-negative size.
+
+    Raises
+    ------
+    ValueError
+        If it is not a non-negative int.
 
     pixyz_pyro has no cache that it sizes: :func:`lru_cache_for_sample_dict` is a
     pass-through.
@@ -57,7 +78,13 @@ def set_cache_maxsize(cache_maxsize: int) -> None:
 
 
 def cache_maxsize() -> int:
-    """The value set by :func:`set_cache_maxsize` (20 by default)."""
+    """The value set by :func:`set_cache_maxsize` (20 by default).
+
+    Examples
+    --------
+    >>> isinstance(cache_maxsize(), int)
+    True
+    """
     return _CACHE_MAXSIZE
 
 
@@ -87,7 +114,18 @@ def lru_cache_for_sample_dict():
 
 
 def tolist(a) -> list:
-    """``a`` as a list (a string or a single item becomes a one-item list)."""
+    """``a`` as a list (a string or a single item becomes a one-item list).
+
+    Parameters
+    ----------
+    a : object, list or tuple
+        The item or items.
+
+    Examples
+    --------
+    >>> tolist("x"), tolist(("x", "y"))
+    (['x'], ['x', 'y'])
+    """
     if isinstance(a, (list, tuple)):
         return list(a)
     return [a]
@@ -95,7 +133,24 @@ def tolist(a) -> list:
 
 def get_dict_values(dicts: Dict, keys: Union[str, Sequence[str]], return_dict: bool = False):
     """The values of ``keys`` in ``dicts`` (a list, or a dict with ``return_dict``); missing
-    keys are skipped, as in Pixyz."""
+    keys are skipped, as in Pixyz.
+
+    Parameters
+    ----------
+    dicts : dict
+        A sample dict.
+    keys : str or sequence of str
+        The names to read.
+    return_dict : bool
+        Return ``{key: value}`` instead of the list of values.
+
+    Examples
+    --------
+    >>> get_dict_values({"x": 1, "y": 2}, ["y", "z"])
+    [2]
+    >>> get_dict_values({"x": 1, "y": 2}, "x", return_dict=True)
+    {'x': 1}
+    """
     keys = tolist(keys)
     present = [k for k in keys if k in dicts]
     if return_dict:
@@ -104,30 +159,94 @@ def get_dict_values(dicts: Dict, keys: Union[str, Sequence[str]], return_dict: b
 
 
 def delete_dict_values(dicts: Dict, keys: Union[str, Sequence[str]]) -> Dict:
-    """A copy of ``dicts`` without ``keys``."""
+    """A copy of ``dicts`` without ``keys``.
+
+    Parameters
+    ----------
+    dicts : dict
+        A sample dict.
+    keys : str or sequence of str
+        The names to leave out.
+
+    Examples
+    --------
+    >>> delete_dict_values({"x": 1, "y": 2}, "x")
+    {'y': 2}
+    """
     drop = set(tolist(keys))
     return {k: v for k, v in dicts.items() if k not in drop}
 
 
 def detach_dict(dicts: Dict) -> Dict:
-    """A copy of ``dicts`` with every tensor detached."""
+    """A copy of ``dicts`` with every tensor detached.
+
+    Parameters
+    ----------
+    dicts : dict
+        A sample dict.
+
+    Examples
+    --------
+    >>> d = detach_dict({"x": torch.ones(1, requires_grad=True), "n": 3})
+    >>> d["x"].requires_grad, d["n"]
+    (False, 3)
+    """
     return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in dicts.items()}
 
 
 def replace_dict_keys(dicts: Dict, replace_list_dict: Dict[str, str]) -> Dict:
-    """A copy of ``dicts`` with keys renamed by ``replace_list_dict``."""
+    """A copy of ``dicts`` with keys renamed by ``replace_list_dict``.
+
+    Parameters
+    ----------
+    dicts : dict
+        A sample dict.
+    replace_list_dict : dict
+        ``{old name: new name}``.
+
+    Examples
+    --------
+    >>> replace_dict_keys({"x": 1, "y": 2}, {"x": "z"})
+    {'z': 1, 'y': 2}
+    """
     return {replace_list_dict.get(k, k): v for k, v in dicts.items()}
 
 
 def replace_dict_keys_split(dicts: Dict, replace_list_dict: Dict[str, str]):
-    """``(renamed, rest)``: the renamed entries and the others."""
+    """``(renamed, rest)``: the renamed entries and the others.
+
+    Parameters
+    ----------
+    dicts : dict
+        A sample dict.
+    replace_list_dict : dict
+        ``{old name: new name}``.
+
+    Examples
+    --------
+    >>> replace_dict_keys_split({"x": 1, "y": 2}, {"x": "z"})
+    ({'z': 1}, {'y': 2})
+    """
     renamed = {replace_list_dict[k]: v for k, v in dicts.items() if k in replace_list_dict}
     rest = {k: v for k, v in dicts.items() if k not in replace_list_dict}
     return renamed, rest
 
 
 def sum_samples(samples: torch.Tensor, sum_dims=None) -> torch.Tensor:
-    """Sum every dimension but the first (or ``sum_dims``)."""
+    """Sum every dimension but the first (or ``sum_dims``).
+
+    Parameters
+    ----------
+    samples : torch.Tensor
+        ``(batch, ...)`` values.
+    sum_dims : int or sequence of int, optional
+        The dims to sum instead.
+
+    Examples
+    --------
+    >>> sum_samples(torch.ones(2, 3, 4))
+    tensor([12., 12.])
+    """
     if sum_dims is not None:
         return samples.sum(dim=sum_dims)
     if samples.dim() <= 1:
@@ -156,7 +275,21 @@ def convert_latex_name(name: str) -> str:
 
 
 def print_latex(obj):
-    """Render a loss, a distribution or a model as LaTeX (IPython ``Math`` when available)."""
+    """Render a loss, a distribution or a model as LaTeX (IPython ``Math`` when available).
+
+    Parameters
+    ----------
+    obj : Loss, Distribution or Model
+        What to show; a model shows its loss.
+
+    Examples
+    --------
+    >>> from pixyz_pyro.dist import Normal
+    >>> from pixyz_pyro.loss import LogProb
+    >>> out = print_latex(LogProb(Normal(loc=0., scale=1., var=["x"])))
+    >>> getattr(out, "data", out)  # the text (an IPython Math object holds it as .data)
+    '\\\\log p(x)'
+    """
     from .loss.latex import print_latex as _print_latex
     if hasattr(obj, "loss_cls"):
         obj = obj.loss_cls

@@ -2,7 +2,7 @@
 
     python scripts/check_docs.py [docs/_build/html] [--out out/docs-screens]
 
-For the index, the ``Normal`` page (``api/dist.html``), the loss page and one tutorial it
+For the index, the ``Normal`` page (``api/dist.html``), the loss page and two tutorials it
 asks Chromium for the page's DOM after its scripts ran, and checks that
 
 * MathJax typeset the page's formulas (``span.MathJax`` elements, as many as the page
@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["index.html", "api/dist.html", "api/loss.html",
-         "tutorials/01-distributions-and-losses.html"]
+         "tutorials/01-distributions-and-losses.html", "tutorials/05-loss-api.html"]
 
 
 class _Page(HTMLParser):

@@ -1,6 +1,8 @@
 """Docstring coverage of the public API (the names in ``__all__`` of each subpackage).
 
-* Every public name has its own docstring, whose first line is a summary.
+* Every public name has its own docstring, whose first line is a summary, a
+  Parameters section when it takes arguments, and an example whose doctest checks a
+  printed value.
 * Every public loss (``pixyz_pyro.loss.__all__``) has a Parameters section (when it takes
   arguments) and an Examples section whose doctest checks a printed value -- a number or
   a formula, not only statements.  ``tests/test_doctests.py`` runs those examples.
@@ -41,6 +43,12 @@ def _own_doc(obj):
 
 
 def _takes_arguments(obj):
+    """Whether ``obj``'s call has parameters to document (an exception's message is not
+    one; a dataclass documents its fields as Attributes)."""
+    if inspect.isclass(obj) and issubclass(obj, BaseException):
+        return False
+    if inspect.isclass(obj) and "Attributes\n" in inspect.cleandoc(_own_doc(obj) or ""):
+        return False
     target = obj.__init__ if inspect.isclass(obj) else obj
     if inspect.isclass(obj) and target is object.__init__:
         return False
@@ -82,6 +90,15 @@ def test_losses_models_and_families_document_parameters_and_a_checked_example(
     if _takes_arguments(obj):
         assert "Parameters\n----------" in doc, f"{package}.{name} lists no Parameters"
     assert "Examples\n--------" in doc, f"{package}.{name} has no Examples section"
+    assert _checked_examples(obj), f"{package}.{name}: no example prints a value"
+
+
+@pytest.mark.parametrize("package,name,obj", DOCUMENTED, ids=_ids(DOCUMENTED))
+def test_every_public_name_documents_its_parameters_and_has_a_checked_example(
+        package, name, obj):
+    doc = inspect.cleandoc(_own_doc(obj) or "")
+    if _takes_arguments(obj):
+        assert "Parameters\n----------" in doc, f"{package}.{name} lists no Parameters"
     assert _checked_examples(obj), f"{package}.{name}: no example prints a value"
 
 

@@ -85,7 +85,9 @@ def test_the_wheel_ships_the_package_and_the_license_only(built):
     assert tops == {"pixyz_pyro", next(t for t in tops if t.endswith(".dist-info"))}
     assert re.search(r"^License(-Expression)?: MIT$", meta, re.M)
     assert "License-File: LICENSE" in meta
-    assert re.findall(r"^Project-URL: ", meta, re.M)
+    urls = dict(re.findall(r"^Project-URL: ([^,]+), (\S+)$", meta, re.M))
+    for label in ("Homepage", "Documentation", "Source", "Issues"):
+        assert urls.get(label, "").startswith("https://"), (label, urls)
 
 
 def test_the_license_is_mit_and_names_the_developers():

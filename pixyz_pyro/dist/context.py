@@ -5,7 +5,7 @@ One :class:`Context` lives for one top-level call (``sample``, ``get_log_prob`` 
 memoises each distribution's ``forward`` by the identity of its input tensors: within
 one evaluation ``q(z|x)`` runs once however many terms use it.
 """
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 try:
     from torch.compiler import is_compiling
@@ -53,7 +53,7 @@ class Context:
         self.options = options
         #: Whether the evaluation runs under ``torch.compile`` (see :meth:`recall`).
         self.traced = is_compiling()
-        self.step_runner = None
+        self.step_runner: Optional[Callable[..., Any]] = None
 
     def for_step(self, traced: bool) -> "Context":
         """A fresh context for one step of a series, with this one's batch, options and

@@ -79,6 +79,16 @@ class Distribution(nn.Module):
         Name used in formulas; ``"p_prior"`` prints ``p_{prior}``.
     features_shape : torch.Size
         Shape of one draw of one batch element (see :mod:`pixyz_pyro.dist.shapes`).
+
+    Examples
+    --------
+    >>> from pixyz_pyro.dist import Normal
+    >>> p = Normal(loc="z", scale=1., var=["x"], cond_var=["z"]) * Normal(loc=0., scale=1.,
+    ...                                                               var=["z"])
+    >>> isinstance(p, Distribution), p.var, p.cond_var
+    (True, ['x', 'z'], [])
+    >>> print(p.prob_joint_factorized_and_text)
+    p(x,z) = p(x|z)p(z)
     """
 
     #: Whether an expectation asks it for a :class:`Draw` (``_draw``) instead of samples.

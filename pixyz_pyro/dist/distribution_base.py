@@ -17,4 +17,22 @@ from .distribution import Distribution
 
 
 class DistributionBase(Distribution):
-    """An atomic distribution node (see the module docstring)."""
+    """An atomic distribution node (see the module docstring).
+
+    Parameters
+    ----------
+    var : list of str
+        The variables it defines.
+    cond_var : list of str
+        The variables it is conditioned on.
+    name : str
+        The name in formulas.
+    features_shape : sequence of int
+        The shape of one draw of one batch element.
+
+    Examples
+    --------
+    >>> a = DistributionBase(var=["x"], cond_var=["z"])
+    >>> a.prob_text, a.input_var
+    ('p(x|z)', ['z'])
+    """

@@ -57,6 +57,23 @@ class FactorDistribution(Distribution):
 
     Subclasses of the families (``Normal``, ``Bernoulli``, ...) override ``forward`` to
     compute parameters with a network, as in Pixyz.
+
+    Parameters
+    ----------
+    var, cond_var, name, features_shape
+        As for :class:`Distribution`.
+    **params
+        The family's parameters: a constant, the name of a conditioning variable, or
+        ``None`` (computed by ``forward``).
+
+    Examples
+    --------
+    >>> from pixyz_pyro.dist import Normal
+    >>> p = Normal(loc=0., scale=2., var=["x"])
+    >>> isinstance(p, FactorDistribution), p.family.params
+    (True, ('loc', 'scale'))
+    >>> p.get_params()["scale"]
+    tensor([2.])
     """
 
     # None only on this abstract base: each family class (or lift()) sets it

@@ -273,6 +273,15 @@ class Family:
         strict validation level raises instead): Pixyz's Bernoulli on real data.
     static : mapping
         Non-tensor constructor arguments passed to ``pyro_cls`` (``total_count``).
+
+    Examples
+    --------
+    >>> import pyro.distributions as pd
+    >>> fam = Family("Normal", pd.Normal, ("loc", "scale"), reparam=True)
+    >>> fam
+    Family(Normal, Normal, params=('loc', 'scale'))
+    >>> fam.build({"loc": torch.zeros(1), "scale": torch.ones(1)}).log_prob(torch.zeros(1))
+    tensor([-0.9189])
     """
 
     def __init__(self, name: str, pyro_cls: Type[TorchDistribution], params: Sequence[str],

@@ -71,7 +71,22 @@ class Factor:
 
 
 class DistGraph:
-    """The factor graph of ``dist`` (see the module docstring)."""
+    """The factor graph of ``dist`` (see the module docstring).
+
+    Parameters
+    ----------
+    dist : Distribution
+        The distribution viewed.
+
+    Examples
+    --------
+    >>> from pixyz_pyro.dist import Normal
+    >>> p = Normal(loc="z", scale=1., var=["x"], cond_var=["z"]) * Normal(loc=0., scale=1.,
+    ...                                                               var=["z"])
+    >>> g = p.graph
+    >>> type(g).__name__, g.var, g.prob_factorized_text
+    ('DistGraph', ['x', 'z'], 'p(x|z)p(z)')
+    """
 
     def __init__(self, dist):
         self._dist = dist

@@ -24,6 +24,12 @@ from .naming import as_var_list
 class MultiplyDistribution(Distribution):
     """The product of two distributions, ``a * b``.
 
+    Parameters
+    ----------
+    a, b : Distribution
+        The two factors (a product of products is flattened); a variable may be defined by
+        only one of them.
+
     Examples
     --------
     >>> from pixyz_pyro.dist import Normal
@@ -150,6 +156,13 @@ def _renamed_last(names: List[str], replace_dict: Dict[str, str]) -> List[str]:
 class ReplaceVarDistribution(Distribution):
     """``p.replace_var(z="y")``: the same distribution with renamed variables.
 
+    Parameters
+    ----------
+    p : Distribution
+        The distribution.
+    replace_dict : dict
+        ``{old name: new name}`` of the variables to rename.
+
     Examples
     --------
     >>> from pixyz_pyro.dist import Normal
@@ -258,6 +271,22 @@ class MarginalizeVarDistribution(Distribution):
 
     It samples (ancestrally, then drops the marginalised variables); it has no
     closed-form density.
+
+    Parameters
+    ----------
+    p : Distribution
+        A joint distribution.
+    marginalize_list : str or list of str
+        The variables to integrate out (still drawn, no longer returned).
+
+    Examples
+    --------
+    >>> from pixyz_pyro.dist import Normal
+    >>> p = Normal(loc="z", scale=1., var=["x"], cond_var=["z"]) * Normal(loc=0., scale=1.,
+    ...                                                               var=["z"])
+    >>> m = p.marginalize_var("z")
+    >>> m.prob_text, sorted(m.sample(batch_n=2))
+    ('p(x)', ['x'])
     """
 
     def __init__(self, p: Distribution, marginalize_list):

@@ -206,6 +206,26 @@ class PosteriorMixtureModel(Distribution):
     ``get_log_prob({"x": x})`` returns the ``(K, B)`` table :math:`\\log p(z=k|x)` as in
     Pixyz; given a one-hot ``z`` as well it returns :math:`\\log p(z|x)`, shape ``(B,)``.
     Unlike Pixyz it can be sampled (a one-hot draw of the responsibilities).
+
+    Parameters
+    ----------
+    p : MixtureModel
+        The mixture.
+    name : str, optional
+        The name in formulas (default: the mixture's).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pixyz_pyro.dist import Categorical, MixtureModel, Normal
+    >>> comps = [Normal(loc=float(m), scale=1., var=["x"], name=f"p_{i}")
+    ...          for i, m in enumerate([-2, 2])]
+    >>> prior = Categorical(probs=torch.tensor([0.5, 0.5]), var=["z"], name="prior")
+    >>> post = MixtureModel(distributions=comps, prior=prior).posterior()
+    >>> post.prob_text
+    'p(z|x)'
+    >>> post.get_log_prob({"x": torch.zeros(1, 1), "z": torch.tensor([[1., 0.]])}).exp()
+    tensor([0.5000])
     """
 
     def __init__(self, p: MixtureModel, name=None):

@@ -188,6 +188,15 @@ class ElementWiseProductOfNormal(ProductOfNormal):
     p(z|x_k)`, where :math:`p(z|x_k)` is the network ``p`` run on ``x`` with every other
     element set to 0, and elements equal to 0 are absent experts.
 
+    Parameters
+    ----------
+    p : Normal
+        One expert whose input's elements each stand for a modality (zero: absent).
+    name : str
+        The name in formulas.
+    features_shape : sequence of int
+        The shape of one draw.
+
     Examples
     --------
     >>> class Expert(Normal):

@@ -13,6 +13,15 @@ from .factor import _sum_features
 class Deterministic(Distribution):
     """A point mass :math:`p(h|x) = \\delta(h - f(x))`; ``forward`` returns ``{var: f(x)}``.
 
+    Parameters
+    ----------
+    var : list of str
+        The variables ``forward`` returns.
+    cond_var : list of str
+        Its inputs.
+    name : str
+        The name in formulas.
+
     Examples
     --------
     >>> from torch import nn
@@ -69,6 +78,13 @@ class Deterministic(Distribution):
 class EmpiricalDistribution(Distribution):
     """The data distribution :math:`p_{data}(x)`: "sampling" returns the given data.
 
+    Parameters
+    ----------
+    var : list of str
+        The data's variables.
+    name : str
+        The name in formulas (``p_{data}``).
+
     >>> p = EmpiricalDistribution(["x"])
     >>> p.sample({"x": torch.ones(2, 1)})["x"].shape
     torch.Size([2, 1])
@@ -107,6 +123,15 @@ class EmpiricalDistribution(Distribution):
 class CustomProb(Distribution):
     """A distribution given by its (unnormalised) log-density function.
 
+    Parameters
+    ----------
+    log_prob_function : callable
+        ``x -> log-density`` of the values (one per batch element).
+    var : list of str
+        The variables it scores.
+    distribution_name : str
+        The name in printouts.
+
     >>> p = CustomProb(lambda x: -x ** 2, var=["x"])
     >>> p.get_log_prob({"x": torch.ones(2, 3)})
     tensor([-3., -3.])
@@ -143,6 +168,13 @@ class CustomProb(Distribution):
 
 class DataDistribution(EmpiricalDistribution):
     """Pixyz 0.1's name of :class:`EmpiricalDistribution` (deprecated; same behaviour).
+
+    Parameters
+    ----------
+    var : list of str
+        The data's variables.
+    name : str
+        The name in formulas (``p_{data}``).
 
     >>> import warnings
     >>> with warnings.catch_warnings(record=True) as w:

@@ -42,7 +42,19 @@ _POLICY = _Policy()
 
 class SupportWarning(UserWarning):
     """A value was scored outside its family's support with the family's formula (for
-    example a Bernoulli likelihood of a real value outside [0, 1])."""
+    example a Bernoulli likelihood of a real value outside [0, 1]).
+
+    Examples
+    --------
+    >>> import warnings, torch
+    >>> from pixyz_pyro.dist import Bernoulli
+    >>> p = Bernoulli(probs=torch.full((1,), 0.5), var=["x"])
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = p.get_log_prob({"x": torch.tensor([[2.0]])})
+    >>> [w.category.__name__ for w in caught]
+    ['SupportWarning']
+    """
 
 
 def _checked_level(level: str) -> str:
@@ -52,18 +64,57 @@ def _checked_level(level: str) -> str:
 
 
 def set_validation(level: str) -> None:
-    """Set the validation level for the process (``"off"``, ``"default"``, ``"strict"``)."""
+    """Set the validation level for the process (``"off"``, ``"default"``, ``"strict"``).
+
+    Parameters
+    ----------
+    level : {"off", "default", "strict"}
+        ``"off"`` skips the checks of names, shapes and supports; ``"strict"`` also
+        raises where the default warns (a value outside a lenient support).
+
+    Raises
+    ------
+    ValueError
+        For another level.
+
+    Examples
+    --------
+    >>> before = get_validation()
+    >>> set_validation("strict"); get_validation()
+    'strict'
+    >>> set_validation(before)
+    """
     _POLICY.level = _checked_level(level)
 
 
 def get_validation() -> str:
-    """The current validation level."""
+    """The current validation level.
+
+    Examples
+    --------
+    >>> get_validation()
+    'default'
+    """
     return _POLICY.level
 
 
 @contextlib.contextmanager
 def validation(level: str) -> Iterator[None]:
-    """Run a block at another validation level, then restore the previous one."""
+    """Run a block at another validation level, then restore the previous one.
+
+    Parameters
+    ----------
+    level : {"off", "default", "strict"}
+        The level inside the block (see :func:`set_validation`).
+
+    Examples
+    --------
+    >>> with validation("off"):
+    ...     print(get_validation())
+    off
+    >>> get_validation()
+    'default'
+    """
     before = _POLICY.level
     _POLICY.level = _checked_level(level)
     try:

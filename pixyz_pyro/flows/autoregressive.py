@@ -110,8 +110,20 @@ class MAF(AffineAutoregressiveFlow):
         f(x)_d = \\mu_d(x_{<d}) + \\sigma_d(x_{<d})\\, x_d
 
     Use it in :class:`~pixyz_pyro.dist.InverseTransformedDistribution`: ``log_prob`` is one
-    pass of the network; ``sample`` inverts it, one pass per feature.  The parameters are
-    those of :class:`AffineAutoregressiveFlow`.
+    pass of the network; ``sample`` inverts it, one pass per feature.
+
+    Parameters
+    ----------
+    in_features : int
+        ``D``, the number of features.
+    hidden_features : list of int, optional
+        Hidden layers of the masked network.
+    cond_features : int, optional
+        Features of a conditioning input (Pyro's ``ConditionalAffineAutoregressive``).
+    permutation : sequence of int, optional
+        The order of the features (natural by default).
+    stable : bool
+        Pyro's numerically stable variant.
 
     Examples
     --------
@@ -140,7 +152,20 @@ class IAF(AffineAutoregressiveFlow):
     Use it in :class:`~pixyz_pyro.dist.TransformedDistribution`, with
     ``flow_cond_var="x"`` to condition the flow on the data (``cond_features`` = its
     features): sampling is one pass; scoring a value inverts the flow, one pass per
-    feature.  The parameters are those of :class:`AffineAutoregressiveFlow`.
+    feature.
+
+    Parameters
+    ----------
+    in_features : int
+        ``D``, the number of features.
+    hidden_features : list of int, optional
+        Hidden layers of the masked network.
+    cond_features : int, optional
+        Features of a conditioning input (Pyro's ``ConditionalAffineAutoregressive``).
+    permutation : sequence of int, optional
+        The order of the features (natural by default).
+    stable : bool
+        Pyro's numerically stable variant.
 
     Examples
     --------

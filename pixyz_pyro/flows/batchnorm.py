@@ -69,6 +69,13 @@ class BatchNorm2d(BatchNorm1d):
     pixel). Everything else is as in :class:`BatchNorm1d`; the transform is
     :class:`~pixyz_pyro.flows.transforms.ChannelBatchNorm`, Pyro's ``BatchNorm`` over channels.
 
+    Parameters
+    ----------
+    in_features : int
+        The number of channels :math:`C`.
+    momentum : float
+        The running statistics' momentum (0: the batch's own statistics only).
+
     Examples
     --------
     >>> import torch

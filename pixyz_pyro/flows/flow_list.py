@@ -25,6 +25,11 @@ class FlowList(Flow):
     After :meth:`forward`, each flow's own ``logdet_jacobian`` is set as well. Unlike Pixyz,
     a ``FlowList`` can be indexed, iterated and measured with ``len``.
 
+    Parameters
+    ----------
+    flow_list : sequence of Flow
+        The flows, applied in order (at least one).
+
     Examples
     --------
     >>> import torch

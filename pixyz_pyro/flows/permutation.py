@@ -65,6 +65,13 @@ class Shuffle(Permutation):
     .. math::
         z_i = x_{\pi(i)}, \qquad \pi \sim \mathrm{Uniform}(S_D)
 
+    Parameters
+    ----------
+    in_features : int
+        The number of features :math:`D`.
+    event_dim : int, optional
+        The event dims of the values (default: from the first call).
+
     Examples
     --------
     >>> import torch
@@ -80,6 +87,13 @@ class Shuffle(Permutation):
 class Reverse(Permutation):
     r"""Reverse the order of ``in_features``: a :class:`Permutation` with
     :math:`\pi(i) = D - 1 - i`.
+
+    Parameters
+    ----------
+    in_features : int
+        The number of features :math:`D`.
+    event_dim : int, optional
+        The event dims of the values (default: from the first call).
 
     Examples
     --------

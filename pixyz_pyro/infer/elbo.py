@@ -17,12 +17,25 @@ in the data plate and a global site.
 """
 import torch
 
+from ..dist.distribution import Distribution
 from ..loss import Expectation, LogProb
+from ..loss.base import Loss, SampleShape
+from .from_pyro import PyroFunctionDistribution
 
 
-def pyro_elbo(p, q, sample_shape=torch.Size([1])):  # noqa: B008 - immutable
+def pyro_elbo(p: Distribution, q: PyroFunctionDistribution,
+              sample_shape: SampleShape = torch.Size([1])) -> Loss:  # noqa: B008 - immutable
     """:math:`\\mathbb{E}_q[\\log p - \\log q]` with Pyro's score-function gradient for
     the non-reparameterised sites of ``q``, one value per row.
+
+    Parameters
+    ----------
+    p : Distribution
+        The joint :math:`p(x, z)`.
+    q : PyroFunctionDistribution
+        The guide, a wrapped Pyro function (see :func:`from_pyro`).
+    sample_shape : int or sequence of int
+        The number of draws per row.
 
     Examples
     --------

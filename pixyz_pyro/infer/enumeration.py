@@ -170,7 +170,25 @@ def _enumerable(f, v: str, values, ctx, rows: int, who: str):
 
 class EnumeratedDistribution(Distribution):
     """``q`` with the variables ``enumerated_var`` summed out inside an expectation (see
-    :func:`enumerated`)."""
+    :func:`enumerated`, which builds it).
+
+    Parameters
+    ----------
+    q : Distribution
+        The distribution (a factor or a joint of factors).
+    var : sequence of str
+        Its discrete variables to sum out, each defined alone by one factor that depends
+        on no later variable.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pixyz_pyro.dist import Categorical
+    >>> q = EnumeratedDistribution(Categorical(probs=torch.tensor([0.2, 0.8]), var=["y"]),
+    ...                            ["y"])
+    >>> q.enumerated_var, q.prob_text
+    (('y',), 'p(y)')
+    """
 
     enumerates = True
 
@@ -252,6 +270,13 @@ def enumerated(q: Distribution, var: Sequence[str]) -> EnumeratedDistribution:
 
     Sampling and scoring are ``q``'s own; ``to_pyro`` of it marks ``var`` for
     enumeration, and ``SVILoss`` maps an ``ELBO`` over it to ``TraceEnum_ELBO``.
+
+    Parameters
+    ----------
+    q : Distribution
+        The distribution whose variables ``var`` are summed out.
+    var : sequence of str
+        Discrete variables of ``q`` (finite support), each defined alone by one factor.
 
     Examples
     --------

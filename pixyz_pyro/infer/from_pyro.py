@@ -85,7 +85,37 @@ def _fn_name(fn) -> str:
 
 
 class PyroFunctionDistribution(Distribution):
-    """A Pyro program as a distribution (see :func:`from_pyro`)."""
+    """A Pyro program as a distribution (see :func:`from_pyro`).
+
+    Parameters
+    ----------
+    fn : callable
+        The Pyro function (a model or a guide).
+    var, cond_var : sequence of str
+        The variables it defines and takes (see :func:`from_pyro`).
+    name : str
+        The name in formulas.
+    module : nn.Module, optional
+        The module that owns the function's parameters.
+    inputs, sites : dict, optional
+        Argument names and site names, when they differ from the variables.
+    plate : str, optional
+        The data plate's name.
+    max_plate_nesting : int
+        Plates nested around a site, for sites marked for enumeration (default 1).
+
+    Examples
+    --------
+    >>> import torch, pyro, pyro.distributions as pd
+    >>> from pixyz_pyro.infer import from_pyro
+    >>> def model():
+    ...     pyro.sample("x", pd.Normal(torch.zeros(2), 1.).to_event(1))
+    >>> p = from_pyro(model, var=["x"])
+    >>> isinstance(p, PyroFunctionDistribution), p.prob_text
+    (True, 'p(x)')
+    >>> p.get_log_prob({"x": torch.zeros(1, 2)})  # -log(2 pi)
+    tensor([-1.8379])
+    """
 
     _fn: Callable[..., Any]  # the Pyro function (not a submodule)
 

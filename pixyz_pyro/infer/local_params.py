@@ -12,6 +12,8 @@ A function wrapped with :func:`~pixyz_pyro.infer.from_pyro` runs under
   entries a ``PyroModule`` adds to the global store while the function runs are removed
   again when it returns, so the store is left as it was found.
 """
+from typing import Any, Dict
+
 import pyro
 import torch
 from pyro.distributions import constraints
@@ -33,11 +35,11 @@ class LocalParams(Messenger):
         self.params = params
         self.constraints = constraints_by_key
 
-    def __enter__(self):
+    def __enter__(self) -> "LocalParams":
         self._found = set(pyro.get_param_store().keys())
         return super().__enter__()
 
-    def __exit__(self, *args):
+    def __exit__(self, *args: Any) -> Any:
         try:
             return super().__exit__(*args)
         finally:
@@ -45,7 +47,7 @@ class LocalParams(Messenger):
             for name in [n for n in store.keys() if n not in self._found]:
                 del store[name]
 
-    def _pyro_param(self, msg) -> None:
+    def _pyro_param(self, msg: Dict[str, Any]) -> None:
         if getattr(msg["fn"], "__self__", None) is not pyro.get_param_store():
             return  # a PyroModule's own param statement: its value is already there
         args = msg["args"]

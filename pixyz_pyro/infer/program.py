@@ -33,7 +33,7 @@ A plate of the same name that the caller has already opened (an outer
 
 The same callable serves as model and as guide.
 """
-from typing import Dict, Iterable, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import pyro
 import torch
@@ -48,7 +48,7 @@ from .translate import Site, site_plan
 _RESERVED = {"_INPUT", "_RETURN"}
 
 
-def ordered_factors(dist: Distribution):
+def ordered_factors(dist: Distribution) -> List[Distribution]:
     """The atomic distributions of ``dist`` in topological (sampling) order."""
     return [s.dist for s in site_plan(dist)]
 
@@ -87,13 +87,45 @@ def register_modules(modules: Iterable[torch.nn.Module], prefix: str = "",
             pyro.param(full, p)  # every call: SVI finds its parameters by these sites
 
 
-def _open_plates():
+def _open_plates() -> Dict[str, IndepMessenger]:
     """The plates the caller has open, by name."""
     return {f.name: f for f in _PYRO_STACK if isinstance(f, IndepMessenger)}
 
 
 class PyroProgram:
-    """A pixyz_pyro distribution as a Pyro model/guide (see :func:`to_pyro`)."""
+    """A pixyz_pyro distribution as a Pyro model/guide (see :func:`to_pyro`).
+
+    Parameters
+    ----------
+    dist : Distribution
+        The joint to translate.
+    observed : sequence of str
+        Variables given as data (``obs=``).
+    global_vars : sequence of str
+        Variables outside the data plate.
+    enumerate : sequence of str
+        Discrete variables to enumerate in parallel.
+    plate_name : str
+        The name of the data plate.
+    subsample_size, subsample : optional
+        Pyro's plate subsampling.
+    name : str
+        A prefix of the parameter names in Pyro's param store.
+    update_module_params : bool
+        Pyro's ``pyro.module(..., update_module_params=...)``.
+
+    Examples
+    --------
+    >>> import pyro, torch
+    >>> from pixyz_pyro.dist import Normal
+    >>> from pixyz_pyro.infer import to_pyro
+    >>> program = to_pyro(Normal(loc=0., scale=1., var=["x"]), observed=["x"])
+    >>> type(program).__name__
+    'PyroProgram'
+    >>> trace = pyro.poutine.trace(program).get_trace(x=torch.zeros(3))
+    >>> trace.nodes["x"]["is_observed"], float(trace.log_prob_sum())  # 3 log N(0; 0, 1)
+    (True, -2.756815...)
+    """
 
     def __init__(self, dist: Distribution, observed: Sequence[str] = (),
                  global_vars: Sequence[str] = (), enumerate: Sequence[str] = (),
@@ -129,7 +161,7 @@ class PyroProgram:
     def __repr__(self) -> str:
         return f"to_pyro({self.dist.prob_text}, observed={self.observed})"
 
-    def _data(self, args, data: Dict) -> Dict:
+    def _data(self, args: Sequence[object], data: Dict) -> Dict:
         if len(args) > len(self.arg_names):
             raise VariableError(
                 f"{self!r} takes the data {self.arg_names} (positional, in that order, or "
@@ -159,7 +191,7 @@ class PyroProgram:
                 return v.shape[0]
         return None
 
-    def __call__(self, *args, **data) -> Dict[str, torch.Tensor]:
+    def __call__(self, *args: object, **data: object) -> Dict[str, torch.Tensor]:
         values = self._data(args, dict(data))
         register_modules(self._modules, self.name, self.update_module_params)
         extra: Dict[str, int] = {}

@@ -42,6 +42,15 @@ class RenyiObjective:
     :meth:`loss_and_grads` give the pixyz_pyro loss's value (its sign and reduction
     applied) from Pyro's computation, with the gradient of that value.
 
+    Parameters
+    ----------
+    bound : VRBound
+        The bound (``IWAE`` is ``VRBound`` at :math:`\\alpha = 0`).
+    sign : float
+        ``1.0`` or ``-1.0``: the loss is ``sign`` times the reduced bound.
+    reduction : str
+        ``"sum"`` or ``"mean"`` over the batch.
+
     Examples
     --------
     >>> import torch, pyro
@@ -133,6 +142,24 @@ def renyi_objective(loss: Loss) -> Optional[RenyiObjective]:
     It maps ``±VRBound(p, q, k, alpha).sum()`` and ``.mean()`` (``IWAE`` included) with
     ``estimator="reparam"``; any other loss, a bound without a batch reduction, and the
     ``"stl"`` / ``"dreg"`` estimators (which ``RenyiELBO`` does not have) give ``None``.
+
+    Parameters
+    ----------
+    loss : Loss
+        The pixyz_pyro loss.
+
+    Examples
+    --------
+    >>> from pixyz_pyro.dist import Normal
+    >>> from pixyz_pyro.loss import IWAE
+    >>> q = Normal(loc="x", scale=1., var=["z"], cond_var=["x"], features_shape=[1],
+    ...            name="q")
+    >>> p = Normal(loc="z", scale=1., var=["x"], cond_var=["z"], features_shape=[1]) * Normal(
+    ...     loc=0., scale=1., var=["z"], features_shape=[1])
+    >>> type(renyi_objective(-IWAE(p, q, k=8).mean())).__name__
+    'RenyiObjective'
+    >>> renyi_objective(-IWAE(p, q, k=8, estimator="dreg").mean()) is None
+    True
     """
     if not isinstance(loss, Loss):
         raise LossError(f"renyi_objective needs a pixyz_pyro loss, got {type(loss).__name__}")

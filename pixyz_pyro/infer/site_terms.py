@@ -18,27 +18,30 @@ The data plate is the plate named ``plate``; by default the first plate whose fu
 the number of rows of the inputs, else the first plate at dim ``-1``.  A trace without one
 has ``B`` = the rows of the inputs (1 without a tensor input).
 """
-from typing import Iterable, List, Optional
+from typing import Any, Iterable, List, Optional
 
 import torch
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine.indep_messenger import CondIndepStackFrame
+from pyro.poutine.runtime import Message
 from pyro.poutine.subsample_messenger import _Subsample
+from pyro.poutine.trace_struct import Trace
 
 
-def sample_sites(trace) -> List[str]:
+def sample_sites(trace: Trace) -> List[str]:
     """The names of the trace's sample sites, without the plates' subsample sites."""
     return [n for n, s in trace.nodes.items()
             if s["type"] == "sample" and not isinstance(s["fn"], _Subsample)]
 
 
-def subsample_sites(trace) -> List[str]:
+def subsample_sites(trace: Trace) -> List[str]:
     """The names of the subsampled plates (whose indices a model replays)."""
     return [n for n, s in trace.nodes.items()
             if s["type"] == "sample" and isinstance(s["fn"], _Subsample)]
 
 
-def find_data_plate(trace, plate: Optional[str], n_rows: Optional[int]):
+def find_data_plate(trace: Trace, plate: Optional[str], n_rows: Optional[int]
+                    ) -> Optional[CondIndepStackFrame]:
     """The data plate's frame (``name``, ``dim``, ``size``), or ``None``."""
     frames: List[CondIndepStackFrame] = []
     for n in sample_sites(trace):
@@ -54,12 +57,14 @@ def find_data_plate(trace, plate: Optional[str], n_rows: Optional[int]):
     return next((f for f in frames if f.dim == -1), None)
 
 
-def site_log_prob(site) -> torch.Tensor:
+def site_log_prob(site: Message) -> torch.Tensor:
     """``log_prob`` of one site, with its scale and mask (as Pyro's ELBOs take it)."""
-    return scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"])
+    fn: Any = site["fn"]  # a sample site's fn is its distribution (Message types a callable)
+    return scale_and_mask(fn.log_prob(site["value"]), site["scale"], site["mask"])
 
 
-def per_row_log_prob(trace, names: Iterable[str], frame, n_rows: Optional[int],
+def per_row_log_prob(trace: Trace, names: Iterable[str], frame: Optional[CondIndepStackFrame],
+                     n_rows: Optional[int],
                      like: Optional[torch.Tensor] = None) -> torch.Tensor:
     """:math:`\\ell_b` of the sites ``names`` of ``trace`` (see the module docstring)."""
     local, glob = [], None
@@ -68,10 +73,10 @@ def per_row_log_prob(trace, names: Iterable[str], frame, n_rows: Optional[int],
         lp = site_log_prob(site)
         if not isinstance(lp, torch.Tensor):
             lp = torch.as_tensor(lp)
-        inside = frame is not None and any(f.name == frame.name
-                                           for f in site["cond_indep_stack"])
-        if inside and lp.dim() >= -frame.dim:
-            local.append(lp.movedim(frame.dim, 0))
+        dim = frame.dim if frame is not None and any(f.name == frame.name for f in
+                                                     site["cond_indep_stack"]) else None
+        if dim is not None and lp.dim() >= -dim:
+            local.append(lp.movedim(dim, 0))
         else:
             lp = lp.sum()
             glob = lp if glob is None else glob + lp

@@ -286,5 +286,21 @@ class SVILoss:
 
 
 def as_svi_loss(loss: Loss) -> SVILoss:
-    """``loss`` as an object that ``pyro.infer.SVI(..., loss=...)`` accepts."""
+    """``loss`` as an object that ``pyro.infer.SVI(..., loss=...)`` accepts.
+
+    Parameters
+    ----------
+    loss : Loss
+        The pixyz_pyro loss.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pixyz_pyro.dist import Normal
+    >>> from pixyz_pyro.loss import LogProb
+    >>> p = Normal(loc=0., scale=1., var=["x"])
+    >>> svi_loss = as_svi_loss(-LogProb(p).sum())
+    >>> float(svi_loss(lambda **kw: None, lambda **kw: None, x=torch.zeros(2)))  # log(2 pi)
+    1.837877...
+    """
     return SVILoss(loss)

@@ -60,7 +60,7 @@ def site_plan(dist: Distribution) -> List[Site]:
         f"to Pyro sites (register one with pixyz_pyro.infer.translate.site_plan.register)")
 
 
-def _atomic(dist) -> List[Site]:
+def _atomic(dist: Distribution) -> List[Site]:
     return [Site(dist, {}, "sample")]
 
 

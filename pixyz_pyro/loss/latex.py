@@ -15,9 +15,10 @@ them.
 True
 """
 import functools
-from typing import Dict, List
+from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence
 
 import sympy
+import torch
 
 from ..dist.distribution import Distribution
 from ..dist.naming import prob_text
@@ -35,12 +36,16 @@ from . import (
     values,
     wasserstein,
 )
+from .base import Loss
 
+#: ``id(distribution) -> text`` of the distributions that print alike (see
+#: :func:`distinct_names`).
+Names = Mapping[int, str]
 
-def _fn(name: str, template: str):
+def _fn(name: str, template: str) -> type:
     """A sympy function printed with ``template`` (its args as LaTeX)."""
 
-    def _latex(self, printer):
+    def _latex(self: Any, printer: Any) -> str:
         return template.format(*(printer._print(a) for a in self.args))
 
     return type(name, (sympy.Function,), {"_latex": _latex, "nargs": None})
@@ -59,13 +64,13 @@ def _sym(text: str) -> sympy.Symbol:
     return sympy.Symbol(text)
 
 
-def _text(d, names) -> str:
+def _text(d: Distribution, names: Names) -> str:
     """The formula text of distribution ``d``: its own, or the disambiguated one when two
     different distributions of the loss print alike."""
     return names.get(id(d)) or d.prob_text
 
 
-def distinct_names(loss) -> Dict[int, str]:
+def distinct_names(loss: Loss) -> Dict[int, str]:
     """``id(dist) -> text`` for the distributions of ``loss`` that share their printed
     text with another one: they print as :math:`p^{(1)}(x|z)`, :math:`p^{(2)}(x|z)`, so
     that two different distributions are two different symbols."""
@@ -80,14 +85,14 @@ def distinct_names(loss) -> Dict[int, str]:
     return out
 
 
-def to_sympy(node, names=None) -> sympy.Expr:
+def to_sympy(node: Loss, names: Optional[Names] = None) -> sympy.Expr:
     """The sympy expression of a loss node; ``names`` maps distributions to their texts
     (default: :func:`distinct_names` of ``node``)."""
     return _to_sympy(node, distinct_names(node) if names is None else names)
 
 
 @functools.singledispatch
-def _to_sympy(node, names) -> sympy.Expr:
+def _to_sympy(node: Loss, names: Names) -> sympy.Expr:
     """One handler per node type."""
     text = getattr(node, "_latex_text", None)
     if text is not None:
@@ -95,13 +100,13 @@ def _to_sympy(node, names) -> sympy.Expr:
     return _sym(f"\\text{{{type(node).__name__}}}")
 
 
-def _binary(op):
-    def handler(node, names):
+def _binary(op: Callable[[Any, Any], Any]) -> Callable[[ops.BinaryLoss, Names], Any]:
+    def handler(node: ops.BinaryLoss, names: Names) -> Any:
         return op(to_sympy(node.a, names), to_sympy(node.b, names))
     return handler
 
 
-def _unary(op):
+def _unary(op: Callable[[Any], Any]) -> Callable[[ops.UnaryLoss, Names], Any]:
     return lambda node, names: op(to_sympy(node.a, names))
 
 
@@ -119,9 +124,9 @@ _to_sympy.register(ops.Detach)(_unary(DetachF))
 
 
 @_to_sympy.register(values.ValueLoss)
-def _value(node, names):
+def _value(node: values.ValueLoss, names: Names) -> sympy.Expr:
     v = node.value
-    if hasattr(v, "numel") and v.numel() == 1:
+    if isinstance(v, torch.Tensor) and v.numel() == 1:
         v = v.item()
     # Integers stay exact and floats stay floats, as Pixyz prints them (0.1 \log p, not
     # \frac{\log p}{10}).
@@ -138,32 +143,32 @@ _to_sympy.register(pdf.Prob)(lambda n, names: _sym(_text(n.p, names)))
 
 
 @_to_sympy.register(expectation.Expectation)
-def _expectation(node, names):
+def _expectation(node: expectation.Expectation, names: Names) -> sympy.Expr:
     return Expect(_sym(_text(node.p, names)), to_sympy(node.f, names))
 
 
 @_to_sympy.register(divergences.KullbackLeibler)
-def _kl(node, names):
+def _kl(node: divergences.KullbackLeibler, names: Names) -> sympy.Expr:
     if node.mc is not None:
         return to_sympy(node.mc, names)
     return _sym(f"D_{{KL}} \\left[{_text(node.p, names)}||{_text(node.q, names)} \\right]")
 
 
 @_to_sympy.register(entropy.Entropy)
-def _entropy(node, names):
+def _entropy(node: entropy.Entropy, names: Names) -> sympy.Expr:
     if node.mc is not None:
         return to_sympy(node.mc, names)
     return _sym(f"H \\left[ {{{_text(node.p, names)}}} \\right]")
 
 
 @_to_sympy.register(iterative.IterativeLoss)
-def _iterative(node, names):
+def _iterative(node: iterative.IterativeLoss, names: Names) -> sympy.Expr:
     t = sympy.Symbol(node.timestep_var[0] if node.timestep_var else "t")
     upper = node.max_iter if node.max_iter else sympy.Symbol(sympy.latex(t) + "_{max}")
     return sympy.Sum(to_sympy(node.step_loss, names), (t, 0, upper - 1))
 
 
-def _pair(template: str):
+def _pair(template: str) -> Callable[[Any, Names], sympy.Expr]:
     return lambda n, names: _sym(template.format(_text(n.p, names), _text(n.q, names)))
 
 
@@ -177,18 +182,18 @@ _to_sympy.register(mmd.MMD)(_pair("D_{{MMD^2}} \\left[{}||{} \\right]"))
 _to_sympy.register(wasserstein.WassersteinDistance)(_pair("W^{{upper}} \\left({}, {} \\right)"))
 
 
-def loss_text(loss) -> str:
+def loss_text(loss: Loss) -> str:
     """The LaTeX text of a loss, as ``print(loss)`` shows it."""
     return sympy.latex(to_sympy(loss, distinct_names(loss)))
 
 
-def loss_texts(root, nodes) -> List[str]:
+def loss_texts(root: Loss, nodes: Sequence[Loss]) -> List[str]:
     """The texts of ``nodes`` (parts of ``root``), named as in ``root``'s text."""
     names = distinct_names(root)
     return [sympy.latex(to_sympy(n, names)) for n in nodes]
 
 
-def print_latex(obj):
+def print_latex(obj: Any) -> Any:
     """Render a loss or a distribution as LaTeX in a notebook (or return the text)."""
     text = obj.loss_text if hasattr(obj, "loss_text") else obj.prob_joint_factorized_and_text
     try:
@@ -198,7 +203,7 @@ def print_latex(obj):
         return text
 
 
-def _indexed(text: str, names) -> str:
+def _indexed(text: str, names: Collection[str]) -> str:
     """``p(x,z)`` with the variables ``names`` written ``z_i``."""
     head, sep, args = text.partition("(")
     if not sep:
@@ -213,7 +218,7 @@ def _number(x: float) -> str:
 
 
 @_to_sympy.register(bounds.VRBound)
-def _vr_bound(node, names):
+def _vr_bound(node: bounds.VRBound, names: Names) -> sympy.Expr:
     zs = set(node.q.var)
     ratio = (f"\\frac{{{_indexed(_text(node.p, names), zs)}}}"
              f"{{{_indexed(_text(node.q, names), zs)}}}")

@@ -35,16 +35,17 @@ Model: distributions must be a list of Distribution, got the single distribution
 wrap it in a list: distributions=[...]
 """
 import inspect
-from typing import List, Sequence
+from typing import Iterable, List, Optional, Sequence
 
 import torch
+from pyro.optim.optim import PyroOptim
 from torch import nn
 
 from ..dist.distribution import Distribution
 from ..errors import ArgumentError, ModelError
 from ..loss.base import Loss
 from ..validate_args import check_optional_positive_number
-from .optim import OptimizerError, _pyro_optim_type
+from .optim import OptimizerError
 
 _CLIP_HINT = {
     "clip_grad_norm": " (None turns clipping off; a negative threshold would scale the "
@@ -54,20 +55,20 @@ _CLIP_HINT = {
 }
 
 
-def _label(d) -> str:
+def _label(d: object) -> str:
     return getattr(d, "prob_text", None) or type(d).__name__
 
 
-def _labels(ds) -> str:
+def _labels(ds: Iterable[object]) -> str:
     return "[" + ", ".join(_label(d) for d in ds) + "]"
 
 
-def check_clip(name: str, value, who: str = "Model"):
+def check_clip(name: str, value: object, who: str = "Model") -> Optional[float]:
     """``None`` or a positive, finite threshold."""
     return check_optional_positive_number(name, value, who, _CLIP_HINT.get(name, ""))
 
 
-def check_test_loss(test_loss, who: str = "Model") -> None:
+def check_test_loss(test_loss: object, who: str = "Model") -> None:
     """``None`` or a loss; a distribution or a list here is a positional slip."""
     if test_loss is None or isinstance(test_loss, Loss):
         return
@@ -85,7 +86,7 @@ def check_test_loss(test_loss, who: str = "Model") -> None:
                         f"{type(test_loss).__name__}")
 
 
-def check_distribution(name: str, value, who: str) -> None:
+def check_distribution(name: str, value: object, who: str) -> None:
     """``value`` is one Distribution (a preset's ``p``, ``encoder``, ...)."""
     if not isinstance(value, Distribution):
         hint = ("; pass one distribution here (the others go in other_distributions)"
@@ -94,7 +95,7 @@ def check_distribution(name: str, value, who: str) -> None:
                             f"{type(value).__name__}{hint}")
 
 
-def check_distribution_list(distributions, who: str = "Model") -> list:
+def check_distribution_list(distributions: object, who: str = "Model") -> List[Distribution]:
     """``distributions`` as a list of distinct Distributions (empty: take the loss's)."""
     if isinstance(distributions, Distribution):
         raise ArgumentError(f"{who}: distributions must be a list of Distribution, got the "
@@ -132,7 +133,7 @@ def _takes_part(d: nn.Module, used: Sequence[nn.Module]) -> bool:
     return False
 
 
-def check_used(distributions: Sequence[Distribution], loss, allow_unused: bool,
+def check_used(distributions: Sequence[Distribution], loss: Loss, allow_unused: bool,
                who: str = "Model") -> None:
     """Every listed distribution takes part in ``loss``, unless ``allow_unused``."""
     if allow_unused or not distributions:
@@ -147,16 +148,15 @@ def check_used(distributions: Sequence[Distribution], loss, allow_unused: bool,
             f"keep them in the model (saved and loaded, not trained)")
 
 
-def optimizer_class(optimizer):
+def optimizer_class(optimizer: object) -> Optional[type]:
     """The torch optimizer class behind ``optimizer`` (a class or a Pyro optimizer), or
     ``None`` if it is neither (``build_optimizer`` reports that)."""
-    pyro_optim = _pyro_optim_type()
-    if pyro_optim and isinstance(optimizer, pyro_optim):
+    if isinstance(optimizer, PyroOptim):
         optimizer = getattr(optimizer, "pt_optim_constructor", None)
     return optimizer if inspect.isclass(optimizer) else None
 
 
-def check_no_closure(optimizer, name: str = "optimizer", who: str = "Model") -> None:
+def check_no_closure(optimizer: object, name: str = "optimizer", who: str = "Model") -> None:
     """Refuse optimizers whose ``step`` requires a closure (``torch.optim.LBFGS``)."""
     cls = optimizer_class(optimizer)
     if cls is None or not issubclass(cls, torch.optim.Optimizer):
@@ -185,8 +185,9 @@ def check_precision(distributions: Sequence[nn.Module], who: str = "Model") -> N
                 f"torch.bfloat16 ({type(d).__name__}.to(torch.bfloat16)) or float32")
 
 
-def check_model_arguments(loss, test_loss, distributions, optimizer, clip_grad_norm,
-                          clip_grad_value, allow_unused: bool = False,
+def check_model_arguments(loss: Loss, test_loss: object, distributions: object,
+                          optimizer: object, clip_grad_norm: object,
+                          clip_grad_value: object, allow_unused: bool = False,
                           who: str = "Model") -> None:
     """Every check of this module, in the order of ``Model``'s parameters."""
     check_test_loss(test_loss, who)

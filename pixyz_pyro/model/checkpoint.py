@@ -37,7 +37,7 @@ drawn from the global RNG).
 import copy
 import os
 import tempfile
-from typing import Callable, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
 
 import torch
 
@@ -142,13 +142,13 @@ def extra_class_key(key: str) -> str:
     return f"{key}_class"
 
 
-def _count_problem(value, name: str) -> str:
+def _count_problem(value: object, name: str) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return ""
     return f"{name} {value!r} is not a count (a non-negative int)"
 
 
-def check_module_state(module: torch.nn.Module, state, what: str, path: str) -> None:
+def check_module_state(module: torch.nn.Module, state: Any, what: str, path: str) -> None:
     """Raise unless ``state`` has exactly ``module``'s keys, and each tensor the model's
     layout (dense), dtype and shape."""
     ours = module.state_dict()

@@ -33,7 +33,7 @@ Adam keeps ['exp_avg', 'exp_avg_sq', 'step']
 """
 import math
 import numbers
-from typing import Callable, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple, Union
 
 import torch
 
@@ -43,7 +43,7 @@ from ..errors import CheckpointError
 _SCHEDULER_KEYS = frozenset({"initial_lr"})
 
 
-def _kind(v):
+def _kind(v: object) -> Union[str, type]:
     """What a hyperparameter must stay: a number, a flag (bool or None), a tuple of
     numbers of one length, a string, or exactly its type."""
     if v is None or isinstance(v, bool):
@@ -59,7 +59,7 @@ def _kind(v):
     return type(v).__name__
 
 
-def _finite(v) -> bool:
+def _finite(v: object) -> bool:
     if isinstance(v, torch.Tensor):
         return bool(torch.isfinite(v).all())
     if isinstance(v, numbers.Real) and not isinstance(v, bool):
@@ -69,7 +69,8 @@ def _finite(v) -> bool:
     return True
 
 
-def _check_groups(optimizer, groups, what: str, path: str) -> List[List[int]]:
+def _check_groups(optimizer: torch.optim.Optimizer, groups: Any, what: str, path: str
+                  ) -> List[List[int]]:
     """Steps 2 and 3; the file's parameter ids, group by group."""
     name = type(optimizer).__name__
     ours = optimizer.param_groups
@@ -125,7 +126,7 @@ def _trial_states(optimizer: torch.optim.Optimizer, groups: Sequence[Dict]
     return [[(b, a) for b, a in zip(gb, ga)] for gb, ga in zip(before, after)]
 
 
-def _entry_problem(key, got, ref) -> str:
+def _entry_problem(key: object, got: Any, ref: Any) -> str:
     if isinstance(ref, torch.Tensor):
         if not isinstance(got, torch.Tensor):
             return f"{key!r} is {type(got).__name__} in the file, a tensor in the model"
@@ -143,7 +144,8 @@ def _entry_problem(key, got, ref) -> str:
     return ""
 
 
-def check_optimizer_state(optimizer: torch.optim.Optimizer, state, saved_class, what: str,
+def check_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, saved_class: object,
+                          what: str,
                           path: str) -> None:
     """Raise :class:`CheckpointError` unless ``state`` is a state of ``optimizer``'s class
     over parameters of the same shapes, entry for entry (see the module's steps)."""

@@ -29,7 +29,7 @@ its 624 keys are all zero, a degenerate Mersenne Twister state)
 """
 import math
 import random
-from typing import Dict, Mapping
+from typing import Any, Dict, Mapping
 
 import torch
 
@@ -56,15 +56,15 @@ def rng_state() -> Dict:
     return state
 
 
-def _is_int(x) -> bool:
+def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _is_dense(t) -> bool:
+def _is_dense(t: object) -> bool:
     return isinstance(t, torch.Tensor) and t.layout is torch.strided and not t.is_quantized
 
 
-def _mt_keys_problem(keys, what: str) -> str:
+def _mt_keys_problem(keys: Any, what: str) -> str:
     """Why 624 Mersenne Twister keys are not a usable state ('' if they are)."""
     if len(keys) != _N:
         return f"{what}: expected {_N} keys, got {len(keys)}"
@@ -75,7 +75,7 @@ def _mt_keys_problem(keys, what: str) -> str:
     return ""
 
 
-def _python_problem(state) -> str:
+def _python_problem(state: Any) -> str:
     if not (isinstance(state, (tuple, list)) and len(state) == 3 and state[0] == 3):
         return "rng['python'] is not a version-3 random.getstate() tuple"
     internal, gauss = state[1], state[2]
@@ -96,7 +96,7 @@ def _python_problem(state) -> str:
     return ""
 
 
-def _numpy_problem(state) -> str:
+def _numpy_problem(state: Any) -> str:
     if not (isinstance(state, (tuple, list)) and len(state) == 5):
         return "rng['numpy'] is not a (name, keys, pos, has_gauss, cached) tuple"
     name, keys, pos, has_gauss, cached = state
@@ -124,7 +124,7 @@ def _numpy_problem(state) -> str:
     return ""
 
 
-def _torch_problem(state, ours: torch.Tensor, what: str) -> str:
+def _torch_problem(state: Any, ours: torch.Tensor, what: str) -> str:
     if not (_is_dense(state) and state.dtype == ours.dtype and state.shape == ours.shape):
         return (f"{what} is missing or malformed (expected a dense {ours.dtype} tensor of "
                 f"shape {tuple(ours.shape)})")
@@ -135,7 +135,7 @@ def _torch_problem(state, ours: torch.Tensor, what: str) -> str:
     return ""
 
 
-def check_rng_state(state, path: str) -> None:
+def check_rng_state(state: Any, path: str) -> None:
     """Raise :class:`CheckpointError` unless every generator state in ``state`` can be
     restored exactly: the torch and Python states are required; NumPy and CUDA ones are
     checked when present; unknown generators are refused."""

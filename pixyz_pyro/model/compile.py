@@ -39,12 +39,16 @@ draw the same numbers for the same seed (the tests and ``comparisons/`` set it).
 import functools
 import types
 import warnings
-from typing import Callable, List, Optional, Sequence, Set, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import torch
 
+from ..dist.context import Context
 from ..errors import ModelError
 from ..loss.evaluate import run
+
+if TYPE_CHECKING:
+    from .model import Model
 
 #: ``torch.compile``'s modes; the ones with CUDA graphs replay the step's kernels at once.
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -104,7 +108,7 @@ def own_code(fn: Callable, what: str) -> Callable:
     >>> f(-2), f.__code__ is g.__code__
     (2, False)
     """
-    def call(*args, **kwargs):
+    def call(*args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
     code = call.__code__.replace(co_name=f"{what.replace(' ', '_')}_of_model_{id(call):x}")
@@ -116,7 +120,7 @@ def own_code(fn: Callable, what: str) -> Callable:
 MODELS_PER_PROCESS = 1024
 
 
-def _room_for_models():
+def _room_for_models() -> Any:
     """Dynamo's per-code-object limit on compiled versions, raised while a piece compiles.
 
     torch's optimizers break the graph inside ``step`` on purpose (``_use_grad``), so
@@ -144,8 +148,8 @@ class CompiledStep:
         ``torch.compile``'s ``mode`` (one of :data:`MODES`); ``None`` for its default.
     """
 
-    def __init__(self, model, compiler: Optional[Callable] = None,
-                 mode: Optional[str] = None):
+    def __init__(self, model: "Model", compiler: Optional[Callable[..., Any]] = None,
+                 mode: Optional[str] = None) -> None:
         compiler = compiler or torch.compile
         if mode is not None:
             compiler = functools.partial(compiler, mode=mode)
@@ -155,7 +159,8 @@ class CompiledStep:
         self._loss = loss
         #: Compile the step body of the series, not the unrolled evaluation.
         self.per_step = bool(model._plan.series) and not self.cudagraphs
-        self._eager = {"loss": functools.partial(run, loss), "optimizer step": optimizer.step}
+        self._eager: Dict[str, Callable[..., Any]] = {
+            "loss": functools.partial(run, loss), "optimizer step": optimizer.step}
         if self.per_step:
             self._eager = {"series step": run, "optimizer step": optimizer.step}
         with warnings.catch_warnings():  # torch's own deprecation notes on first import
@@ -165,7 +170,7 @@ class CompiledStep:
         self._marked = False  # cudagraph_mark_step_begin called once already
         self.failed: Optional[str] = None
 
-    def _call(self, what: str, *args):
+    def _call(self, what: str, *args: Any) -> Any:
         if self.failed is not None:
             return self._eager[what](*args)
         if what in self._warm:
@@ -193,7 +198,7 @@ class CompiledStep:
         warnings.warn(_WARNING.format(compile=_compile_label(self.mode), what=what,
                                       error=message[:300]), RuntimeWarning, stacklevel=2)
 
-    def run(self, values, ctx):
+    def run(self, values: Dict[str, object], ctx: Context) -> Tuple[object, Dict[str, object]]:
         """The loss on ``values``: ``(value, new samples)``, as ``evaluate.run``."""
         if self.per_step:
             ctx.step_runner = self._series_step
@@ -211,7 +216,8 @@ class CompiledStep:
         value, samples = self._call("loss", values, ctx)
         return value.clone(), samples  # the graph's own output is overwritten next replay
 
-    def _series_step(self, step_loss, state, ctx):
+    def _series_step(self, step_loss: Any, state: Dict[str, object],
+                     ctx: Context) -> Tuple[object, Dict[str, object]]:
         """One step of a series through the compiled step body, on a fresh context."""
         sub = ctx.for_step(traced=self.failed is None)
         with warnings.catch_warnings():  # a later step's state makes Dynamo compile again
@@ -244,7 +250,7 @@ def compile_mode(compile: Union[bool, str]) -> Optional[str]:
     return compile
 
 
-def compile_step(model, compiler: Optional[Callable] = None,
+def compile_step(model: "Model", compiler: Optional[Callable] = None,
                  mode: Optional[str] = None) -> Optional[CompiledStep]:
     """A :class:`CompiledStep` for ``model``, or ``None`` after ONE warning if
     ``torch.compile`` itself is unavailable."""

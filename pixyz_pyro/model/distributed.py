@@ -25,7 +25,7 @@ checkpoints (:meth:`Model.save`) and pictures (:func:`is_main_process`).
 """
 import datetime
 import os
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -36,7 +36,7 @@ from ..errors import DistributedError
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
-def backend_for(device) -> str:
+def backend_for(device: Union[str, torch.device]) -> str:
     """``"nccl"`` for a CUDA device, ``"gloo"`` otherwise."""
     return "nccl" if torch.device(device).type == "cuda" else "gloo"
 
@@ -66,7 +66,8 @@ def launched_by_torchrun() -> bool:
     return all(k in os.environ for k in TORCHRUN_ENV)
 
 
-def init_from_env(device="cpu", timeout: float = 300.0) -> Tuple[int, int, int]:
+def init_from_env(device: Union[str, torch.device] = "cpu", timeout: float = 300.0
+                  ) -> Tuple[int, int, int]:
     """Join the process group that ``torchrun`` describes in the environment.
 
     Parameters
@@ -98,7 +99,7 @@ def init_from_env(device="cpu", timeout: float = 300.0) -> Tuple[int, int, int]:
     return get_rank(), get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
 
 
-def resolve(distributed: Optional[bool], device) -> bool:
+def resolve(distributed: Optional[bool], device: Union[str, torch.device]) -> bool:
     """Decide whether a Model trains data-parallel.
 
     ``None`` means "yes when a process group is initialised".  ``True`` joins the
@@ -126,11 +127,12 @@ class _LossModule(nn.Module):
         super().__init__()
         self.distributions = distributions
 
-    def forward(self, fn: Callable, x_dict: Optional[Dict], kwargs: Dict):
+    def forward(self, fn: Callable, x_dict: Optional[Dict], kwargs: Dict) -> Any:
         return fn(x_dict, kwargs)
 
 
-def data_parallel(distributions: nn.ModuleList, distributed: Optional[bool]):
+def data_parallel(distributions: nn.ModuleList, distributed: Optional[bool]
+                  ) -> Optional[nn.Module]:
     """Wrap ``distributions`` in ``DistributedDataParallel``, or return ``None``.
 
     The returned callable evaluates ``fn(x_dict, kwargs)`` under DDP, so that the next
@@ -170,7 +172,7 @@ def broadcast_from_rank0(module: nn.Module) -> None:
             torch.distributed.broadcast(t, src=0)
 
 
-def average_gradients(params) -> None:
+def average_gradients(params: Iterable[torch.Tensor]) -> None:
     """Average the gradients of ``params`` over the ranks in one flattened all-reduce,
     for parameters trained outside DDP (a GAN's discriminator).  Parameters without a
     gradient are left alone; the ranks must agree on which those are.

@@ -21,13 +21,27 @@ import time
 import warnings
 from collections.abc import Sized
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import torch
 
 from ..errors import ModelError
 from . import distributed as _dist
 from .checkpoint import atomic_write
+
+if TYPE_CHECKING:
+    from .model import Model
 
 Batch = Union[Dict[str, object], torch.Tensor, Sequence[torch.Tensor]]
 Callback = Callable[[int, "History"], Optional[bool]]
@@ -52,6 +66,13 @@ class History:
         Optimisation steps done (``model.train`` calls).
     stopped : str, optional
         Why training stopped before ``epochs`` (a callback or ``max_steps``).
+
+    Examples
+    --------
+    >>> h = History()
+    >>> h.log(train=2.5)
+    >>> h.metrics["train"], h.epochs
+    ([2.5], 0)
     """
 
     metrics: Dict[str, List[float]] = field(default_factory=dict)
@@ -132,7 +153,7 @@ class EarlyStopping:
         return waited > 0 and waited >= self.patience
 
 
-def fit(model, train_data: Iterable, epochs: int, test_data: Optional[Iterable] = None, *,
+def fit(model: "Model", train_data: Iterable, epochs: int, test_data: Optional[Iterable] = None, *,
         to_dict: Optional[Callable[..., Dict]] = None, terms: bool = False,
         test_seed: Optional[int] = None, checkpoint: Optional[Union[str, os.PathLike]] = None,
         every: int = 1, resume: bool = False, progress: bool = True,
@@ -283,7 +304,8 @@ def fit(model, train_data: Iterable, epochs: int, test_data: Optional[Iterable] 
 
 
 # --- one epoch's pieces --------------------------------------------------------------------
-def _test(model, test_data, to_dict, inputs, terms, seed, history: History) -> None:
+def _test(model: "Model", test_data: Iterable, to_dict: Optional[Callable[..., Dict]],
+          inputs: List[str], terms: bool, seed: Optional[int], history: History) -> None:
     """Mean test loss (and terms) per example, appended to ``history``."""
     sums: Dict[str, float] = {}
     term_sums: Dict[str, float] = {}
@@ -313,7 +335,7 @@ def _test(model, test_data, to_dict, inputs, terms, seed, history: History) -> N
         history.terms.setdefault(key, []).append(v / max(seen, 1))
 
 
-def _named(out, prefix: str):
+def _named(out: object, prefix: str) -> List[Tuple[str, Any]]:
     """``[(name, tensor)]`` of what ``train``/``test`` returned: the loss, and for a tuple
     (a GAN's ``(loss, d_loss)``) the others as ``<prefix>_d_loss`` (or ``_2``, ``_3``...)."""
     if not isinstance(out, tuple):
@@ -323,7 +345,8 @@ def _named(out, prefix: str):
     return [(n, v) for n, v in zip(names, out) if v is not None]
 
 
-def _as_dict(batch, to_dict, inputs: List[str], where: str) -> Dict:
+def _as_dict(batch: object, to_dict: Optional[Callable[..., Dict]], inputs: List[str],
+             where: str) -> Dict:
     if isinstance(batch, dict):
         return batch
     if to_dict is not None:
@@ -346,14 +369,14 @@ def _batch_size(x: Dict) -> int:
     return 1
 
 
-def _check_reiterable(data, what: str) -> None:
+def _check_reiterable(data: Union[Iterable, Callable[[], Iterable]], what: str) -> None:
     if not callable(data) and iter(data) is data:
         raise ModelError(f"fit iterates {what} once per epoch, but it is a one-shot iterator "
                          f"({type(data).__name__}); pass a list, a DataLoader, or a function "
                          f"that returns a fresh iterator")
 
 
-def _tqdm():
+def _tqdm() -> Optional[Callable[..., Any]]:
     try:
         from tqdm.auto import tqdm
     except ImportError:
@@ -367,7 +390,7 @@ class _TensorBoard:
     """Per-epoch scalars of a history in a ``SummaryWriter`` (nothing without
     tensorboard, after one warning)."""
 
-    def __init__(self, log_dir):
+    def __init__(self, log_dir: Union[str, os.PathLike]) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
@@ -400,12 +423,12 @@ class _TensorBoard:
             self.writer.close()
 
 
-def _name(callback) -> str:
+def _name(callback: object) -> str:
     return getattr(callback, "__name__", type(callback).__name__)
 
 
 # --- checkpoints ---------------------------------------------------------------------------
-def _history_path(checkpoint) -> str:
+def _history_path(checkpoint: Union[str, os.PathLike]) -> str:
     return os.fspath(checkpoint) + ".history.json"
 
 
@@ -414,7 +437,7 @@ def _write_json(data: Dict, path: str) -> None:
     atomic_write(path, lambda f: json.dump(data, f), binary=False, suffix=".json")
 
 
-def _resume(model, checkpoint) -> History:
+def _resume(model: "Model", checkpoint: Union[str, os.PathLike]) -> History:
     """Load ``checkpoint`` into ``model`` and return the history saved beside it."""
     path = _history_path(checkpoint)
     if not os.path.exists(path):

@@ -25,13 +25,14 @@ import contextlib
 import copy
 import signal
 import threading
-from typing import Dict, Iterator, List, Mapping, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from ..dist.running import restore_running, snapshot_slots
 from ..errors import NonFiniteError
+from ..loss.base import Loss
 
 
 def all_state(modules: Sequence[nn.Module]) -> List[torch.Tensor]:
@@ -103,7 +104,8 @@ class StepGuard:
         self._saved, self._copies, self._running, self.values = [], [], [], {}
 
 
-def snapshot_module_and_optimizer(module: nn.Module, optimizer) -> tuple:
+def snapshot_module_and_optimizer(module: nn.Module, optimizer: torch.optim.Optimizer
+                                  ) -> tuple:
     """Copies of ``module``'s parameters and buffers and of ``optimizer``'s state, for a
     step that must be undone if a later one is refused (the GAN's discriminator)."""
     tensors = list(module.parameters()) + list(module.buffers())
@@ -148,7 +150,8 @@ def is_finite(read: float) -> bool:
     return read == read and read not in (float("inf"), float("-inf"))
 
 
-def nonfinite_error(value: torch.Tensor, terms, term_values: Dict,
+def nonfinite_error(value: torch.Tensor, terms: Sequence[Loss],
+                    term_values: Mapping[int, Any],
                     params: Mapping[str, torch.Tensor],
                     values: Dict, step: int, loss_text: str) -> NonFiniteError:
     """The error of a refused step: which terms, gradients and inputs are not finite.

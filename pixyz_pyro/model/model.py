@@ -17,12 +17,13 @@ the forward pass, and :class:`~pixyz_pyro.model.guard.StepGuard` puts back what 
 failed or refused step changed in the forward pass (running statistics; everything on
 the first step).
 """
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 from ..dist.checks import settle, witnesses
+from ..dist.context import Context
 from ..dist.distribution import Distribution, DistributionList
 from ..errors import LossError, ModelError, passes_through, wrap_error
 from ..loss.base import Loss
@@ -174,7 +175,8 @@ class Model:
         return str(self) + "\n" + dists
 
     # --- one step -------------------------------------------------------------------------
-    def _evaluate(self, plan: Plan, x_dict: Dict, kwargs: Dict):
+    def _evaluate(self, plan: Plan, x_dict: Optional[Dict], kwargs: Dict
+                  ) -> Tuple[Any, Context]:
         """The loss on ``x_dict`` through the executor's one entry point, with what the
         forward pass changes snapshotted; ``(value, ctx)``."""
         values, ctx = prepare(plan, x_dict, kwargs, f"{type(self).__name__}.train()",
@@ -196,16 +198,16 @@ class Model:
         self._guard.values = values
         return value, ctx
 
-    def _run_loss(self, plan: Plan, values: Dict, ctx):
+    def _run_loss(self, plan: Plan, values: Dict, ctx: Context) -> Tuple[object, Dict]:
         if self._compiled is not None and plan is self._plan:
             return self._compiled.run(values, ctx)
         return run(plan.loss, values, ctx)
 
-    def _loss_fn(self, x_dict: Dict, kwargs: Dict):
+    def _loss_fn(self, x_dict: Optional[Dict], kwargs: Dict) -> Tuple[Any, Context]:
         return self._evaluate(self._plan, x_dict, kwargs)
 
     def train(self, train_x_dict: Optional[Dict] = None, average_across_ranks: bool = False,
-              **kwargs) -> torch.Tensor:
+              **kwargs: Any) -> torch.Tensor:
         """One optimisation step on ``train_x_dict``; returns the loss (detached), averaged
         over the ranks (one more all-reduce) when ``average_across_ranks`` and distributed."""
         check_keywords(self._plan, kwargs, f"{type(self).__name__}.train()")
@@ -228,7 +230,8 @@ class Model:
         assert self._last_value is not None  # set by the step
         return self._last_value
 
-    def _step(self, x_dict, average_across_ranks: bool, kwargs: Dict):
+    def _step(self, x_dict: Optional[Dict], average_across_ranks: bool, kwargs: Dict
+              ) -> Optional[torch.Tensor]:
         """The step as a transaction: everything up to the finiteness read is undone if
         anything raises (a KeyboardInterrupt too) or the step is refused; the commit --
         the optimizer's step and the counters -- runs with Ctrl-C deferred to its end.
@@ -271,7 +274,7 @@ class Model:
         self._last_value = detached
         return detached
 
-    def _refuse(self, value, ctx) -> bool:
+    def _refuse(self, value: torch.Tensor, ctx: Context) -> bool:
         """After a read that was not finite: raise the SupportError of a value outside its
         support, or refuse a non-finite step -- count it (``skip_nonfinite``) or raise a
         NonFiniteError that names the terms -- having put back what the forward pass
@@ -293,12 +296,12 @@ class Model:
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped_steps += 1
             return True
-        error = nonfinite_error(value, terms, term_values, self._param_names, values,
+        error = nonfinite_error(value, terms, term_values or {}, self._param_names, values,
                                 self.step_count, self.loss_cls.loss_text)
         self.optimizer.zero_grad(set_to_none=True)
         raise error
 
-    def _guarded_modules(self, dists) -> List[nn.Module]:
+    def _guarded_modules(self, dists: Iterable[nn.Module]) -> List[nn.Module]:
         """The listed distributions and every module the loss reaches."""
         out: List[nn.Module] = []
         for m in list(dists) + list(self.loss_cls.distributions()):
@@ -306,7 +309,7 @@ class Model:
                 out.append(m)
         return out
 
-    def _finite_after_all(self, value) -> bool:
+    def _finite_after_all(self, value: torch.Tensor) -> bool:
         """Whether the loss and every gradient are finite (read again: the refused path
         only)."""
         grads = [p.grad for p in self._params if p.grad is not None]
@@ -319,7 +322,7 @@ class Model:
         if self._compiled is None:
             self.compile = False
 
-    def test(self, test_x_dict: Optional[Dict] = None, **kwargs) -> torch.Tensor:
+    def test(self, test_x_dict: Optional[Dict] = None, **kwargs: Any) -> torch.Tensor:
         """Evaluate the test loss without gradients."""
         plan = self._test_plan
         values, ctx = prepare(plan, test_x_dict, kwargs, f"{type(self).__name__}.test()")
@@ -347,7 +350,7 @@ class Model:
                     m.training = mode
         return value
 
-    def fit(self, train_data, epochs: int, **kwargs) -> History:
+    def fit(self, train_data: Iterable, epochs: int, **kwargs: Any) -> History:
         """Train for ``epochs`` epochs over ``train_data``; see :func:`pixyz_pyro.model.fit`."""
         return fit(self, train_data, epochs, **kwargs)
 

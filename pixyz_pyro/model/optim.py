@@ -7,30 +7,30 @@ optimizer per parameter tensor.  Per-parameter updates such as Adam's are elemen
 so the result is identical.
 """
 import inspect
-from typing import TYPE_CHECKING, Dict, Iterable, Optional, Type, Union
+from typing import Any, Dict, Iterable, Optional, Type, Union
 
 import torch
+from pyro.optim.optim import PyroOptim  # (loaded with pyro itself)
 
 from ..errors import PixyzError
 
-if TYPE_CHECKING:
-    from pyro.optim import PyroOptim
-
-
 #: An optimizer as Model takes it: a ``torch.optim.Optimizer`` subclass (built with
 #: ``optimizer_params``), or a Pyro optimizer instance such as ``pyro.optim.Adam({...})``.
-OptimizerSpec = Union[Type[torch.optim.Optimizer], "PyroOptim"]
+OptimizerSpec = Union[Type[torch.optim.Optimizer], PyroOptim]
 
 class OptimizerError(PixyzError, TypeError):
-    """The optimizer argument is not a class, a Pyro optimizer, or has bad arguments."""
+    """The optimizer argument is not a class, a Pyro optimizer, or has bad arguments.
 
-
-def _pyro_optim_type():
-    try:
-        from pyro.optim.optim import PyroOptim
-        return PyroOptim
-    except ImportError:  # pragma: no cover - pyro is a dependency
-        return ()
+    Examples
+    --------
+    >>> import torch
+    >>> p = torch.nn.Parameter(torch.zeros(1))
+    >>> try:
+    ...     build_optimizer(torch.optim.Adam([p]), [p])
+    ... except OptimizerError as e:
+    ...     print(str(e)[:61])
+    optimizer must be an optimizer class such as torch.optim.Adam
+    """
 
 
 def build_optimizer(optimizer: OptimizerSpec, params: Iterable[torch.nn.Parameter],
@@ -44,6 +44,21 @@ def build_optimizer(optimizer: OptimizerSpec, params: Iterable[torch.nn.Paramete
     params : iterable of Parameter
     optimizer_params : dict, optional
         Keyword arguments for a torch optimizer class.
+
+    Raises
+    ------
+    OptimizerError
+        For an optimizer instance, a class that is not a torch optimizer, or arguments it
+        does not take.
+
+    Examples
+    --------
+    >>> import pyro.optim
+    >>> p = torch.nn.Parameter(torch.zeros(2))
+    >>> build_optimizer(torch.optim.SGD, [p], {"lr": 0.1}).param_groups[0]["lr"]
+    0.1
+    >>> type(build_optimizer(pyro.optim.Adam({"lr": 0.01}), [p])).__name__
+    'Adam'
     """
     params = list(params)
     optimizer_params = dict(optimizer_params or {})
@@ -53,16 +68,16 @@ def build_optimizer(optimizer: OptimizerSpec, params: Iterable[torch.nn.Paramete
             f"optimizer_params={{'lr': ...}}), or a Pyro optimizer such as "
             f"pyro.optim.Adam({{'lr': ...}}); got an instance of "
             f"{type(optimizer).__name__}, which already owns other parameters")
-    pyro_optim = _pyro_optim_type()
-    if pyro_optim and isinstance(optimizer, pyro_optim):
+    if isinstance(optimizer, PyroOptim):
         if optimizer_params:
             raise OptimizerError("a Pyro optimizer carries its own arguments; do not also "
                                  "pass optimizer_params")
         args = optimizer.pt_optim_args
+        make: Any = optimizer.pt_optim_constructor  # a torch class (Pyro types an instance)
         if callable(args):
             groups = [{"params": [p], **args(f"param_{i}")} for i, p in enumerate(params)]
-            return optimizer.pt_optim_constructor(groups)
-        return optimizer.pt_optim_constructor(params, **args)
+            return make(groups)
+        return make(params, **args)
     if inspect.isclass(optimizer) and issubclass(optimizer, torch.optim.Optimizer):
         try:
             return optimizer(params, **optimizer_params)

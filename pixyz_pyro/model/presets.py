@@ -331,8 +331,10 @@ class GAN(Model):
             _dist.broadcast_from_rank0(discriminator)
 
     # Pixyz's GAN.train returns (loss, d_loss): not the base class's one tensor
-    def train(self, train_x_dict=None, adversarial_loss: bool = True,  # type: ignore[override]
-              **kwargs):
+    def train(self, train_x_dict: Optional[Dict] = None,  # type: ignore[override]
+              adversarial_loss: bool = True,
+              **kwargs: Any
+              ) -> Union[torch.Tensor, Tuple[torch.Tensor, Optional[torch.Tensor]]]:
         d_loss = saved = None
         if adversarial_loss:
             self.discriminator.train()
@@ -384,7 +386,9 @@ class GAN(Model):
             f"{self.loss_cls.loss_text} (discriminator side) is {float(d_value.detach()):.4g}; the "
             f"discriminator's step was refused and no parameter changed")
 
-    def test(self, test_x_dict=None, adversarial_loss: bool = True, **kwargs):
+    def test(self, test_x_dict: Optional[Dict] = None,  # type: ignore[override]
+             adversarial_loss: bool = True,
+             **kwargs: Any) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         loss = super().test(test_x_dict, **kwargs)
         if adversarial_loss:
             with torch.no_grad():
