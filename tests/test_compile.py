@@ -351,3 +351,18 @@ def test_a_compiled_series_step_still_checks_supports(monkeypatch):
     with validation("strict"), pytest.raises(SupportError, match=r'"x" must lie in \[0, 1\]'):
         model.train({"x": bad, "z_prev": torch.zeros(5, Z)})
     assert torch.equal(params(model), before)
+
+
+def test_unroll_series_compiles_the_whole_evaluation(monkeypatch):
+    """``unroll_series=True`` keeps the unrolled graph (one compiled evaluation of all the
+    steps), with eager's numbers."""
+    expected = train_dmm(make_dmm(False))
+    monkeypatch.setattr(torch, "compile", lambda f, **kw: f)
+    torch.manual_seed(0)
+    model = make_dmm(True)
+    model = Model(model.loss_cls, distributions=list(model.distributions),
+                  optimizer_params={"lr": 1e-2}, compile=True, unroll_series=True)
+    losses = train_dmm(model)
+    assert not model._compiled.per_step
+    assert model._compiled._warm == {"loss", "optimizer step"}
+    assert losses == pytest.approx(expected, rel=1e-6)

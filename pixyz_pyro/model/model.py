@@ -99,6 +99,10 @@ class Model:
         Train and test the rewritten losses (``loss.rewritten()``: analytic KLs where a
         closed form exists, no sampling where the body does not read the draw, constants
         out of expectations; :mod:`pixyz_pyro.loss.rewrite`).
+    unroll_series : bool
+        With ``compile``, compile an ``IterativeLoss`` unrolled over its steps as one graph
+        (the fastest steps; compile time grows with the number of steps) instead of one
+        step body reused at every step (the default; see :mod:`pixyz_pyro.model.compile`).
 
     Examples
     --------
@@ -122,13 +126,14 @@ class Model:
                  clip_grad_value: Optional[float] = None, retain_graph: bool = False,
                  compile: Union[bool, str] = False, skip_nonfinite: bool = False,
                  distributed: Optional[bool] = None, allow_unused: bool = False,
-                 rewrite: bool = False) -> None:
+                 rewrite: bool = False, unroll_series: bool = False) -> None:
         if not isinstance(loss, Loss):
             raise LossError(f"Model needs a pixyz_pyro loss expression, got "
                             f"{type(loss).__name__}")
         check_model_arguments(loss, test_loss, distributions, optimizer, clip_grad_norm,
                               clip_grad_value, allow_unused)
         self._compile_mode = compile_mode(compile)
+        self.unroll_series = unroll_series
         self.loss_cls = loss
         self.test_loss_cls = test_loss if test_loss is not None else loss
         self._plan = compile_plan(self.loss_cls, rewrite=rewrite)
@@ -318,7 +323,8 @@ class Model:
     def _try_compile(self) -> None:
         """Compile the step (see :mod:`pixyz_pyro.model.compile`); ONE warning and eager
         mode if that fails."""
-        self._compiled = compile_step(self, mode=self._compile_mode)
+        self._compiled = compile_step(self, mode=self._compile_mode,
+                                      unroll=self.unroll_series)
         if self._compiled is None:
             self.compile = False
 
