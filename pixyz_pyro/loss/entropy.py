@@ -24,7 +24,7 @@ class Entropy(DistributionLoss):
     True
     """
 
-    def __init__(self, p, sample_shape=torch.Size([1]), analytical: bool = True):
+    def __init__(self, p, analytical: bool = True, sample_shape=torch.Size([1])):
         super().__init__(p)
         self.p = p
         self.analytical = analytical
@@ -40,6 +40,24 @@ class Entropy(DistributionLoss):
         return list(self.p.input_var)
 
 
-def CrossEntropy(p, q, sample_shape=torch.Size([1])):  # noqa: N802 - Pixyz's name
-    """:math:`H[p, q] = -\\mathbb{E}_{p}[\\log q]` (Monte Carlo)."""
+def CrossEntropy(p, q, analytical: bool = False,  # noqa: N802 - Pixyz's name
+                 sample_shape=torch.Size([1])):
+    """:math:`H[p, q] = -\\mathbb{E}_{p}[\\log q]`: Monte Carlo, or with
+    ``analytical=True`` the closed form :math:`H[p] + D_{KL}[p \\| q]`.
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> from pixyz_pyro.dist import Normal
+    >>> p = Normal(loc=0., scale=1., var=["x"], features_shape=[2], name="p")
+    >>> q = Normal(loc=1., scale=1., var=["x"], features_shape=[2], name="q")
+    >>> h = CrossEntropy(p, q, analytical=True)
+    >>> print(h)
+    D_{KL} \\left[p(x)||q(x) \\right] + H \\left[ {p(x)} \\right]
+    >>> torch.allclose(h.eval(), torch.tensor([2 * (0.5 * math.log(2 * math.pi) + 1.0)]))
+    True
+    """
+    if analytical:
+        from .divergences import KullbackLeibler
+        return Entropy(p) + KullbackLeibler(p, q)
     return -Expectation(p, LogProb(q), sample_shape)

@@ -77,7 +77,7 @@ def evaluate(node, values: Values, ctx: Context) -> Result:
 # --- leaves ---------------------------------------------------------------------------------
 @evaluate.register(value_nodes.ValueLoss)
 def _value(node, values, ctx):
-    return node.value, {}
+    return node.tensor, {}
 
 
 @evaluate.register(value_nodes.Parameter)
@@ -175,6 +175,12 @@ def _expectation(node, values, ctx):
     (``fold``), on which ``f`` is evaluated once and averaged over the draws."""
     n, p = node.n, node.p
     batch_n = _batch_of(p, values, ctx.batch_n)
+    options = ctx.options
+    if options is not None and options.sample_mean:  # every draw would be the mean
+        from ..dist.mean_sample import mean_values
+        new = mean_values(p, values)
+        value, more = run(node.f, {**values, **new}, ctx)
+        return value, ({**new, **more} if more else new)
     if n == 1:
         new = p._sample_values(values, ctx, node.reparam, batch_n)
         value, more = run(node.f, {**values, **new}, ctx)
@@ -193,7 +199,7 @@ def _expectation(node, values, ctx):
 
 # --- divergences and entropies --------------------------------------------------------------
 def _sum_features(kl, dim):
-    if dim is not None:
+    if dim is not None and not (isinstance(dim, (list, tuple)) and not dim):  # [], as None
         return kl.sum(dim=dim)
     n = kl.dim()
     return kl.sum(dim=tuple(range(1, n))) if n > 1 else kl

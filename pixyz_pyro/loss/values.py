@@ -1,4 +1,5 @@
 """Leaves that are not densities: constants, named parameters, fixed inputs."""
+import numbers
 from typing import Dict
 
 import torch
@@ -8,10 +9,13 @@ from .base import Loss
 
 
 class ValueLoss(Loss):
-    """A constant.
+    """A constant.  It prints as given and evaluates to a tensor: a number becomes a
+    zero-dimensional float tensor (as in Pixyz), which broadcasts on any device.
 
-    >>> ValueLoss(2.0).eval()
-    2.0
+    >>> print(ValueLoss(2))
+    2
+    >>> ValueLoss(2).eval()
+    tensor(2.)
     """
 
     def __init__(self, value):
@@ -20,6 +24,9 @@ class ValueLoss(Loss):
                              f"per batch element, shape (batch,); got shape "
                              f"{tuple(value.shape)} (reduce or flatten it first)")
         self.value = value
+        #: What the loss evaluates to.
+        self.tensor = torch.tensor(float(value)) if isinstance(value, numbers.Real) \
+            and not isinstance(value, bool) else value
         self._freeze()
 
     @property
@@ -46,12 +53,16 @@ class Parameter(Loss):
 
 
 class ConstantVar(Loss):
-    """``loss.constant_var({"x": value})``: the loss with some inputs fixed."""
+    """``loss.constant_var({"x": value})``: the loss with some inputs fixed.  Values are
+    passed as given (a number stays a number, as in Pixyz).
+
+    >>> Parameter("x").constant_var({"x": 1}).eval()
+    1
+    """
 
     def __init__(self, base_loss: Loss, constant_dict: Dict[str, object]):
         self.base = base_loss
-        self.constants = {k: (v if not isinstance(v, (int, float)) else torch.tensor(float(v)))
-                          for k, v in constant_dict.items()}
+        self.constants = dict(constant_dict)
         self._freeze()
 
     @property
