@@ -52,6 +52,20 @@ def _fold_param(t, n: int, rows: Optional[int]):
     return t.unsqueeze(0).expand(n, *t.shape).reshape(n * rows, *t.shape[1:])
 
 
+def _old_dim(fam: Family, dim, features_shape) -> torch.Size:
+    """Pixyz 0.1/0.2's ``dim=n`` (features ``(n,)``), with a DeprecationWarning that says
+    the 0.3 spelling; an error where ``features_shape`` says something else."""
+    import warnings
+    shape = torch.Size([dim]) if isinstance(dim, int) else torch.Size(dim)
+    if features_shape and torch.Size(features_shape) != shape:
+        raise ParameterError(f"{fam.name}: dim={dim!r} and features_shape="
+                             f"{list(features_shape)} disagree; give features_shape only")
+    warnings.warn(f"{fam.name}(dim={dim!r}) is the Pixyz 0.1/0.2 spelling; use "
+                  f"features_shape={list(shape)} (Pixyz 0.3)", DeprecationWarning,
+                  stacklevel=4)
+    return shape
+
+
 class FactorDistribution(Distribution):
     """A distribution from a :class:`Family` of ``pyro.distributions``.
 
@@ -74,6 +88,8 @@ class FactorDistribution(Distribution):
     def __init__(self, var=("x",), cond_var=(), name: str = "p", features_shape=torch.Size(),
                  **params):
         fam = self.family
+        if "dim" in params and "dim" not in fam.all_params:
+            features_shape = _old_dim(fam, params.pop("dim"), features_shape)
         unknown = set(params) - set(fam.all_params)
         if unknown:
             raise ParameterError(f"{fam.name} has no parameter(s) {sorted(unknown)}; its "

@@ -6,10 +6,12 @@
 * ``GAN``: the generator side of ``AdversarialJensenShannon(p_data, p, d)``; the
   discriminator has its own optimizer and parameter group, stepped by the model.
 """
+import warnings
 from typing import Dict, Optional, Sequence
 
 import torch
 
+from ..dist.distribution import Distribution
 from ..dist.special import EmpiricalDistribution
 from ..errors import NonFiniteError
 from ..loss import ELBO, AdversarialJensenShannon, AdversarialWassersteinDistance, LogProb
@@ -234,6 +236,14 @@ class ML(Model):
                          **kwargs)
 
 
+def _gan_arguments(optimizer=torch.optim.Adam, optimizer_params: Optional[Dict] = None,
+                   d_optimizer=torch.optim.Adam, d_optimizer_params: Optional[Dict] = None,
+                   clip_grad_norm=None, clip_grad_value=None, loss=None, **kwargs):
+    """GAN's arguments after ``p`` and ``discriminator``, bound as Python binds them."""
+    return (optimizer, optimizer_params, d_optimizer, d_optimizer_params, clip_grad_norm,
+            clip_grad_value, loss, kwargs)
+
+
 class GAN(Model):
     """A GAN.  ``train`` returns ``(loss, d_loss)``: one discriminator step on detached
     samples, then one generator step, each with its own optimizer over its own
@@ -294,14 +304,19 @@ class GAN(Model):
     1.3863
     """
 
-    def __init__(self, p, discriminator, optimizer=torch.optim.Adam,
-                 optimizer_params: Optional[Dict] = None, d_optimizer=torch.optim.Adam,
-                 d_optimizer_params: Optional[Dict] = None, clip_grad_norm=None,
-                 clip_grad_value=None, loss=None, **kwargs):
+    def __init__(self, p, discriminator, *args, **kwargs):
+        p_data = None
+        if isinstance(p, EmpiricalDistribution) and args and isinstance(args[0], Distribution):
+            warnings.warn("GAN(p_data, p, discriminator, ...) is the Pixyz 0.0 spelling; use "
+                          "GAN(p, discriminator, ...) (Pixyz 0.3)", DeprecationWarning,
+                          stacklevel=2)
+            p_data, p, discriminator, args = p, discriminator, args[0], args[1:]
+        (optimizer, optimizer_params, d_optimizer, d_optimizer_params, clip_grad_norm,
+         clip_grad_value, loss, kwargs) = _gan_arguments(*args, **kwargs)
         check_distribution("p", p, "GAN")
         check_distribution("discriminator", discriminator, "GAN")
         check_no_closure(d_optimizer, "d_optimizer", "GAN")
-        p_data = EmpiricalDistribution(p.var)
+        p_data = p_data if p_data is not None else EmpiricalDistribution(p.var)
         if loss is None:
             loss = AdversarialJensenShannon(p_data, p, discriminator)
         super().__init__(loss, test_loss=loss, distributions=[p], optimizer=optimizer,
