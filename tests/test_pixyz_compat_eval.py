@@ -162,3 +162,52 @@ def test_mixture_posterior_given_x_alone_is_the_responsibility_table():
     r = p.posterior().prob().eval({"x": x})
     joint = torch.stack([pi[k].log() - (x[:, 0] - m) ** 2 / 2 for k, m in enumerate(locs)])
     assert r.shape == (3, 3) and torch.allclose(r, torch.softmax(joint, 0), atol=1e-6)
+
+
+# --- IterativeLoss ----------------------------------------------------------------------------------
+def test_iterative_loss_equals_the_hand_written_loop_under_one_seed():
+    """The step's expectation draws z afresh at every step: the z of the previous step,
+    carried in the state, is not a draw of q (VRNN)."""
+    from torch import nn
+
+    from pixyz_pyro.dist import Bernoulli, Deterministic
+    from pixyz_pyro.loss import IterativeLoss
+
+    class Dec(Bernoulli):
+        def __init__(self):
+            super().__init__(var=["x"], cond_var=["z", "h_prev"])
+            self.fc = nn.Linear(5, 4)
+
+        def forward(self, z, h_prev):
+            return {"probs": torch.sigmoid(self.fc(torch.cat((z, h_prev), -1)))}
+
+    class Enc(Normal):
+        def __init__(self):
+            super().__init__(var=["z"], cond_var=["x", "h_prev"], name="q")
+            self.fc = nn.Linear(7, 2)
+
+        def forward(self, x, h_prev):
+            return {"loc": self.fc(torch.cat((x, h_prev), -1)), "scale": torch.ones(1, 2)}
+
+    class Rec(Deterministic):
+        def __init__(self):
+            super().__init__(var=["h"], cond_var=["x", "z", "h_prev"])
+            self.cell = nn.GRUCell(6, 3)
+
+        def forward(self, x, z, h_prev):
+            return {"h": self.cell(torch.cat((z, x), -1), h_prev)}
+
+    torch.manual_seed(0)
+    dec, enc, rec = Dec(), Enc(), Rec()
+    prior = Normal(loc=0., scale=1., var=["z"], features_shape=[2])
+    step = (-dec.log_prob().expectation(enc * rec) + KullbackLeibler(enc, prior)).mean()
+    loss = IterativeLoss(step, max_iter=4, series_var=["x"], update_value={"h": "h_prev"})
+    x, h0 = torch.bernoulli(torch.full((4, 2, 4), 0.5)), torch.zeros(2, 3)
+    torch.manual_seed(1)
+    value = loss.eval({"x": x, "h_prev": h0})
+    torch.manual_seed(1)
+    h, by_hand = h0, 0
+    for t in range(4):
+        v, out = step.eval({"x": x[t], "h_prev": h}, return_dict=True)
+        by_hand, h = by_hand + v, out["h"]
+    torch.testing.assert_close(value, by_hand)

@@ -175,21 +175,27 @@ def _expectation(node, values, ctx):
     (``fold``), on which ``f`` is evaluated once and averaged over the draws."""
     n, p = node.n, node.p
     batch_n = _batch_of(p, values, ctx.batch_n)
+    # p draws all of its variables afresh, as Pixyz's sample does: a value of one of them
+    # in the input (last step's z, carried by an IterativeLoss) is not a draw of p.
+    given = values
+    if any(v in values for v in p.var):
+        given = {k: v for k, v in values.items() if k not in p.var}
     options = ctx.options
     if options is not None and options.sample_mean:  # every draw would be the mean
         from ..dist.mean_sample import mean_values
-        new = mean_values(p, values)
+        new = mean_values(p, given)
         value, more = run(node.f, {**values, **new}, ctx)
         return value, ({**new, **more} if more else new)
     if n == 1:
-        new = p._sample_values(values, ctx, node.reparam, batch_n)
+        new = p._sample_values(given, ctx, node.reparam, batch_n)
         value, more = run(node.f, {**values, **new}, ctx)
         return value, ({**new, **more} if more else new)
     b = batch_n or 1
     names = [k for k, v in values.items()
              if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == b]
     folded = fold(values, names, n)
-    new = p._sample_n(values, ctx, node.reparam, batch_n, n, folded)
+    new = p._sample_n(given, ctx, node.reparam, batch_n, n,
+                      folded if given is values else fold(given, names, n))
     value, more = run(node.f, {**folded, **new}, ctx)
     if isinstance(value, torch.Tensor) and value.dim() > 0:
         value = value.reshape(n, -1, *value.shape[1:]).mean(0)
