@@ -164,7 +164,7 @@ def test_mixture_posterior_given_x_alone_is_the_responsibility_table():
     assert r.shape == (3, 3) and torch.allclose(r, torch.softmax(joint, 0), atol=1e-6)
 
 
-# --- IterativeLoss ----------------------------------------------------------------------------------
+# --- IterativeLoss -----------------------------------------------------------------------------
 def test_iterative_loss_equals_the_hand_written_loop_under_one_seed():
     """The step's expectation draws z afresh at every step: the z of the previous step,
     carried in the state, is not a draw of q (VRNN)."""
