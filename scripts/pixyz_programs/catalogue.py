@@ -121,6 +121,41 @@ class PushDataLoader:
         return self.L
 '''
 
+def gqn_scenes(folder: Path, scenes: int = 4, views: int = 15) -> None:
+    """Shepard-Metzler scenes as GQN's converter writes them: ``train/0.pt``... each a
+    ``Scene(frames=[PNG bytes] * views, cameras=float32 (views, 5))``, and ``logs/``."""
+    import collections
+    import io
+    import sys
+    import types
+
+    import torch
+    from PIL import Image
+    scene = collections.namedtuple("Scene", ["frames", "cameras"])
+    scene.__module__ = "gqn_dataset"  # what the program unpickles
+    rng = np.random.default_rng(0)
+    saved = sys.modules.get("gqn_dataset")
+    sys.modules["gqn_dataset"] = types.SimpleNamespace(Scene=scene)
+    try:
+        for split in ("train", "test"):
+            (folder / split).mkdir()
+            for i in range(scenes):
+                frames = []
+                for _ in range(views):
+                    buf = io.BytesIO()
+                    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(
+                        buf, format="PNG")
+                    frames.append(buf.getvalue())
+                cameras = rng.standard_normal((views, 5)).astype(np.float32)
+                torch.save(scene(frames, cameras), folder / split / f"{i}.pt")
+    finally:
+        if saved is None:
+            del sys.modules["gqn_dataset"]
+        else:
+            sys.modules["gqn_dataset"] = saved
+    (folder / "logs").mkdir()
+
+
 _ZOO = [Program("pixyzoo/DMM", ZOO, "DMM/dmm.ipynb"),
         Program("pixyzoo/VRNN", ZOO, "VRNN/vrnn.ipynb"),
         # Dirichlet(relu(...)) meets a zero: torch < 1.8 did not validate by default.
@@ -134,7 +169,16 @@ _ZOO = [Program("pixyzoo/DMM", ZOO, "DMM/dmm.ipynb"),
         Program("pixyzoo/TD-VAE", ZOO, "TD-VAE/train.ipynb",
                 ((r"gradient_steps=2\*10\*\*4", "gradient_steps=3"),
                  (r"data_dir='\.\./data/MNIST/'", "data_dir='data/MNIST/'")),
-                data=td_vae)]
+                data=td_vae),
+        # torch >= 2.6 loads weights only by default; the scenes are pickled namedtuples
+        Program("pixyzoo/GQN", ZOO, "GQN/train.py",
+                argv=("--batch_size", "2", "--gradient_steps", "2", "--layers", "2",
+                      "--train_data_dir", "train", "--test_data_dir", "test",
+                      "--root_log_dir", "logs", "--log_interval", "1"),
+                module_patches={"gqn_dataset.py": (
+                    (r"torch\.load\(scene_path\)", "torch.load(scene_path, weights_only=False)"),
+                )},
+                data=gqn_scenes)]
 
 _PRACTICE = [
     Program("practice_pixyz/BetaVAE", PRACTICE, "FactorVAE/BetaVAE.ipynb",
