@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 CONSTRAINTS := constraints-cpu.txt
 EPOCHS ?=
 
-.PHONY: conformance demo test setup data lint typecheck clean comparisons docs docs-check
+.PHONY: conformance pixyz-programs demo test setup data lint typecheck clean comparisons docs docs-check
 
 $(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -56,6 +56,19 @@ conformance: setup
 	fi
 	PYTHONPATH=$(CURDIR) PIXYZ_GIT=$(PIXYZ_GIT) $(PYTHON) $(CONFORMANCE) --target pixyz_pyro \
 	  --python $(CURDIR)/$(PYTHON) $(CONFORMANCE_ARGS)
+
+# Real Pixyz programs (tutorials, notebooks, pixyzoo, community code) with only their
+# imports changed; needs clones named owner+name in PIXYZ_PROGRAMS_MIRROR (not in CI).
+pixyz-programs: setup
+	@if [ -z "$(PIXYZ_PROGRAMS_MIRROR)" ]; then \
+	  echo "make pixyz-programs needs a folder of git clones named owner+name:"; \
+	  echo "  masa-su+pixyz, masa-su+pixyzoo, HironoOkamoto+practice_pixyz,"; \
+	  echo "  hei4+medium-pyro-pixyz, naruya+ssm-pixyz (bare clones are enough)"; \
+	  echo "  make pixyz-programs PIXYZ_PROGRAMS_MIRROR=/path/to/clones"; \
+	  exit 2; \
+	fi
+	PIXYZ_PROGRAMS_MIRROR=$(PIXYZ_PROGRAMS_MIRROR) $(PYTHON) scripts/run_pixyz_programs.py \
+	  $(PIXYZ_PROGRAMS_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

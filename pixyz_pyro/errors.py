@@ -119,13 +119,16 @@ def _text(who: Union[str, Callable[[], str]]) -> str:
 
 def check_values(who: Union[str, Callable[[], str]], values, names: Iterable[str]) -> None:
     """Raise :class:`InputError` unless each named value is usable: not ``None``, a string,
-    a container or a NumPy array, and not an empty batch.
+    a container or a NumPy array, and not an empty batch.  A list or tuple of tensors
+    passes as it is (a network's carried state).
 
     Cheap enough for every call (type and shape checks, no host sync).  ``who`` may be a
     callable, so that the caller's name is formatted only for the error.
     """
     for n in names:
         v = values[n]
+        if isinstance(v, (list, tuple)) and _tensors_only(v):
+            continue  # state carried as a list of tensors, passed as given (as in Pixyz)
         if isinstance(v, _NOT_VALUES) or type(v).__name__ == "ndarray":
             hint = " (use torch.as_tensor)" if not isinstance(v, (type(None), str)) else ""
             raise InputError(f'{_text(who)} takes a tensor for "{n}", got '
@@ -134,6 +137,13 @@ def check_values(who: Union[str, Callable[[], str]], values, names: Iterable[str
         if shape is not None and len(shape) > 0 and shape[0] == 0:
             raise InputError(f'{_text(who)} got an empty batch for "{n}" (shape '
                              f"{tuple(shape)}); every input needs at least one row.")
+
+
+def _tensors_only(v) -> bool:
+    """A non-empty list or tuple whose leaves are all tensors (an LSTM's ``(h, c)``)."""
+    return len(v) > 0 and all(_tensors_only(e) if isinstance(e, (list, tuple))
+                              else hasattr(e, "shape") and hasattr(e, "dtype")
+                              and type(e).__name__ != "ndarray" for e in v)
 
 
 def check_mapping(who: Union[str, Callable[[], str]], x_dict) -> None:

@@ -127,9 +127,9 @@ class AutoregressiveBernoulli(Distribution):
         self._check(x, self._var[0])
         logits = self.made(x, self._cond(values))
         lp = -F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-        if not sum_features:
+        if not sum_features or (feature_dims is not None and not len(feature_dims)):
             return lp
-        return lp.sum(dim=feature_dims if feature_dims is not None else -1)
+        return lp.sum(dim=tuple(feature_dims) if feature_dims is not None else -1)
 
     def _sample_values(self, values, ctx, reparam, batch_n):
         """``D`` passes of the network: pass ``d`` fixes feature ``d`` (a new tensor per

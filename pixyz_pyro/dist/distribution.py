@@ -320,6 +320,13 @@ class Distribution(nn.Module):
             lambda: self._log_prob_values(x_dict, ctx, sum_features, feature_dims),
             "log_prob", x_dict, ctx)
 
+    def log_likelihood(self, x_dict) -> torch.Tensor:
+        """Pixyz 0.0's spelling of :meth:`get_log_prob` (deprecated; the same values)."""
+        import warnings
+        warnings.warn("p.log_likelihood(x_dict) is the Pixyz 0.0 spelling; use "
+                      "p.get_log_prob(x_dict) (Pixyz 0.3)", DeprecationWarning, stacklevel=2)
+        return self.get_log_prob(x_dict)
+
     def get_entropy(self, x_dict=None, sum_features: bool = True,
                     feature_dims=None) -> torch.Tensor:
         raise NotImplementedError(f"{self.prob_text} has no closed-form entropy")

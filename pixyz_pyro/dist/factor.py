@@ -37,8 +37,8 @@ from .validation import checking, strict
 def _sum_features(t: torch.Tensor, sum_features: bool, feature_dims) -> torch.Tensor:
     if not sum_features:
         return t
-    if feature_dims is not None:
-        return t.sum(dim=feature_dims)
+    if feature_dims is not None:  # [] sums nothing (torch's sum(dim=[]) would sum all)
+        return t.sum(dim=tuple(feature_dims)) if len(feature_dims) else t
     if t.dim() <= 1:
         return t
     return t.sum(dim=tuple(range(1, t.dim())))
@@ -50,6 +50,20 @@ def _fold_param(t, n: int, rows: Optional[int]):
             t.shape[0] != rows or rows == 1:
         return t
     return t.unsqueeze(0).expand(n, *t.shape).reshape(n * rows, *t.shape[1:])
+
+
+def _old_dim(fam: Family, dim, features_shape) -> torch.Size:
+    """Pixyz 0.1/0.2's ``dim=n`` (features ``(n,)``), with a DeprecationWarning that says
+    the 0.3 spelling; an error where ``features_shape`` says something else."""
+    import warnings
+    shape = torch.Size([dim]) if isinstance(dim, int) else torch.Size(dim)
+    if features_shape and torch.Size(features_shape) != shape:
+        raise ParameterError(f"{fam.name}: dim={dim!r} and features_shape="
+                             f"{list(features_shape)} disagree; give features_shape only")
+    warnings.warn(f"{fam.name}(dim={dim!r}) is the Pixyz 0.1/0.2 spelling; use "
+                  f"features_shape={list(shape)} (Pixyz 0.3)", DeprecationWarning,
+                  stacklevel=4)
+    return shape
 
 
 class FactorDistribution(Distribution):
@@ -92,6 +106,8 @@ class FactorDistribution(Distribution):
     def __init__(self, var=("x",), cond_var=(), name: str = "p", features_shape=torch.Size(),
                  **params):
         fam = self.family
+        if "dim" in params and "dim" not in fam.all_params:
+            features_shape = _old_dim(fam, params.pop("dim"), features_shape)
         unknown = set(params) - set(fam.all_params)
         if unknown:
             raise ParameterError(f"{fam.name} has no parameter(s) {sorted(unknown)}; its "
@@ -264,7 +280,9 @@ class FactorDistribution(Distribution):
         """The parameters given the conditioning variables."""
         values = to_dict(params_dict, self._cond_var)
         self._require(values, self._cond_var, "get_params")
-        return dict(self._params(values, None))
+        params = self._params(values, None)
+        order = [k for k in self.family.all_params if k in params]
+        return {k: params[k] for k in order + [k for k in params if k not in order]}
 
     # --- the one translation to pyro.distributions ------------------------------------------
     def pyro_dist(self, values: Dict, ctx: Optional[Context] = None):
@@ -372,9 +390,12 @@ class FactorDistribution(Distribution):
             full = None  # the parameters' own error is raised by _check_params
         scalar = not self._features_shape and full is not None and len(full) == 1 \
             and full[0] == 1
+        # Leading dimensions before the batch are sample_shape (SHAPES); the batch and the
+        # features are compared.
+        lead = x.dim() - len(full) if full is not None else 0
         if full is not None and len(full) > 0 and not scalar and (
-                x.dim() != len(full) or x.shape[1:] != full[1:]
-                or (x.shape[0] != full[0] and 1 not in (x.shape[0], full[0]))):
+                lead < 0 or x.shape[lead + 1:] != full[1:]
+                or (x.shape[lead] != full[0] and 1 not in (x.shape[lead], full[0]))):
             raise ShapeError(
                 f'{self.prob_text}: "{var}" has shape {shape_str(x.shape)}, but the '
                 f"parameters have shape {shape_str(full)}: its features must be "

@@ -25,7 +25,7 @@ from pyro.distributions import TorchDistribution
 import torch
 
 from .factor import FactorDistribution
-from .family import Family, interval_check
+from .family import UNNORMALISED_PROBS, Family, interval_check
 
 #: A parameter: a constant, the name of a conditioning variable, or ``None`` (from
 #: ``forward``).
@@ -301,6 +301,7 @@ class Categorical(FactorDistribution):
     """
 
     family = Family("Categorical", pd.OneHotCategorical, ("probs",), alternatives=_PROBS,
+                    param_checks=UNNORMALISED_PROBS,
                     value_check=_one_hot, support_text="must be one-hot along its last dimension (use F.one_hot)")
 
     def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p",
@@ -327,7 +328,8 @@ class RelaxedCategorical(FactorDistribution):
 
     family = Family("RelaxedCategorical", pd.OneHotCategorical, ("probs",), reparam=True,
                     alternatives=_PROBS, sampler_cls=pd.RelaxedOneHotCategorical,
-                    sampler_params=("temperature",), defaults=_T)
+                    sampler_params=("temperature",), defaults=_T,
+                    param_checks=UNNORMALISED_PROBS)
 
     def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p",
                  features_shape: Shape = torch.Size(), temperature: Param = None,
@@ -352,6 +354,7 @@ class Multinomial(FactorDistribution):
     """
 
     family = Family("Multinomial", pd.Multinomial, ("probs",), alternatives=_PROBS,
+                    param_checks=UNNORMALISED_PROBS,
                     static={"total_count": 1})
 
     def __init__(self, total_count: int = 1, var: Names = ("x",), cond_var: Names = (),

@@ -221,6 +221,18 @@ def _support_check(c) -> Optional[SupportCheck]:
     return _generic_check(lambda t: (~c.check(t)).any())  # NaN fails; the reader skips it
 
 
+def unnormalised_probs_violation(t: torch.Tensor) -> torch.Tensor:
+    """True if class probabilities ``t`` have a negative entry or a row that sums to 0
+    (any other row is normalised over the last dimension, as torch does)."""
+    return (t.amin() < 0) | (t.sum(-1).amin() <= 0)
+
+
+#: The check of unnormalised class probabilities, for ``Family(param_checks=...)``.
+UNNORMALISED_PROBS = {"probs": (unnormalised_probs_violation,
+                                "must be non-negative with a positive sum over the last "
+                                "dimension (it is normalised there, as torch does)")}
+
+
 def interval_violation(lower: float, upper: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """``t -> t.min() < lower or t.max() > upper``, as one reduction and a 0-dim test."""
     def bad(t: torch.Tensor) -> torch.Tensor:
@@ -273,6 +285,10 @@ class Family:
         strict validation level raises instead): Pixyz's Bernoulli on real data.
     static : mapping
         Non-tensor constructor arguments passed to ``pyro_cls`` (``total_count``).
+    param_checks : mapping, optional
+        ``{name: (t -> 0-dim bool tensor, what a violation is in words)}``: replaces the
+        check of a parameter's constraint (unnormalised class probabilities, which torch
+        normalises).
 
     Examples
     --------
@@ -292,7 +308,8 @@ class Family:
                  value_check: Union[SupportCheck, Callable[[torch.Tensor], torch.Tensor],
                                     None] = None,
                  float_values: bool = True, static: Optional[Mapping[str, object]] = None,
-                 lenient_support: bool = False, support_text: Optional[str] = None):
+                 lenient_support: bool = False, support_text: Optional[str] = None,
+                 param_checks: Optional[Mapping[str, Tuple[Callable, str]]] = None):
         self.name = name
         self.pyro_cls = pyro_cls
         self.params: Tuple[str, ...] = tuple(params)
@@ -319,6 +336,10 @@ class Family:
         self._param_checks = {k: f for k, f in ((k, _support_check(c)) for k, c in
                                                 self._param_constraints.items())
                               if f is not None}
+        self._param_texts: Dict[str, str] = {}
+        for k, (fn, text) in dict(param_checks or {}).items():
+            self._param_checks[k] = _generic_check(fn)
+            self._param_texts[k] = text
         support = pyro_cls.support if isinstance(pyro_cls.support, constraints.Constraint) \
             else None
         self._support = support
@@ -365,6 +386,8 @@ class Family:
 
     def param_support(self, name: str) -> str:
         """What a violation of parameter ``name``'s constraint is, in words."""
+        if name in self._param_texts:
+            return self._param_texts[name]
         return f"is outside its support ({self._param_constraints.get(name)})"
 
     def value_check_for(self, x: torch.Tensor) -> Optional[SupportCheck]:

@@ -23,6 +23,12 @@ from ..validate_args import check_positive_number
 from .base import Loss
 
 
+def _old_spelling(old: str, new: str) -> None:
+    import warnings
+    warnings.warn(f"loss.{old}(x_dict) of an adversarial loss is the Pixyz 0.1/0.2 spelling; "
+                  f"use loss.{new}(x_dict) (Pixyz 0.3)", DeprecationWarning, stacklevel=3)
+
+
 class AdversarialLoss(Loss):
     """Shared sampling: :math:`x_p \\sim p`, :math:`x_q \\sim q`, then :math:`d(x)`."""
 
@@ -79,6 +85,19 @@ class AdversarialLoss(Loss):
         self.d.eval()
         with torch.no_grad():
             return self.d_loss(test_x_dict, **kwargs)
+
+    def train(self, mode: Any = True, **kwargs: Any) -> Any:
+        """``train(mode)`` sets training mode (``nn.Module.train``); ``train(x_dict)`` is
+        Pixyz 0.1/0.2's spelling of :meth:`loss_train` (deprecated)."""
+        if hasattr(mode, "keys"):
+            _old_spelling("train", "loss_train")
+            return self.loss_train(mode, **kwargs)
+        return super().train(mode)
+
+    def test(self, test_x_dict: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Any:
+        """Pixyz 0.1/0.2's spelling of :meth:`loss_test` (deprecated)."""
+        _old_spelling("test", "loss_test")
+        return self.loss_test(test_x_dict, **kwargs)
 
     def _after_step(self) -> None:
         """Called after each :meth:`loss_train` step (the critic's weight clipping)."""

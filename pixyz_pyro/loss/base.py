@@ -134,8 +134,11 @@ class Loss(ModuleAPI):
         **kwargs
             ``constants={name: value}`` (extra inputs), and the keywords that a node of
             this loss declares (``discriminator=True`` for an adversarial loss, ``mask=``
-            for an :class:`~pixyz_pyro.loss.IterativeLoss`).  Any other keyword is a
-            ``TypeError``.
+            for an :class:`~pixyz_pyro.loss.IterativeLoss`), ``batch_n=`` (draws of a
+            distribution that no input conditions) and ``sample_mean=True`` (an
+            expectation plugs in the mean).  ``test_mode=True`` evaluates as
+            ``Model.test`` does: without gradients, with every module the loss holds in
+            eval mode for the call.  Any other keyword is a ``TypeError``.
 
         Examples
         --------
@@ -150,6 +153,10 @@ class Loss(ModuleAPI):
         {'\\\\log p(x)': 0.9189, '1': 1.0}
         """
         from .execute import eval_loss
+        if kwargs.pop("test_mode", False):
+            from .module_api import evaluation_mode
+            with evaluation_mode(self):
+                return eval_loss(self, x_dict, return_dict, return_all, return_terms, kwargs)
         return eval_loss(self, x_dict, return_dict, return_all, return_terms, kwargs)
 
     def estimate(self, x_dict: Optional[Values] = None, **kwargs: Any) -> Any:

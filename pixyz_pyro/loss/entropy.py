@@ -41,8 +41,8 @@ class Entropy(DistributionLoss):
     True
     """
 
-    def __init__(self, p: Distribution, sample_shape: SampleShape = torch.Size([1]),
-                 analytical: bool = True) -> None:
+    def __init__(self, p: Distribution, analytical: bool = True,
+                 sample_shape: SampleShape = torch.Size([1])) -> None:
         super().__init__(p)
         self.p = p
         self.analytical = analytical
@@ -58,13 +58,14 @@ class Entropy(DistributionLoss):
         return list(self.p.input_var)
 
 
-def CrossEntropy(p: Distribution, q: Distribution,  # noqa: N802 - Pixyz's name
+def CrossEntropy(p: Distribution, q: Distribution, analytical: bool = False,  # noqa: N802
                  sample_shape: SampleShape = torch.Size([1])) -> Loss:
-    """The cross-entropy, estimated by Monte Carlo with draws of ``p``.
+    """The cross-entropy, estimated by Monte Carlo with draws of ``p``, or with
+    ``analytical=True`` in closed form (Pixyz's name and signature).
 
     .. math::
 
-        H[p, q] = -\\mathbb{E}_{p}[\\log q]
+        H[p, q] = -\\mathbb{E}_{p}[\\log q] = H[p] + D_{KL}[p \\| q]
 
     Parameters
     ----------
@@ -72,12 +73,14 @@ def CrossEntropy(p: Distribution, q: Distribution,  # noqa: N802 - Pixyz's name
         The distribution the draws come from.
     q : Distribution
         The distribution that scores them (the same variables).
+    analytical : bool
+        ``H[p] + KL[p || q]`` from their closed forms instead of draws.
     sample_shape : int or sequence of int
         The number of draws per batch element.
 
     Examples
     --------
-    >>> import torch
+    >>> import math, torch
     >>> from pixyz_pyro.dist import Normal
     >>> p = Normal(loc=0., scale=1., var=["x"], name="p")
     >>> q = Normal(loc=1., scale=1., var=["x"], name="q")
@@ -87,5 +90,15 @@ def CrossEntropy(p: Distribution, q: Distribution,  # noqa: N802 - Pixyz's name
     >>> _ = torch.manual_seed(0)
     >>> round(float(ce.eval()), 1)  # log(2 pi)/2 + (1 + 1)/2 = 1.92
     1.9
+    >>> p2 = Normal(loc=0., scale=1., var=["x"], features_shape=[2], name="p")
+    >>> q2 = Normal(loc=1., scale=1., var=["x"], features_shape=[2], name="q")
+    >>> h = CrossEntropy(p2, q2, analytical=True)
+    >>> print(h)
+    D_{KL} \\left[p(x)||q(x) \\right] + H \\left[ {p(x)} \\right]
+    >>> torch.allclose(h.eval(), torch.tensor([2 * (0.5 * math.log(2 * math.pi) + 1.0)]))
+    True
     """
+    if analytical:
+        from .divergences import KullbackLeibler
+        return Entropy(p) + KullbackLeibler(p, q)
     return -Expectation(p, LogProb(q), sample_shape)

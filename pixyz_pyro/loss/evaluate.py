@@ -77,7 +77,7 @@ def evaluate(node, values: Values, ctx: Context) -> Result:
 # --- leaves ---------------------------------------------------------------------------------
 @evaluate.register(value_nodes.ValueLoss)
 def _value(node, values, ctx):
-    return node.value, {}
+    return node.tensor, {}
 
 
 @evaluate.register(value_nodes.Parameter)
@@ -177,15 +177,27 @@ def _expectation(node, values, ctx):
     batch_n = _batch_of(p, values, ctx.batch_n)
     if p.enumerates:
         return _enumerated(node, values, ctx, batch_n)
+    # p draws all of its variables afresh, as Pixyz's sample does: a value of one of them
+    # in the input (last step's z, carried by an IterativeLoss) is not a draw of p.
+    given = values
+    if any(v in values for v in p.var):
+        given = {k: v for k, v in values.items() if k not in p.var}
+    options = ctx.options
+    if options is not None and options.sample_mean:  # every draw would be the mean
+        from ..dist.mean_sample import mean_values
+        new = mean_values(p, given)
+        value, more = run(node.f, {**values, **new}, ctx)
+        return value, ({**new, **more} if more else new)
     if n == 1:
-        new = p._sample_values(values, ctx, node.reparam, batch_n)
+        new = p._sample_values(given, ctx, node.reparam, batch_n)
         value, more = run(node.f, {**values, **new}, ctx)
         return value, ({**new, **more} if more else new)
     b = batch_n or 1
     names = [k for k, v in values.items()
              if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == b]
     folded = fold(values, names, n)
-    new = p._sample_n(values, ctx, node.reparam, batch_n, n, folded)
+    new = p._sample_n(given, ctx, node.reparam, batch_n, n,
+                      folded if given is values else fold(given, names, n))
     value, more = run(node.f, {**folded, **new}, ctx)
     if isinstance(value, torch.Tensor) and value.dim() > 0:
         value = value.reshape(n, -1, *value.shape[1:]).mean(0)
@@ -229,7 +241,7 @@ def _enumerated(node, values, ctx, batch_n):
 
 # --- divergences and entropies --------------------------------------------------------------
 def _sum_features(kl, dim):
-    if dim is not None:
+    if dim is not None and not (isinstance(dim, (list, tuple)) and not dim):  # [], as None
         return kl.sum(dim=dim)
     n = kl.dim()
     return kl.sum(dim=tuple(range(1, n))) if n > 1 else kl

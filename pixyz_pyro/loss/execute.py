@@ -36,15 +36,18 @@ from .ops import AddLoss, BatchMean, BatchSum, DivLoss, MulLoss, SubLoss, UnaryL
 from .plan import Plan, check_gradients, compile_plan
 
 Values = Dict[str, object]
-#: Keywords every evaluation accepts besides the declared ones: extra inputs by name.
-ACCEPTED = frozenset({"constants"})
+#: Keywords every evaluation accepts besides the declared ones: extra inputs by name, and
+#: the number of draws of a distribution that no input conditions (as Pixyz's ``batch_n``).
+ACCEPTED = frozenset({"constants", "batch_n"})
 
 
 class Options(NamedTuple):
-    """The evaluation's choices that nodes read: the adversarial side and a mask."""
+    """The evaluation's choices that nodes read: the adversarial side, a mask, and
+    whether expectations plug in means instead of draws (Pixyz's ``sample_mean``)."""
 
     side: str
     mask: Optional[torch.Tensor]
+    sample_mean: bool = False
 
 
 def check_keywords(plan: Plan, kwargs: Dict, who: str) -> None:
@@ -81,8 +84,10 @@ def prepare(plan: Plan, x_dict: Optional[Mapping[str, object]], kwargs: Dict, wh
         if v not in values:
             _missing(plan, values)
     check_values(lambda: f"the loss {plan.loss._short()}", values, need)
-    ctx = Context(batch_n=_batch_n(values, need),
-                  options=Options(plan.side, kwargs.get("mask")))
+    batch_n = kwargs.get("batch_n")
+    ctx = Context(batch_n=batch_n if batch_n is not None else _batch_n(values, need),
+                  options=Options(plan.side, kwargs.get("mask"),
+                                  bool(kwargs.get("sample_mean", False))))
     if record_terms:
         ctx.terms = dict.fromkeys(plan.recorded)
     if plan.shared:

@@ -60,6 +60,9 @@ class Expectation(Loss):
         self._gradient_free = _gradient_free
         self._freeze()
 
+    #: ``sample_mean=True`` plugs in the mean of ``p`` instead of drawing, as in Pixyz.
+    keywords = frozenset({"sample_mean"})
+
     @property
     def children(self) -> Tuple[Loss, ...]:
         return (self.f,)

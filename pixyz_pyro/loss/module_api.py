@@ -42,6 +42,7 @@ False
 ['0.net.bias', '0.net.weight']
 """
 from collections import OrderedDict
+from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, TypeVar, Union
 
 import torch
@@ -72,6 +73,21 @@ def held_modules(loss: object) -> List[nn.Module]:
     for m in found:
         inner.update(id(s) for s in m.modules() if s is not m)
     return [m for m in found if id(m) not in inner]
+
+
+@contextmanager
+def evaluation_mode(loss: object) -> Iterator[None]:
+    """Every module that ``loss`` holds in eval mode, without gradients, for the block;
+    each module's mode is restored after it (``loss.eval(test_mode=True)``)."""
+    modes = [(m, m.training) for top in held_modules(loss) for m in top.modules()]
+    for m, _ in modes:
+        m.training = False
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
 
 
 def _is_loss(value: object) -> bool:

@@ -52,6 +52,11 @@ class LogProb(DistributionLoss):
 
     @property
     def _input_var(self) -> List[str]:
+        # A distribution whose density needs fewer inputs declares them (a mixture's
+        # posterior scores every component given x alone).
+        dens = getattr(self.p, "density_input_var", None)
+        if dens is not None:
+            return list(dens)
         return self.p.var + [v for v in self.p.input_var if v not in self.p.var]
 
 

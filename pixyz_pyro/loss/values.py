@@ -1,4 +1,5 @@
 """Leaves that are not densities: constants, named parameters, fixed inputs."""
+import numbers
 from typing import Dict, List, Tuple, Union
 
 import torch
@@ -8,7 +9,9 @@ from .base import Loss
 
 
 class ValueLoss(Loss):
-    """A constant in a loss expression: ``loss + 2`` wraps the 2 as one.
+    """A constant in a loss expression: ``loss + 2`` wraps the 2 as one.  It prints as
+    given and evaluates to a tensor: a number becomes a zero-dimensional float tensor (as in
+    Pixyz), which broadcasts on any device.
 
     Parameters
     ----------
@@ -22,8 +25,10 @@ class ValueLoss(Loss):
 
     Examples
     --------
-    >>> ValueLoss(2.0).eval()
-    2.0
+    >>> print(ValueLoss(2))
+    2
+    >>> ValueLoss(2).eval()
+    tensor(2.)
     >>> print(ValueLoss(2.0) * 3)
     6.0
     """
@@ -34,6 +39,9 @@ class ValueLoss(Loss):
                              f"per batch element, shape (batch,); got shape "
                              f"{tuple(value.shape)} (reduce or flatten it first)")
         self.value = value
+        #: What the loss evaluates to.
+        self.tensor = torch.tensor(float(value)) if isinstance(value, numbers.Real) \
+            and not isinstance(value, bool) else value
         self._freeze()
 
     @property
@@ -74,7 +82,8 @@ class Parameter(Loss):
 
 
 class ConstantVar(Loss):
-    """``loss.constant_var({"y": value})``: the loss with some inputs fixed.
+    """``loss.constant_var({"y": value})``: the loss with some inputs fixed.  Values are
+    passed as given (a number stays a number, as in Pixyz).
 
     Parameters
     ----------
@@ -98,8 +107,7 @@ class ConstantVar(Loss):
 
     def __init__(self, base_loss: Loss, constant_dict: Dict[str, object]) -> None:
         self.base = base_loss
-        self.constants = {k: (v if not isinstance(v, (int, float)) else torch.tensor(float(v)))
-                          for k, v in constant_dict.items()}
+        self.constants = dict(constant_dict)
         self._freeze()
 
     @property

@@ -6,6 +6,7 @@
 * ``GAN``: the generator side of ``AdversarialJensenShannon(p_data, p, d)``; the
   discriminator has its own optimizer and parameter group, stepped by the model.
 """
+import warnings
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
@@ -246,6 +247,18 @@ class ML(Model):
                          **kwargs)
 
 
+def _gan_arguments(optimizer: OptimizerSpec = torch.optim.Adam,
+                   optimizer_params: Optional[Dict[str, Any]] = None,
+                   d_optimizer: OptimizerSpec = torch.optim.Adam,
+                   d_optimizer_params: Optional[Dict[str, Any]] = None,
+                   clip_grad_norm: Optional[float] = None,
+                   clip_grad_value: Optional[float] = None,
+                   loss: Optional[AdversarialLoss] = None, **kwargs: Any) -> Tuple[Any, ...]:
+    """GAN's arguments after ``p`` and ``discriminator``, bound as Python binds them."""
+    return (optimizer, optimizer_params, d_optimizer, d_optimizer_params, clip_grad_norm,
+            clip_grad_value, loss, kwargs)
+
+
 class GAN(Model):
     """A GAN.  ``train`` returns ``(loss, d_loss)``: one discriminator step on detached
     samples, then one generator step, each with its own optimizer over its own
@@ -308,17 +321,20 @@ class GAN(Model):
 
     loss_cls: AdversarialLoss
 
-    def __init__(self, p: Distribution, discriminator: Distribution,
-                 optimizer: OptimizerSpec = torch.optim.Adam,
-                 optimizer_params: Optional[Dict[str, Any]] = None,
-                 d_optimizer: OptimizerSpec = torch.optim.Adam,
-                 d_optimizer_params: Optional[Dict[str, Any]] = None,
-                 clip_grad_norm: Optional[float] = None, clip_grad_value: Optional[float] = None,
-                 loss: Optional[AdversarialLoss] = None, **kwargs: Any) -> None:
+    def __init__(self, p: Distribution, discriminator: Distribution, *args: Any,
+                 **kwargs: Any) -> None:
+        p_data = None
+        if isinstance(p, EmpiricalDistribution) and args and isinstance(args[0], Distribution):
+            warnings.warn("GAN(p_data, p, discriminator, ...) is the Pixyz 0.0 spelling; use "
+                          "GAN(p, discriminator, ...) (Pixyz 0.3)", DeprecationWarning,
+                          stacklevel=2)
+            p_data, p, discriminator, args = p, discriminator, args[0], args[1:]
+        (optimizer, optimizer_params, d_optimizer, d_optimizer_params, clip_grad_norm,
+         clip_grad_value, loss, kwargs) = _gan_arguments(*args, **kwargs)
         check_distribution("p", p, "GAN")
         check_distribution("discriminator", discriminator, "GAN")
         check_no_closure(d_optimizer, "d_optimizer", "GAN")
-        p_data = EmpiricalDistribution(p.var)
+        p_data = p_data if p_data is not None else EmpiricalDistribution(p.var)
         if loss is None:
             loss = AdversarialJensenShannon(p_data, p, discriminator)
         super().__init__(loss, test_loss=loss, distributions=[p], optimizer=optimizer,
