@@ -78,7 +78,8 @@ def markdown(result: Dict) -> str:
                      f"{r['median']:.3f} [{r['q1']:.3f}-{r['q3']:.3f}] |")
     lines += ["", f"Target <= {d['target']:.2f}x: {ratio['median']:.3f} "
               f"{'met' if ratio['median'] <= d['target'] else '**not met**'}."
-              + (f" Compiling the step (one step body, reused at every step) took {d['compile_s']:.0f} s"
+              + (f" Compiling the step (one step body, reused at every step) took "
+                 f"{d['compile_s']:.0f} s"
                  f" (less when Inductor's on-disk cache already holds the kernels)."
                  if d.get("compile_s") else ""), "",
               "## Formula cost", "",
