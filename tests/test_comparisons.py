@@ -233,3 +233,15 @@ def test_pyro_bridge_refuses_two_svis_on_vae_pys_store_names():
     from comparisons import pyro_bridge
     with pytest.raises(ValueError, match="pyro and pixyz_svi share Pyro's store names"):
         pyro_bridge.build(3, 8, 1e-3, "cpu")
+
+
+def test_ar_sampling_quick_times_both_distributions_and_writes_its_outputs(tmp_path):
+    from comparisons import ar_sampling
+
+    results = ar_sampling.main(["--quick", "--out", str(tmp_path)])
+    assert [r["D"] for r in results["AutoregressiveBernoulli"]] == [4, 8]
+    assert [r["D"] for r in results["PixelCNN"]] == [4, 9]
+    assert all(r["sample_ms"] > 0 and r["log_prob_ms"] > 0
+               for rows in results.values() for r in rows)
+    assert "log-log slope" in (tmp_path / "ar_sampling.md").read_text()
+    assert (tmp_path / "ar_sampling.png").stat().st_size > 1000
