@@ -15,13 +15,12 @@ the honest bound of the same-objective check).
 Writes ``extras.md`` and ``extras.json`` to ``--out``.  Reported, never asserted.
 """
 import argparse
-import json
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 import torch
 
-from . import dmm, formula, scaling
+from . import dmm, formula, report, scaling
 from .device import add_device_args, check_device, device_name
 from .timing import interleaved, keep_freed_memory, load_average, summarise
 
@@ -111,12 +110,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         ks=(1, 4) if args.quick else (1, 4, 16, 64), rounds=2 if args.quick else args.rounds,
         steps=2 if args.quick else 20, device=args.device)
     result["load_after"] = load_average()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "extras.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "extras.md").write_text(markdown(result))
-    print(markdown(result))
-    print(f"wrote {out / 'extras.md'}, {out / 'extras.json'}")
+    text = markdown(result)
+    paths = report.save(result, text, Path(args.out), "extras")
+    print(text)
+    print(f"wrote {', '.join(map(str, paths))}")
     return result
 
 

@@ -28,7 +28,6 @@ sizes as a smoke test (its timings mean nothing).  Reported, never asserted.
 import argparse
 import copy
 import importlib.util
-import json
 import platform
 import sys
 from pathlib import Path
@@ -42,6 +41,7 @@ from pixyz_pyro.infer import SVILoss, from_pyro
 from pixyz_pyro.loss import ELBO
 from pixyz_pyro.model import Model
 
+from . import report
 from .device import add_device_args, check_device, device_name
 from .timing import interleaved, keep_freed_memory, load_average, summarise
 
@@ -180,12 +180,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     stats = summarise(samples, REFERENCE)
     pyro.clear_param_store()  # the reference SVI's entries
     result = {"meta": meta, "check": check, "timing": stats, "load_after": load_average()}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "pyro_bridge.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "pyro_bridge.md").write_text(markdown(result))
-    print(markdown(result))
-    print(f"wrote {out / 'pyro_bridge.md'}, {out / 'pyro_bridge.json'}")
+    text = markdown(result)
+    paths = report.save(result, text, Path(args.out), "pyro_bridge")
+    print(text)
+    print(f"wrote {', '.join(map(str, paths))}")
     return result
 
 

@@ -121,12 +121,18 @@ def _paper_lines(result: Dict) -> List[str]:
     return rows
 
 
+def save(result: Dict, text: str, out: Path, stem: str) -> List[Path]:
+    """Write ``text`` to ``<stem>.md`` and ``result`` to ``<stem>.json`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{stem}.md", out / f"{stem}.json"]
+    paths[0].write_text(text)
+    paths[1].write_text(json.dumps(result, indent=2) + "\n")
+    return paths
+
+
 def write(result: Dict, out: Path, plot: bool = True) -> List[Path]:
     """Write ``table1.md``, ``table1.json`` and (with matplotlib) ``table1.png``."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "table1.md", out / "table1.json"]
-    paths[0].write_text(markdown(result))
-    paths[1].write_text(json.dumps(result, indent=2) + "\n")
+    paths = save(result, markdown(result), out, "table1")
     if plot:
         paths.append(bar_chart(result, out / "table1.png"))
     return paths

@@ -13,6 +13,7 @@ Names, shapes and supports are validated on every call, as the validation policy
 (:mod:`pixyz_pyro.dist.validation`): names and shapes on the host, supports as device
 flags read once per evaluation (:mod:`pixyz_pyro.dist.checks`).
 """
+import warnings
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -55,7 +56,6 @@ def _fold_param(t, n: int, rows: Optional[int]):
 def _old_dim(fam: Family, dim, features_shape) -> torch.Size:
     """Pixyz 0.1/0.2's ``dim=n`` (features ``(n,)``), with a DeprecationWarning that says
     the 0.3 spelling; an error where ``features_shape`` says something else."""
-    import warnings
     shape = torch.Size([dim]) if isinstance(dim, int) else torch.Size(dim)
     if features_shape and torch.Size(features_shape) != shape:
         raise ParameterError(f"{fam.name}: dim={dim!r} and features_shape="

@@ -168,6 +168,14 @@ def _batch_of(dist, values, default):
     return default
 
 
+def _fold_rows(values, b: int, n: int) -> Values:
+    """``values`` with every tensor of ``b`` rows repeated for ``n`` draws, draw-major
+    (:func:`~pixyz_pyro.dist.shapes.fold`)."""
+    names = [k for k, v in values.items()
+             if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == b]
+    return fold(values, names, n)
+
+
 @evaluate.register(expectation.Expectation)
 def _expectation(node, values, ctx):
     """:math:`\\frac1n \\sum_s f(z_s)`: ``p``'s parameters are computed once on the
@@ -192,12 +200,9 @@ def _expectation(node, values, ctx):
         new = p._sample_values(given, ctx, node.reparam, batch_n)
         value, more = run(node.f, {**values, **new}, ctx)
         return value, ({**new, **more} if more else new)
-    b = batch_n or 1
-    names = [k for k, v in values.items()
-             if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == b]
-    folded = fold(values, names, n)
-    new = p._sample_n(given, ctx, node.reparam, batch_n, n,
-                      folded if given is values else fold(given, names, n))
+    folded = _fold_rows(values, batch_n or 1, n)
+    new = p._sample_n(given, ctx, node.reparam, batch_n, n, folded if given is values else
+                      {k: v for k, v in folded.items() if k in given})
     value, more = run(node.f, {**folded, **new}, ctx)
     if isinstance(value, torch.Tensor) and value.dim() > 0:
         value = value.reshape(n, -1, *value.shape[1:]).mean(0)
@@ -224,10 +229,7 @@ def _enumerated(node, values, ctx, batch_n):
     otherwise.  ``sample_shape`` folds the draws first, as above."""
     n, p = node.n, node.p
     if n > 1:
-        b = batch_n or 1
-        names = [k for k, v in values.items()
-                 if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == b]
-        values, batch_n = fold(values, names, n), n * b
+        values, batch_n = _fold_rows(values, batch_n or 1, n), n * (batch_n or 1)
     draw = p._draw(values, ctx, node.reparam, batch_n)
     value, more = run(node.f, {**draw.inputs, **draw.values}, ctx)
     new = {**draw.values, **more} if more else draw.values
@@ -480,10 +482,7 @@ def _vr_bound(node, values, ctx):
         batch_n = next((values[v].shape[0] for v in node.input_var
                         if isinstance(values.get(v), torch.Tensor) and values[v].dim() > 0),
                        ctx.batch_n)
-    b = batch_n or 1
-    names = [n for n, v in values.items()
-             if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == b]
-    folded = fold(values, names, k)
+    folded = _fold_rows(values, batch_n or 1, k)
     new = q._sample_n(values, ctx, True, batch_n, k, folded)
     box: List[torch.Tensor] = []  # the DReG scale, set below
     if node.estimator == "dreg":
