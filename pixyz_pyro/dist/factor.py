@@ -208,6 +208,7 @@ class FactorDistribution(Distribution):
             params.update(self._static)
         for k, v in self._bound.items():
             params[k] = values[v]
+        out = None
         if self._has_forward:
             try:
                 out = self.forward(**{v: values[v] for v in self._forward_vars})
@@ -215,14 +216,46 @@ class FactorDistribution(Distribution):
                 raise
             except Exception as e:  # noqa: BLE001 - re-raised in the user's terms
                 raise forward_error(self, values, self._forward_vars, e) from e
-            if check:
-                self._check_forward(out, values)
+            if check and type(out) is not dict:
+                self._check_forward(out, values)  # raises, unless a dict subclass
             params.update(out)
         if check:
-            self._check_params(params, ctx)
+            self._validate(params, out, values, ctx)
         if ctx is not None:
             ctx.remember(self, inputs, params)
         return params
+
+    def _metadata(self, params: Dict, out: Optional[Dict], values: Dict) -> Tuple:
+        """Everything the host checks of :meth:`_validate` read: the names, shapes and
+        dtypes of the parameters, which of them ``forward`` returned, and the shapes of
+        its inputs."""
+        return (id(self), None if out is None else tuple(out),
+                tuple([(k, t.shape, t.dtype) if isinstance(t, torch.Tensor) else (k, type(t))
+                       for k, t in params.items()]),
+                tuple([t.shape if isinstance(t, torch.Tensor) else None
+                       for t in [values[v] for v in self._forward_vars]]))
+
+    def _validate(self, params: Dict, out: Optional[Dict], values: Dict,
+                  ctx: Optional[Context]) -> None:
+        """The checks of ``forward``'s result and of the parameters, on every call.  Within
+        one evaluation, metadata that passed once (a series repeats its first step's) is
+        looked up in ``ctx.checked`` instead of checked again: the host checks are a
+        function of :meth:`_metadata` alone.  The support checks, which read the values,
+        are left for every call."""
+        key = None
+        if ctx is not None and not ctx.traced:
+            key = self._metadata(params, out, values)
+            passed = ctx.checked.get(key)
+            if passed is not None:
+                fam = self.family
+                for k, what, check in passed:
+                    ctx.flags.append(Violation(check, self, what, params[k], (fam, k), False))
+                return
+        if out is not None:
+            self._check_forward(out, values)
+        left = self._check_params(params, ctx)
+        if key is not None:
+            ctx.checked[key] = left
 
     def _check_forward(self, out, values: Dict) -> None:
         fam = self.family
@@ -237,8 +270,10 @@ class FactorDistribution(Distribution):
                     f"{sorted(set(out) - set(fam.all_params))})")
         check_forward_batch(self, out, values, self._forward_vars)
 
-    def _check_params(self, params: Dict[str, torch.Tensor], ctx: Optional[Context]) -> None:
-        """Names and shapes on the host; supports as device flags (see :func:`flag`)."""
+    def _check_params(self, params: Dict[str, torch.Tensor],
+                      ctx: Optional[Context]) -> Tuple:
+        """Names and shapes on the host; supports as device flags (see :func:`flag`).
+        Returns the support checks it left, ``(name, what, check)``."""
         fam = self.family
         missing = fam.missing(params)
         if missing:
@@ -271,10 +306,14 @@ class FactorDistribution(Distribution):
                 shown = {k: shape_str(t.shape) for k, t in tensors}
                 raise ShapeError(f"{self.prob_text}: parameter shapes {shown} do not "
                                  f"broadcast ({SHAPES})") from None
+        left = []
         for k, t in tensors:
             check = fam.param_check(k, t)
             if check is not None:
-                flag(ctx, Violation(check, self, f"parameter {k}", t, (fam, k), False))
+                what = f"parameter {k}"
+                flag(ctx, Violation(check, self, what, t, (fam, k), False))
+                left.append((k, what, check))
+        return tuple(left)
 
     def get_params(self, params_dict=None, **kwargs) -> Dict[str, torch.Tensor]:
         """The parameters given the conditioning variables."""
@@ -368,7 +407,30 @@ class FactorDistribution(Distribution):
         """The value's type, dtype, device and shape on the host; its support as a device
         flag.  Features must equal the parameters' features exactly (no broadcasting);
         a batch of 1 on either side broadcasts, and so does a distribution of scalar
-        constants without a features_shape (``Normal(loc=0., scale=1.)``)."""
+        constants without a features_shape (``Normal(loc=0., scale=1.)``).  As in
+        :meth:`_validate`, metadata that passed once in this evaluation is looked up."""
+        key = None
+        if ctx is not None and not ctx.traced and isinstance(x, torch.Tensor):
+            tensors = [t for t in params.values() if isinstance(t, torch.Tensor)]
+            key = (id(self), x.shape, x.dtype, x.device,
+                   tensors[0].device if tensors else None, tuple([t.shape for t in tensors]))
+            passed = ctx.checked.get(key)
+            if passed is not None:
+                if passed[0] is not None:
+                    self._flag_value(passed[0], x, ctx)
+                return
+        check = self._check_value_metadata(params, d, x)
+        if check is not None:
+            self._flag_value(check, x, ctx)
+        if key is not None:
+            ctx.checked[key] = (check,)
+
+    def _flag_value(self, check, x, ctx) -> None:
+        lenient = self.family.lenient_support and not strict()
+        flag(ctx, Violation(check, self, f'"{self._var[0]}"', x, (self.family, None), lenient))
+
+    def _check_value_metadata(self, params, d, x):
+        """The host part of :meth:`_check_value`; the support check left to flag."""
         var = self._var[0]
         if not isinstance(x, torch.Tensor):
             raise SupportError(f'{self.prob_text}: value of "{var}" must be a tensor, '
@@ -400,10 +462,7 @@ class FactorDistribution(Distribution):
                 f'{self.prob_text}: "{var}" has shape {shape_str(x.shape)}, but the '
                 f"parameters have shape {shape_str(full)}: its features must be "
                 f"{shape_str(full[1:])}, and features never broadcast ({SHAPES})")
-        check = fam.value_check_for(x)
-        if check is not None:
-            lenient = fam.lenient_support and not strict()
-            flag(ctx, Violation(check, self, f'"{var}"', x, (fam, None), lenient))
+        return fam.value_check_for(x)
 
     # --- moments ------------------------------------------------------------------------
     def _given(self, x_dict, purpose: str = "this") -> Dict:
