@@ -154,3 +154,23 @@ def test_values_equal_with_and_without_the_lookup():
             torch.manual_seed(3)
             b = loss.eval(data())
     assert torch.equal(a, b)
+
+
+def test_large_tensors_are_reduced_alone_and_still_caught():
+    """Small tensors of one check are concatenated; a large one is reduced on its own
+    (no copy), once even when it is flagged twice, and a bad value in it is seen."""
+    from pixyz_pyro.dist.checks import GROUPED, Violation, witnesses
+    from pixyz_pyro.dist.family import interval_check
+    check = interval_check(0, 1)
+    emit = Emission()
+
+    def flags(*ts):
+        return [Violation(check, emit, '"x"', t, (emit.family, None), True) for t in ts]
+
+    big, small = torch.rand(2, GROUPED), torch.rand(3, 4)
+    per_tensor = len(check.witness(small))
+    assert len(witnesses(flags(big, big, small, small))) == 2 * per_tensor
+    assert torch.isfinite(torch.stack(witnesses(flags(big, small))).sum())
+    bad = big.clone()
+    bad[1, 7] = 1.5
+    assert not torch.isfinite(torch.stack(witnesses(flags(small, bad, big))).sum())
