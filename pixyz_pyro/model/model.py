@@ -265,6 +265,9 @@ class Model:
             if not is_finite(read) and self._refuse(value, ctx):
                 self._refused_value = value.detach()
                 return None
+            # The evaluation's tensors (parameters, checked values) are not needed by the
+            # commit: let them go before the optimizer allocates its temporaries.
+            del ctx, support, grads
         except BaseException:
             self._guard.restore()  # a no-op when _refuse restored it already
             self.optimizer.zero_grad(set_to_none=True)
