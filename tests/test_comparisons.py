@@ -126,7 +126,8 @@ def test_scaling_quick_checks_every_curve_and_writes_its_outputs(tmp_path):
             for n in impls:
                 assert p["build_s"][n] > 0 and p["first_step_s"][n] > 0
                 assert p["memory"][n]["python_bytes"] > 0
-                assert p["memory"][n]["what"] == "resident set"
+                assert p["memory"][n]["what"] == "live tensors"
+                assert p["memory"][n]["device_bytes"] > 0  # a step creates tensors
         md = (tmp_path / f"scaling_{name}.md").read_text()
         assert curve["title"] in md and "slope, all sizes" in md
         assert (tmp_path / f"scaling_{name}.png").stat().st_size > 1000
@@ -245,3 +246,18 @@ def test_ar_sampling_quick_times_both_distributions_and_writes_its_outputs(tmp_p
                for rows in results.values() for r in rows)
     assert "log-log slope" in (tmp_path / "ar_sampling.md").read_text()
     assert (tmp_path / "ar_sampling.png").stat().st_size > 1000
+
+
+def test_live_tensor_counter_sees_the_peak_and_the_frees():
+    """The CPU memory measure: the peak of tensor storage created inside the mode."""
+    from comparisons.scaling.memory import tensor_peak
+    mb = 2 ** 20
+
+    def step():
+        a = torch.ones(mb // 4)  # 1 MB
+        b = a * 2  # 2 MB live
+        del a
+        c = b + 1  # 2 MB live again
+        return c.sum()
+
+    assert tensor_peak(step) == 2 * mb + 4  # b and c (a was freed), and the sum
