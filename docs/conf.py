@@ -20,6 +20,11 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 # The notebooks' models are tiny: one thread each is faster than two competing ones.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Pyro imports tqdm.auto, which in a kernel without ipywidgets warns on stderr (and so on
+# the page) that it has no notebook progress bar; the tutorials draw no progress bars.
+os.environ["PYTHONWARNINGS"] = ",".join(
+    [w for w in os.environ.get("PYTHONWARNINGS", "").split(",") if w]
+    + ["ignore:IProgress not found"])
 
 project = "pixyz_pyro"
 author = "the pixyz_pyro developers"
@@ -46,6 +51,7 @@ nb_execution_raise_on_error = True
 nb_execution_show_tb = True  # the traceback of a failing cell, in the build's log
 nb_execution_timeout = 300
 nb_merge_streams = True
+nb_output_stderr = "warn"  # a cell that writes to stderr (a warning) fails the -W build
 
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": True}
