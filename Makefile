@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 CONSTRAINTS := constraints-cpu.txt
 EPOCHS ?=
 
-.PHONY: conformance pixyz-programs demo test setup data lint typecheck clean comparisons docs docs-check
+.PHONY: conformance pixyz-programs demo test setup data lint typecheck clean comparisons docs docs-check docs-tools
 
 $(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -29,13 +29,18 @@ test: setup data
 comparisons: setup
 	$(PYTHON) -m comparisons
 
-# The API reference and tutorials, in docs/_build/html, warnings as errors. Formulas
-# use Debian's libjs-mathjax (or $PIXYZ_PYRO_MATHJAX); nothing is loaded from the web.
+# The API reference and tutorials, in docs/_build/html, warnings as errors. myst-nb runs
+# every tutorial notebook during the build (a cell that raises fails it). Formulas use
+# Debian's libjs-mathjax (or $PIXYZ_PYRO_MATHJAX); nothing is loaded from the web.
 $(VENV)/.docs-installed: $(VENV)/.installed
 	$(PIP) install -q -c $(CONSTRAINTS) -e ".[docs]"
 	touch $@
 
-docs: $(VENV)/.docs-installed
+# Debian's libjs-mathjax and chromium, installed (as root) only when missing.
+docs-tools:
+	-bash scripts/get_docs_tools.sh
+
+docs: $(VENV)/.docs-installed docs-tools
 	$(PYTHON) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 # Headless Chromium (Debian's chromium) on the built site: the math rendered; screenshots

@@ -5,14 +5,14 @@
 and how the loss scales it.  Walking the top-level terms (as the plan splits them: sums,
 differences, constant factors, one ``.sum()`` or ``.mean()``), it matches
 
-=============================================================  =========================
-formula (``c`` a constant, ``red`` ``.sum()`` or ``.mean()``)   Pyro's ELBO
-=============================================================  =========================
-``-c * red(E_q[log p - log q])`` (``ELBO(p, q)``)             ``Trace_ELBO``
-the same with sites of ``q`` summed out (enumerated)           ``TraceEnum_ELBO``
-``c * red(KL[q||p_z] - E_q[log p(x|z)])``, analytic KL         ``TraceMeanField_ELBO``
-``-c * red(pyro_elbo(p, q))`` (score-function surrogate)        ``Trace_ELBO``
-=============================================================  =========================
+================================================================  =========================
+formula (``c`` a constant, ``red`` ``.sum()`` or ``.mean()``)     Pyro's ELBO
+================================================================  =========================
+``-c * red(E_q[log p - log q])`` (``ELBO(p, q)``)                 ``Trace_ELBO``
+the same with sites of ``q`` summed out (enumerated)              ``TraceEnum_ELBO``
+``c * red(KL[q||p_z] - E_q[log p(x|z)])``, analytic KL            ``TraceMeanField_ELBO``
+``-c * red(pyro_elbo(p, q))`` (score-function surrogate)          ``Trace_ELBO``
+================================================================  =========================
 
 with ``sample_shape=[S]`` as ``num_particles=S, vectorize_particles=True``.  Pyro's ELBOs
 return :math:`-\\mathcal{L}` summed over the data plate, so the loss is

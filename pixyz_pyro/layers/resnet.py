@@ -17,7 +17,7 @@ class ResidualBlock(nn.Module):
     r"""Pre-activation residual block: :math:`x + W_2\,\mathrm{relu}(\mathrm{BN}(W_1\,
     \mathrm{relu}(\mathrm{BN}(x))))` with 3x3 weight-normalised convolutions."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         self.in_norm = nn.BatchNorm2d(in_channels)
         self.in_conv = wn_conv2d(in_channels, out_channels, 3, padding=1, bias=False)
@@ -68,7 +68,8 @@ class ResNet(nn.Module):
     """
 
     def __init__(self, in_channels: int, mid_channels: int, out_channels: int,
-                 num_blocks: int, kernel_size: int, padding: int, double_after_norm: bool):
+                 num_blocks: int, kernel_size: int, padding: int,
+                 double_after_norm: bool) -> None:
         super().__init__()
         self.double_after_norm = double_after_norm
         self.in_norm = nn.BatchNorm2d(in_channels)
