@@ -32,7 +32,7 @@ from .context import Context
 from .distribution import Distribution, to_dict
 from .family import PYRO_NUMERICS, Family, Numerics
 from .shapes import SHAPES, broadcast_shapes, shape_str
-from .validation import checking, strict
+from .validation import UnbatchedValueWarning, checking, strict, user_stacklevel
 
 
 def _sum_features(t: torch.Tensor, sum_features: bool, feature_dims) -> torch.Tensor:
@@ -64,6 +64,23 @@ def _old_dim(fam: Family, dim, features_shape) -> torch.Size:
                   f"features_shape={list(shape)} (Pixyz 0.3)", DeprecationWarning,
                   stacklevel=4)
     return shape
+
+
+def _unbatched(dist, var: str, x: torch.Tensor) -> torch.Tensor:
+    """``x[None]`` for a value given without its batch dimension whose shape is exactly
+    the features (Pixyz scores it as a batch of 1), with an :class:`UnbatchedValueWarning`
+    on every call; a :class:`ShapeError` under ``"strict"`` validation."""
+    shown, batched = shape_str(x.shape), shape_str((1,) + tuple(x.shape))
+    what = (f'{dist.prob_text}: "{var}" has shape {shown}, the features of this '
+            f"{dist.family.name}, without a batch dimension")
+    if strict():
+        raise ShapeError(f"{what}; write {var}[None] (shape {batched}) for a batch of 1 "
+                         f"(strict validation; by default it is scored as a batch of 1 "
+                         f"with an UnbatchedValueWarning) ({SHAPES})")
+    warnings.warn(f"{what}: it is scored as a batch of 1, as Pixyz does; write "
+                  f"{var}[None] (shape {batched}) to say so (strict validation makes "
+                  f"this an error)", UnbatchedValueWarning, stacklevel=user_stacklevel())
+    return x.unsqueeze(0)
 
 
 class FactorDistribution(Distribution):
@@ -341,7 +358,7 @@ class FactorDistribution(Distribution):
         d = None
         if checking():
             d = None if closed is not None else self.family.build(params)
-            self._check_value(params, d, x, ctx)
+            x = self._check_value(params, d, x, ctx)
         try:
             lp = closed(params, x) if closed is not None else None
             if lp is None:
@@ -364,11 +381,14 @@ class FactorDistribution(Distribution):
                   if k not in self._static and isinstance(t, torch.Tensor)]
         return tuple(broadcast_shapes(*shapes)) if shapes else ()
 
-    def _check_value(self, params, d, x, ctx) -> None:
+    def _check_value(self, params, d, x, ctx) -> torch.Tensor:
         """The value's type, dtype, device and shape on the host; its support as a device
-        flag.  Features must equal the parameters' features exactly (no broadcasting);
-        a batch of 1 on either side broadcasts, and so does a distribution of scalar
-        constants without a features_shape (``Normal(loc=0., scale=1.)``)."""
+        flag; returns the value to score.  Features must equal the parameters' features
+        exactly (no broadcasting); a batch of 1 on either side broadcasts, and so does a
+        distribution of scalar constants without a features_shape
+        (``Normal(loc=0., scale=1.)``).  A value of exactly the features' shape against
+        parameters of batch 1 is unambiguous: it is returned as ``x[None]`` (see
+        :func:`_unbatched`)."""
         var = self._var[0]
         if not isinstance(x, torch.Tensor):
             raise SupportError(f'{self.prob_text}: value of "{var}" must be a tensor, '
@@ -393,6 +413,10 @@ class FactorDistribution(Distribution):
         # Leading dimensions before the batch are sample_shape (SHAPES); the batch and the
         # features are compared.
         lead = x.dim() - len(full) if full is not None else 0
+        if full is not None and lead == -1 and not scalar and full[0] == 1 \
+                and x.shape == self._features_shape:
+            x = _unbatched(self, var, x)
+            lead = 0
         if full is not None and len(full) > 0 and not scalar and (
                 lead < 0 or x.shape[lead + 1:] != full[1:]
                 or (x.shape[lead] != full[0] and 1 not in (x.shape[lead], full[0]))):
@@ -404,6 +428,7 @@ class FactorDistribution(Distribution):
         if check is not None:
             lenient = fam.lenient_support and not strict()
             flag(ctx, Violation(check, self, f'"{var}"', x, (fam, None), lenient))
+        return x
 
     # --- moments ------------------------------------------------------------------------
     def _given(self, x_dict, purpose: str = "this") -> Dict:
