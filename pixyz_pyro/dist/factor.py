@@ -113,12 +113,17 @@ class FactorDistribution(Distribution):
     #: declared when the class is made (a subclass that overrides :meth:`pyro_dist` gets
     #: the pyro object everywhere).
     _numerics: Numerics = PYRO_NUMERICS
+    #: Whether a subclass overrides :meth:`get_params` (Pixyz programs decorate it with
+    #: :func:`~pixyz_pyro.utils.lru_cache_for_sample_dict`): then sampling and scoring
+    #: compute the parameters through it, as in Pixyz.
+    _own_get_params: bool = False
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         fam = cls.__dict__.get("family", cls.family)
         own = cls.pyro_dist is FactorDistribution.pyro_dist
         cls._numerics = fam.numerics if (fam is not None and own) else PYRO_NUMERICS
+        cls._own_get_params = cls.get_params is not FactorDistribution.get_params
 
     def __init__(self, var=("x",), cond_var=(), name: str = "p", features_shape=torch.Size(),
                  **params):
@@ -216,6 +221,17 @@ class FactorDistribution(Distribution):
             hit = ctx.recall(self, inputs)
             if hit is not None:
                 return hit
+        if self._own_get_params:  # a subclass's get_params (lru_cache_for_sample_dict)
+            params = dict(self.get_params({k: values[k] for k in cond}))
+        else:
+            params = self._computed_params(values, ctx)
+        if ctx is not None:
+            ctx.remember(self, inputs, params)
+        return params
+
+    def _computed_params(self, values: Dict, ctx: Optional[Context]
+                         ) -> Dict[str, torch.Tensor]:
+        """The parameters given ``values``, computed and checked (no memo)."""
         check = checking()
         params = {k: getattr(self, k) for k in self._fixed_names} if self._fixed_names \
             else {}
@@ -237,8 +253,6 @@ class FactorDistribution(Distribution):
             params.update(out)
         if check:
             self._check_params(params, ctx)
-        if ctx is not None:
-            ctx.remember(self, inputs, params)
         return params
 
     def _check_forward(self, out, values: Dict) -> None:
@@ -297,7 +311,7 @@ class FactorDistribution(Distribution):
         """The parameters given the conditioning variables."""
         values = to_dict(params_dict, self._cond_var)
         self._require(values, self._cond_var, "get_params")
-        params = self._params(values, None)
+        params = self._computed_params(values, None)
         order = [k for k in self.family.all_params if k in params]
         return {k: params[k] for k in order + [k for k in params if k not in order]}
 
