@@ -112,3 +112,26 @@ def test_other_misspellings_keep_the_did_you_mean(entry):
             call(**{typo: 4})
     with pytest.raises(KeywordError, match=m('(did you mean "batch_n"?)')):
         call(batch_sise=4)
+
+
+def test_gan_train_and_test_warn_once_and_read_batch_size_as_batch_n():
+    import warnings
+
+    from test_pixyz_compat_adversarial import setup
+
+    from pixyz_pyro.model import GAN
+
+    def run(**kw):
+        _, p, _, d = setup()
+        model = GAN(p, d, optimizer_params={"lr": 1e-3}, d_optimizer_params={"lr": 1e-3})
+        torch.manual_seed(5)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = model.train({"x": torch.rand(8, 4)}, **kw)
+            out += model.test({"x": torch.rand(8, 4)}, **kw)
+        return out, [str(w.message) for w in caught if w.category is DeprecationWarning]
+
+    with_size, messages = run(batch_size=8)
+    with_n, none = run(batch_n=8)
+    assert all(torch.equal(a, b) for a, b in zip(with_size, with_n)) and none == []
+    assert [t.split(":")[0] for t in messages] == ["GAN.train()", "GAN.test()"]
