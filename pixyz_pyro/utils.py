@@ -220,7 +220,7 @@ def lru_cache_for_sample_dict():
         def memoised(self, *args, **kwargs):
             tensors: List[torch.Tensor] = []
             try:
-                key = (_freeze(args, tensors), _freeze(kwargs, tensors))
+                key: Tuple = (_freeze(args, tensors), _freeze(kwargs, tensors))
             except _NotCached:
                 return function(self, *args, **kwargs)
             state: Tuple = ()

@@ -25,7 +25,8 @@ changed for a block with a context manager.  No check depends on what was called
 import contextlib
 import functools
 import sys
-from typing import Iterator
+from types import FrameType
+from typing import Iterator, Optional
 
 LEVELS = ("off", "default", "strict")
 
@@ -147,7 +148,8 @@ def validation(level: str) -> Iterator[None]:
 def user_stacklevel() -> int:
     """The ``stacklevel`` of :func:`warnings.warn`, called by its caller, that names the
     first frame outside pixyz_pyro (and ``functools``' dispatch): the user's line."""
-    frame, level = sys._getframe(2), 2
+    frame: Optional[FrameType] = sys._getframe(2)
+    level = 2
     while frame is not None and (
             frame.f_globals.get("__name__", "").startswith("pixyz_pyro.")
             or frame.f_code.co_filename == functools.__file__):
