@@ -32,7 +32,7 @@ from .context import Context
 from .distribution import Distribution, to_dict
 from .family import PYRO_NUMERICS, Family, Numerics
 from .shapes import SHAPES, broadcast_shapes, shape_str
-from .validation import checking, strict
+from .validation import UnbatchedValueWarning, checking, strict, user_stacklevel
 
 
 def _sum_features(t: torch.Tensor, sum_features: bool, feature_dims) -> torch.Tensor:
@@ -66,6 +66,23 @@ def _old_dim(fam: Family, dim, features_shape) -> torch.Size:
     return shape
 
 
+def _unbatched(dist, var: str, x: torch.Tensor) -> torch.Tensor:
+    """``x[None]`` for a value given without its batch dimension whose shape is exactly
+    the features (Pixyz scores it as a batch of 1), with an :class:`UnbatchedValueWarning`
+    on every call; a :class:`ShapeError` under ``"strict"`` validation."""
+    shown, batched = shape_str(x.shape), shape_str((1,) + tuple(x.shape))
+    what = (f'{dist.prob_text}: "{var}" has shape {shown}, the features of this '
+            f"{dist.family.name}, without a batch dimension")
+    if strict():
+        raise ShapeError(f"{what}; write {var}[None] (shape {batched}) for a batch of 1 "
+                         f"(strict validation; by default it is scored as a batch of 1 "
+                         f"with an UnbatchedValueWarning) ({SHAPES})")
+    warnings.warn(f"{what}: it is scored as a batch of 1, as Pixyz does; write "
+                  f"{var}[None] (shape {batched}) to say so (strict validation makes "
+                  f"this an error)", UnbatchedValueWarning, stacklevel=user_stacklevel())
+    return x.unsqueeze(0)
+
+
 class FactorDistribution(Distribution):
     """A distribution from a :class:`Family` of ``pyro.distributions``.
 
@@ -96,12 +113,17 @@ class FactorDistribution(Distribution):
     #: declared when the class is made (a subclass that overrides :meth:`pyro_dist` gets
     #: the pyro object everywhere).
     _numerics: Numerics = PYRO_NUMERICS
+    #: Whether a subclass overrides :meth:`get_params` (Pixyz programs decorate it with
+    #: :func:`~pixyz_pyro.utils.lru_cache_for_sample_dict`): then sampling and scoring
+    #: compute the parameters through it, as in Pixyz.
+    _own_get_params: bool = False
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         fam = cls.__dict__.get("family", cls.family)
         own = cls.pyro_dist is FactorDistribution.pyro_dist
         cls._numerics = fam.numerics if (fam is not None and own) else PYRO_NUMERICS
+        cls._own_get_params = cls.get_params is not FactorDistribution.get_params
 
     def __init__(self, var=("x",), cond_var=(), name: str = "p", features_shape=torch.Size(),
                  **params):
@@ -199,6 +221,17 @@ class FactorDistribution(Distribution):
             hit = ctx.recall(self, inputs)
             if hit is not None:
                 return hit
+        if self._own_get_params:  # a subclass's get_params (lru_cache_for_sample_dict)
+            params = dict(self.get_params({k: values[k] for k in cond}))
+        else:
+            params = self._computed_params(values, ctx)
+        if ctx is not None:
+            ctx.remember(self, inputs, params)
+        return params
+
+    def _computed_params(self, values: Dict, ctx: Optional[Context]
+                         ) -> Dict[str, torch.Tensor]:
+        """The parameters given ``values``, computed and checked (no memo)."""
         check = checking()
         params = {k: getattr(self, k) for k in self._fixed_names} if self._fixed_names \
             else {}
@@ -221,8 +254,6 @@ class FactorDistribution(Distribution):
             params.update(out)
         if check:
             self._validate(params, out, values, ctx)
-        if ctx is not None:
-            ctx.remember(self, inputs, params)
         return params
 
     def _metadata(self, params: Dict, out: Optional[Dict], values: Dict) -> Tuple:
@@ -319,7 +350,7 @@ class FactorDistribution(Distribution):
         """The parameters given the conditioning variables."""
         values = to_dict(params_dict, self._cond_var)
         self._require(values, self._cond_var, "get_params")
-        params = self._params(values, None)
+        params = self._computed_params(values, None)
         order = [k for k in self.family.all_params if k in params]
         return {k: params[k] for k in order + [k for k in params if k not in order]}
 
@@ -380,7 +411,7 @@ class FactorDistribution(Distribution):
         d = None
         if checking():
             d = None if closed is not None else self.family.build(params)
-            self._check_value(params, d, x, ctx)
+            x = self._check_value(params, d, x, ctx)
         try:
             lp = closed(params, x) if closed is not None else None
             if lp is None:
@@ -403,12 +434,16 @@ class FactorDistribution(Distribution):
                   if k not in self._static and isinstance(t, torch.Tensor)]
         return tuple(broadcast_shapes(*shapes)) if shapes else ()
 
-    def _check_value(self, params, d, x, ctx) -> None:
+    def _check_value(self, params, d, x, ctx) -> torch.Tensor:
         """The value's type, dtype, device and shape on the host; its support as a device
-        flag.  Features must equal the parameters' features exactly (no broadcasting);
-        a batch of 1 on either side broadcasts, and so does a distribution of scalar
-        constants without a features_shape (``Normal(loc=0., scale=1.)``).  As in
-        :meth:`_validate`, metadata that passed once in this evaluation is looked up."""
+        flag; returns the value to score.  Features must equal the parameters' features
+        exactly (no broadcasting); a batch of 1 on either side broadcasts, and so does a
+        distribution of scalar constants without a features_shape
+        (``Normal(loc=0., scale=1.)``).  A value of exactly the features' shape against
+        parameters of batch 1 is unambiguous: it is returned as ``x[None]`` (see
+        :func:`_unbatched`).  As in :meth:`_validate`, metadata that passed once in this
+        evaluation is looked up (not a value without its batch dimension, which warns on
+        every call)."""
         key = None
         if ctx is not None and not ctx.traced and isinstance(x, torch.Tensor):
             tensors = [t for t in params.values() if isinstance(t, torch.Tensor)]
@@ -418,19 +453,21 @@ class FactorDistribution(Distribution):
             if passed is not None:
                 if passed[0] is not None:
                     self._flag_value(passed[0], x, ctx)
-                return
-        check = self._check_value_metadata(params, d, x)
+                return x
+        scored = self._check_value_metadata(params, d, x)
+        check = self.family.value_check_for(scored)
         if check is not None:
-            self._flag_value(check, x, ctx)
-        if key is not None:
+            self._flag_value(check, scored, ctx)
+        if key is not None and scored is x:
             ctx.checked[key] = (check,)
+        return scored
 
     def _flag_value(self, check, x, ctx) -> None:
         lenient = self.family.lenient_support and not strict()
         flag(ctx, Violation(check, self, f'"{self._var[0]}"', x, (self.family, None), lenient))
 
-    def _check_value_metadata(self, params, d, x):
-        """The host part of :meth:`_check_value`; the support check left to flag."""
+    def _check_value_metadata(self, params, d, x) -> torch.Tensor:
+        """The host part of :meth:`_check_value`: the value to score, or an error."""
         var = self._var[0]
         if not isinstance(x, torch.Tensor):
             raise SupportError(f'{self.prob_text}: value of "{var}" must be a tensor, '
@@ -455,6 +492,10 @@ class FactorDistribution(Distribution):
         # Leading dimensions before the batch are sample_shape (SHAPES); the batch and the
         # features are compared.
         lead = x.dim() - len(full) if full is not None else 0
+        if full is not None and lead == -1 and not scalar and full[0] == 1 \
+                and x.shape == self._features_shape:
+            x = _unbatched(self, var, x)
+            lead = 0
         if full is not None and len(full) > 0 and not scalar and (
                 lead < 0 or x.shape[lead + 1:] != full[1:]
                 or (x.shape[lead] != full[0] and 1 not in (x.shape[lead], full[0]))):
@@ -462,7 +503,7 @@ class FactorDistribution(Distribution):
                 f'{self.prob_text}: "{var}" has shape {shape_str(x.shape)}, but the '
                 f"parameters have shape {shape_str(full)}: its features must be "
                 f"{shape_str(full[1:])}, and features never broadcast ({SHAPES})")
-        return fam.value_check_for(x)
+        return x
 
     # --- moments ------------------------------------------------------------------------
     def _given(self, x_dict, purpose: str = "this") -> Dict:
