@@ -41,6 +41,17 @@ def _inverse_and_logdet(flow, z: torch.Tensor, y=None):
     return x, flow.logdet_jacobian
 
 
+def _draw_logdet_is_exact(flow) -> bool:
+    """Whether the log-determinant of a draw's forward pass is the one that scoring the
+    draw would compute: yes unless some flow in ``flow`` keeps effects of its forward pass
+    in the density (batch normalisation's running statistics, ``_logdet_from_inverse``)."""
+    parts = getattr(flow, "flow_list", None)
+    if parts is not None:
+        return all(_draw_logdet_is_exact(f) for f in parts)
+    return bool(getattr(flow, "_logdet_from_inverse", True)) and \
+        hasattr(flow, "logdet_jacobian")
+
+
 class FlowDistribution(Distribution):
     """What both flow distributions share: a prior, a flow, and the flow's two directions."""
 
@@ -162,17 +173,30 @@ class TransformedDistribution(FlowDistribution):
         return f"{self.name}({self.var[0]}=f_{{flow}}({self.flow_input_var[0]}))"
 
     def _sample_values(self, values, ctx, reparam, batch_n):
+        """Draw ``x`` from the prior and map it, ``z = f(x, y)``: one forward pass.  Within
+        an evaluation (``ctx``) the pass's ``(x, log|det|)`` is left in the context under
+        the draw ``z``, so that scoring this very draw there (an ELBO's
+        :math:`\\mathbb{E}_q[\\log q(z|x)]`) needs no inversion."""
         latent = self.prior._sample_values(values, ctx, reparam, batch_n)
         x = latent[self.flow_input_var[0]]
         y = self._flow_y(values)
-        z = self.flow(x, compute_jacobian=False) if y is None else \
-            self.flow(x, y=y, compute_jacobian=False)
+        keep = ctx is not None and _draw_logdet_is_exact(self.flow)
+        z = self.flow(x, compute_jacobian=keep) if y is None else \
+            self.flow(x, y=y, compute_jacobian=keep)
+        if keep:
+            ctx.remember(self.flow, (z,) if y is None else (z, y),
+                         (x, self.flow.logdet_jacobian))
         return {self.var[0]: z, **latent}
 
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
+        """:math:`\\log p_{prior}(f^{-1}(z)) - \\log|\\det J_f|`: a draw of this
+        evaluation takes both from its own forward pass; any other value is inverted."""
         self._require(values, self.var + self.cond_var, "log_prob")
         z = values[self.var[0]]
-        x, logdet = _inverse_and_logdet(self.flow, z, self._flow_y(values))
+        y = self._flow_y(values)
+        drawn = ctx.recall(self.flow, (z,) if y is None else (z, y)) \
+            if ctx is not None else None
+        x, logdet = drawn if drawn is not None else _inverse_and_logdet(self.flow, z, y)
         lp = self.prior._log_prob_values({**values, self.flow_input_var[0]: x}, ctx,
                                          sum_features, feature_dims)
         return lp - logdet
