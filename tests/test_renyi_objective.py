@@ -274,3 +274,18 @@ def test_errors_in_user_terms():
         SVILoss(-IWAE(dec * prior, q, k=2, estimator="dreg").sum(), executor="pyro")
     with pytest.raises(LossError, match="needs a pixyz_pyro loss, got int"):
         renyi_objective(3)
+
+
+def test_svi_steps_a_loss_without_gradients():
+    """An SVILoss is a Pyro ELBO (SVI calls its loss_and_grads): a loss whose parameters
+    are all frozen steps without error, as SVI's own differentiation did."""
+    q, dec, prior = vae()
+    for t in params_of(q, dec):
+        t.requires_grad_(False)
+    loss = -IWAE(dec * prior, q, k=2).mean()
+    obj = renyi_objective(loss)
+    assert isinstance(SVILoss(loss), pyro.infer.ELBO)
+    for guide in (obj.guide, lambda **kw: None):  # RenyiELBO, then the direct executor
+        svi = SVI(obj.model, guide, pyro.optim.Adam({"lr": 0.01}), loss=SVILoss(loss))
+        value = svi.step(x=torch.rand(3, 6))
+        assert value == value  # a number, no error

@@ -310,7 +310,8 @@ class SVILoss:
                                          self._factor(args, kwargs), params, model, guide,
                                          args, kwargs)
         value = self.differentiable_loss(model, guide, *args, **kwargs)
-        value.backward()
+        if value.requires_grad:  # (a loss of frozen parameters has no gradient to add)
+            value.backward()
         return value.detach().item()
 
     def __call__(self, model, guide, *args, **kwargs) -> torch.Tensor:
