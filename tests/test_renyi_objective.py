@@ -289,3 +289,19 @@ def test_svi_steps_a_loss_without_gradients():
         svi = SVI(obj.model, guide, pyro.optim.Adam({"lr": 0.01}), loss=SVILoss(loss))
         value = svi.step(x=torch.rand(3, 6))
         assert value == value  # a number, no error
+
+
+def test_a_one_sample_bound_maps_to_renyi_elbo_with_one_particle():
+    q, dec, prior = vae()
+    loss = -IWAE(dec * prior, q, k=1).sum()
+    obj = renyi_objective(loss)
+    svi_loss = SVILoss(loss)
+    assert svi_loss.route(obj.model, obj.guide) == ("RenyiELBO", "")
+    x = torch.rand(4, 6)
+    params = params_of(q, dec)
+    torch.manual_seed(8)
+    a, ga = value_and_grads(loss.eval({"x": x}), params)
+    torch.manual_seed(8)
+    b, gb = _pyro_grads(lambda **kw: svi_loss.loss_and_grads(obj.model, obj.guide, **kw),
+                        params, x)
+    assert rel_diff(b, a) < 1e-6 and max_rel_grads(gb, ga) < 1e-5

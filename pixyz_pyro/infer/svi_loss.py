@@ -218,8 +218,9 @@ class SVILoss:
         options: dict = {"num_particles": n, "vectorize_particles": n > 1}
         if n > 1 or name == "TraceEnum_ELBO":
             options["max_plate_nesting"] = self._nesting(guide)
-        if name == "RenyiELBO":
-            options["alpha"] = self.mapping.alpha
+        if name == "RenyiELBO":  # the bound's k draws, vectorised as the bound draws them
+            options.update(alpha=self.mapping.alpha, vectorize_particles=True,
+                           max_plate_nesting=self._nesting(guide))
         return _ELBO_CLASSES[name](**options)
 
     def _route(self, model, guide) -> Optional[str]:
