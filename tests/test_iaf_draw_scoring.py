@@ -134,3 +134,26 @@ def test_a_flow_whose_forward_pass_has_effects_still_inverts(inversions):
     with torch.no_grad():
         (-ELBO(p, q)).mean().eval({"x": x})
     assert len(calls) == 1
+
+
+def test_pyros_trace_elbo_on_an_iaf_guide_needs_no_inversion_and_equals_the_elbo(
+        inversions):
+    """``to_pyro(q)``'s flow site scores the draw it gave from its forward pass too."""
+    import pyro
+    from pyro.infer import Trace_ELBO
+
+    from pixyz_pyro.infer import to_pyro
+
+    q, p, x = _models()
+    calls = inversions(q)
+    params = _params(q, p)
+    model, guide = to_pyro(p, observed=["x"]), to_pyro(q)
+    try:
+        a, ga = _value_and_grads(lambda: Trace_ELBO().differentiable_loss(model, guide, x=x)
+                                 / len(x), params)
+    finally:
+        pyro.clear_param_store()
+    assert calls == []
+    b, gb = _value_and_grads(lambda: (-ELBO(p, q)).mean().eval({"x": x}), params)
+    assert _rel(a, b) < TOL
+    assert max(_rel(u, v) for u, v in zip(ga, gb)) < TOL

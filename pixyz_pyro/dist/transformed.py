@@ -23,6 +23,7 @@ import pyro.distributions as pd
 import torch
 
 from ..errors import VariableError
+from .context import Context
 from .distribution import Distribution
 
 
@@ -90,17 +91,28 @@ class FlowDistribution(Distribution):
 
 
 class _FlowSite(pd.TorchDistribution):
-    """A Pyro distribution over ``dist.var[0]`` that delegates to a flow distribution."""
+    """A Pyro distribution over ``dist.var[0]`` that delegates to a flow distribution.
+
+    Without an evaluation's context it keeps one of its own, for the one site it is: a
+    draw it gives is scored from its forward pass (no inversion of an IAF)."""
 
     arg_constraints = {}
     support = pd.constraints.real_vector
 
     def __init__(self, dist: FlowDistribution, values, ctx):
-        self.dist, self.values, self.ctx = dist, values, ctx
+        self.dist, self.values = dist, values
+        self.ctx = ctx if ctx is not None else Context()
         self.has_rsample = dist.has_reparam
         batch = next((v.shape[:1] for v in values.values()
                       if isinstance(v, torch.Tensor) and v.dim() > 0), torch.Size([1]))
         super().__init__(batch, dist.features_shape, validate_args=False)
+
+    def expand(self, batch_shape, _instance=None):
+        """Itself when the shape is its own (a plate of its rows), so that the value it
+        draws is the value scored; Pyro's expanded view otherwise."""
+        if torch.Size(batch_shape) == self.batch_shape:
+            return self
+        return super().expand(batch_shape, _instance)
 
     def rsample(self, sample_shape=torch.Size()):
         if sample_shape:
