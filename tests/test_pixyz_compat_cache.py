@@ -247,3 +247,21 @@ def test_sampling_and_scoring_use_a_subclass_s_get_params():
     assert torch.allclose(z, torch.full((4, 1), 10.0), atol=0.02)
     log_density = -0.5 * torch.log(torch.tensor(2 * torch.pi)) - torch.log(torch.tensor(1e-3))
     assert torch.allclose(lp, torch.full((4,), float(log_density)))
+
+
+def test_a_product_of_experts_keeps_its_own_parameters_under_the_decorator():
+    from pixyz_pyro.dist import ProductOfNormal
+
+    class Memo(ProductOfNormal):
+        @lru_cache_for_sample_dict()
+        def get_params(self, params_dict=None, **kwargs):
+            return super().get_params(params_dict, **kwargs)
+
+    experts = [Normal(loc="x", scale=1., var=["z"], cond_var=["x"], name="p"),
+               Normal(loc="y", scale=1., var=["z"], cond_var=["y"], name="p")]
+    memo, plain = Memo(experts), ProductOfNormal(experts)
+    given = {"x": torch.ones(1, 1), "y": torch.ones(1, 1) * 4}
+    a = memo.get_params(given)
+    assert memo.get_params(given) is a
+    assert torch.equal(a["loc"], plain.get_params(given)["loc"])
+    assert torch.allclose(a["loc"], torch.tensor([[5.0 / 3.0]]))  # (0 + 1 + 4) / 3

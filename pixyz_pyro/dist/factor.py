@@ -115,7 +115,8 @@ class FactorDistribution(Distribution):
     _numerics: Numerics = PYRO_NUMERICS
     #: Whether a subclass overrides :meth:`get_params` (Pixyz programs decorate it with
     #: :func:`~pixyz_pyro.utils.lru_cache_for_sample_dict`): then sampling and scoring
-    #: compute the parameters through it, as in Pixyz.
+    #: compute the parameters through it, as in Pixyz.  A class with its own ``_params``
+    #: (the products of experts) computes them there.
     _own_get_params: bool = False
 
     def __init_subclass__(cls, **kwargs: object) -> None:
@@ -123,7 +124,8 @@ class FactorDistribution(Distribution):
         fam = cls.__dict__.get("family", cls.family)
         own = cls.pyro_dist is FactorDistribution.pyro_dist
         cls._numerics = fam.numerics if (fam is not None and own) else PYRO_NUMERICS
-        cls._own_get_params = cls.get_params is not FactorDistribution.get_params
+        cls._own_get_params = cls.get_params is not FactorDistribution.get_params and \
+            cls._params is FactorDistribution._params
 
     def __init__(self, var=("x",), cond_var=(), name: str = "p", features_shape=torch.Size(),
                  **params):
@@ -350,7 +352,10 @@ class FactorDistribution(Distribution):
         """The parameters given the conditioning variables."""
         values = to_dict(params_dict, self._cond_var)
         self._require(values, self._cond_var, "get_params")
-        params = self._computed_params(values, None)
+        # through _params (a product of experts has its own), except where _params calls
+        # an overriding get_params, which calls this one
+        params = self._computed_params(values, None) if self._own_get_params \
+            else self._params(values, None)
         order = [k for k in self.family.all_params if k in params]
         return {k: params[k] for k in order + [k for k in params if k not in order]}
 
