@@ -1,6 +1,6 @@
 """Speed, side by side: pixyz_pyro against hand-written PyTorch and Pyro, in one process.
 
-* ``python -m comparisons.table1``: the paper's Table 1 (a VAE in eight implementations,
+* ``python -m comparisons.table1``: the paper's Table 1 (a VAE in nine implementations,
   four sizes), after checking that every implementation computes the same objective;
 * ``python -m comparisons.extras``: a deep Markov model over 50 steps, the cost of
   building and printing formulas, and the per-step overhead against the number of

@@ -7,6 +7,9 @@
     \\quad\\text{or}\\quad
     \\mathrm{mean}\\left(-\\mathbb{E}_{q(z|x)}[\\log p(x,z) - \\log q(z|x)]\\right)
 
+or the Monte Carlo KL written out, :math:`\\mathbb{E}_{q}[\\log q(z|x) - \\log p(z)]`,
+and turned into the first by ``loss.rewritten()``.
+
 The distributions wrap the very encoder and decoder modules of
 :class:`comparisons.vae.Implementation`, so the weights are shared, not copied.
 """
@@ -78,6 +81,20 @@ class PixyzMC(PixyzAnalytic):
     @staticmethod
     def make_loss(q, p, prior):
         return (-ELBO(p * prior, q)).mean()
+
+
+class PixyzRewritten(PixyzAnalytic):
+    """``Model`` on the Monte Carlo KL as one writes it,
+    :math:`\\mathbb{E}_q[\\log q(z|x) - \\log p(z)] - \\mathbb{E}_q[\\log p(x|z)]`, passed
+    through ``loss.rewritten()``: the analytic loss of :class:`PixyzAnalytic`, found by
+    the rewrite."""
+
+    name, label = "pixyz_rewritten", "pixyz_pyro, MC KL through loss.rewritten() (Model)"
+
+    @staticmethod
+    def make_loss(q, p, prior):
+        written = Expectation(q, LogProb(q) - LogProb(prior)) - Expectation(q, LogProb(p))
+        return written.mean().rewritten()
 
 
 class PixyzCompiled(PixyzAnalytic):

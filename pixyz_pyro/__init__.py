@@ -5,9 +5,15 @@ Three layers, as in Pixyz: distributions (:mod:`pixyz_pyro.dist`), losses
 :mod:`pixyz_pyro.infer`.  ``import pixyz_pyro`` does not import sympy.
 """
 from . import dist, loss, utils
-from .dist.validation import SupportWarning, get_validation, set_validation, validation
+from .dist.validation import (
+    SupportWarning,
+    UnbatchedValueWarning,
+    get_validation,
+    set_validation,
+    validation,
+)
 
 __version__ = "0.1.0"
 
 __all__ = ["dist", "loss", "utils", "__version__", "set_validation", "get_validation",
-           "validation", "SupportWarning"]
+           "validation", "SupportWarning", "UnbatchedValueWarning"]

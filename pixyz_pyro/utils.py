@@ -1,14 +1,19 @@
 """Pixyz's helpers for dicts of samples and printing (``pixyz.utils``)."""
-from typing import Dict, List, Sequence, Union
+import functools
+import weakref
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
+from torch import nn
 
 #: Pixyz's numerical epsilon.  pixyz_pyro's families use pyro.distributions' stable
 #: parametrisations and never read it; it is kept, with its setter and getter, for code
 #: that sets it or reads it back (see docs/pixyz-compat.md).
 _EPSILON = 1e-7
-#: Pixyz's sample-dict cache size.  pixyz_pyro keeps no cache across calls (one
-#: evaluation memoises ``forward`` by input identity and drops it), so nothing reads it.
+#: Pixyz's sample-dict cache size: the bound of :func:`lru_cache_for_sample_dict`, read
+#: when a method is decorated (as in Pixyz).  Nothing else in pixyz_pyro caches across
+#: calls.
 _CACHE_MAXSIZE = 20
 
 
@@ -59,8 +64,8 @@ def set_cache_maxsize(cache_maxsize: int) -> None:
     ValueError
         If it is not a non-negative int.
 
-    pixyz_pyro has no cache that it sizes: :func:`lru_cache_for_sample_dict` is a
-    pass-through.
+    It bounds the memo of each method decorated afterwards with
+    :func:`lru_cache_for_sample_dict` (0: no memo).
 
     Examples
     --------
@@ -88,27 +93,162 @@ def cache_maxsize() -> int:
     return _CACHE_MAXSIZE
 
 
-def lru_cache_for_sample_dict():
-    """Pixyz's memoising decorator for methods that take sample dicts; here a pass-through.
+class _NotCached(Exception):
+    """An argument that cannot be part of a key (unhashable): the call is not memoised."""
 
-    Pixyz cached ``get_params`` results across calls, comparing whole batches by value.
-    pixyz_pyro memoises each distribution's ``forward`` by input identity *within one
-    evaluation* (a loss that uses ``q`` twice runs its network once) and keeps nothing
-    afterwards, so code decorated for Pixyz runs unchanged and the decorator adds nothing.
+
+def _tensor_key(t: torch.Tensor, tensors: List[torch.Tensor]) -> Tuple:
+    """A tensor's identity and state: its version counter (in-place changes), and its
+    storage, dtype and device (``.data =`` and ``Module.to`` change those, not the
+    version)."""
+    tensors.append(t)
+    try:
+        ptr = t.data_ptr()
+    except RuntimeError:  # a tensor without storage (sparse, say)
+        ptr = None
+    return ("tensor", id(t), t._version, ptr, t.dtype, t.device, tuple(t.shape),
+            t.requires_grad)
+
+
+def _freeze(value: Any, tensors: List[torch.Tensor]) -> Any:
+    """A hashable key of an argument; the tensors it holds are appended to ``tensors``."""
+    if isinstance(value, torch.Tensor):
+        return _tensor_key(value, tensors)
+    if isinstance(value, Mapping):
+        items = [(repr(k), _freeze(v, tensors)) for k, v in value.items()]
+        return ("dict", tuple(sorted(items, key=lambda kv: kv[0])))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_freeze(v, tensors) for v in value))
+    try:
+        hash(value)
+    except TypeError:
+        raise _NotCached from None
+    return (type(value), value)
+
+
+def _result_tensors(result: Any) -> List[torch.Tensor]:
+    """The tensors of a result (a dict of parameters, a tuple, a tensor)."""
+    if isinstance(result, torch.Tensor):
+        return [result]
+    if isinstance(result, Mapping):
+        result = list(result.values())
+    if isinstance(result, (list, tuple)):
+        return [t for v in result for t in _result_tensors(v)]
+    return []
+
+
+def lru_cache_for_sample_dict():
+    """Memoise a method of a distribution (Pixyz applies it to ``get_params``): a call
+    with the same inputs, on a module whose parameters have not changed, returns the
+    result of the earlier call without running it again.
+
+    The user asks for it by decorating the method, and the memo is bounded: it keeps the
+    :func:`cache_maxsize` most recently used results of each instance (20 by default; the
+    size is read when the method is decorated, as in Pixyz), and drops them with the
+    instance.  It lives on the decorated function, keyed by a weak reference to the
+    instance, never on the instance itself.
+
+    A result is never stale.  The key holds the identity, version counter, storage,
+    dtype, device and shape of every tensor argument (inside dicts, lists and tuples
+    too), of every parameter and buffer of the module and of what the result returned;
+    the training mode of each submodule; :func:`torch.is_grad_enabled`, inference mode
+    and the validation level; and the other arguments by value.  So an in-place change of
+    an input, an optimizer step, ``load_state_dict``, ``.to()``, ``train()``/``eval()``
+    or ``torch.no_grad()`` each compute the result afresh.  A call with an unhashable
+    argument is not memoised.  Inside one evaluation pixyz_pyro already runs each
+    network once per input (without any decorator); this memo also spans calls.
+
+    A memoised result is the same object as before, with the same autograd graph: to
+    backpropagate twice through one memoised result (two ``backward`` calls without an
+    optimizer step in between), the first needs ``retain_graph=True``, as it would for
+    one result used twice.
 
     Examples
     --------
-    >>> class Twice:
+    >>> import torch
+    >>> from torch import nn
+    >>> from pixyz_pyro.dist import Normal
+    >>> class Encoder(Normal):
+    ...     calls = 0
+    ...     def __init__(self):
+    ...         super().__init__(var=["z"], cond_var=["x"], name="q")
+    ...         self.fc = nn.Linear(2, 2)
+    ...     def forward(self, x):
+    ...         Encoder.calls += 1
+    ...         return {"loc": self.fc(x), "scale": torch.ones_like(x)}
     ...     @lru_cache_for_sample_dict()
     ...     def get_params(self, params_dict=None, **kwargs):
-    ...         return {k: 2 * v for k, v in params_dict.items()}
-    >>> Twice().get_params({"a": 1})
-    {'a': 2}
-    >>> Twice.get_params.__name__
-    'get_params'
+    ...         return super().get_params(params_dict, **kwargs)
+    >>> q, x = Encoder(), torch.ones(3, 2)
+    >>> a = q.get_params({"x": x})
+    >>> q.get_params({"x": x}) is a, Encoder.calls  # the same inputs: memoised
+    (True, 1)
+    >>> _ = q.sample({"x": x}); Encoder.calls  # sampling goes through get_params
+    1
+    >>> a["loc"].sum().backward(retain_graph=True)  # the graph is shared:
+    >>> q.get_params({"x": x})["loc"].sum().backward()  # keep it for a second backward
+    >>> with torch.no_grad():
+    ...     q.fc.bias += 1.0  # a step changes the parameters' versions
+    >>> q.get_params({"x": x}) is a, Encoder.calls
+    (False, 2)
     """
+    maxsize = _CACHE_MAXSIZE
+    from .dist.validation import get_validation
+
     def decorate(function):
-        return function
+        if maxsize == 0:
+            return function
+        caches: Dict[int, Tuple[weakref.ref, "OrderedDict[Any, Tuple]"]] = {}
+
+        def drop(ref: weakref.ref, key: int) -> None:
+            slot = caches.get(key)
+            if slot is not None and slot[0] is ref:
+                del caches[key]
+
+        def entries_of(owner) -> Optional["OrderedDict[Any, Tuple]"]:
+            slot = caches.get(id(owner))
+            if slot is not None and slot[0]() is owner:
+                return slot[1]
+            try:
+                ref = weakref.ref(owner, functools.partial(drop, key=id(owner)))
+            except TypeError:  # no weak references to it: not memoised
+                return None
+            caches[id(owner)] = (ref, OrderedDict())
+            return caches[id(owner)][1]
+
+        @functools.wraps(function)
+        def memoised(self, *args, **kwargs):
+            tensors: List[torch.Tensor] = []
+            try:
+                key: Tuple = (_freeze(args, tensors), _freeze(kwargs, tensors))
+            except _NotCached:
+                return function(self, *args, **kwargs)
+            state: Tuple = ()
+            if isinstance(self, nn.Module):
+                state = (tuple(_tensor_key(t, tensors) for t in self.parameters()),
+                         tuple(_tensor_key(t, tensors) for t in self.buffers()),
+                         tuple(m.training for m in self.modules()))
+            key = key + (state, torch.is_grad_enabled(),
+                         torch.is_inference_mode_enabled(), get_validation())
+            entries = entries_of(self)
+            if entries is None:
+                return function(self, *args, **kwargs)
+            hit = entries.get(key)
+            if hit is not None:
+                refs, outs, result = hit
+                if all(r() is t for r, t in zip(refs, tensors)) and \
+                        all(r() is not None and r()._version == v for r, v in outs):
+                    entries.move_to_end(key)
+                    return result
+            result = function(self, *args, **kwargs)
+            outs = tuple((weakref.ref(t), t._version) for t in _result_tensors(result))
+            entries[key] = (tuple(weakref.ref(t) for t in tensors), outs, result)
+            entries.move_to_end(key)
+            while len(entries) > maxsize:
+                entries.popitem(last=False)
+            return result
+
+        return memoised
 
     return decorate
 

@@ -3,6 +3,7 @@ call (the world is warm: two steps were taken before each)."""
 import torch
 from _errors_world import case
 
+import pixyz_pyro
 from pixyz_pyro.dist import Normal
 from pixyz_pyro.errors import KeywordError, LossError, ShapeError
 from pixyz_pyro.loss import KullbackLeibler, LogProb
@@ -22,11 +23,23 @@ def features_broadcast(w):
     return lambda: w.p.get_log_prob({"x": w.x[:, :1], "z": torch.zeros(8, 2)})
 
 
-@case("A value without its batch dimension", ShapeError,
-      'p_{prior}(z): "z" has shape (2,), but the parameters have shape (1, 2)',
-      code='prior.get_log_prob({"z": torch.zeros(2)})')
+@case("A value without its batch dimension, under strict validation", ShapeError,
+      'p_{prior}(z): "z" has shape (2,), the features of this Normal, without a batch '
+      "dimension; write z[None] (shape (1, 2)) for a batch of 1",
+      code='with pixyz_pyro.validation("strict"):\n'
+           '    prior.get_log_prob({"z": torch.zeros(2)})')
 def unbatched(w):
-    return lambda: w.prior.get_log_prob({"z": torch.zeros(2)})
+    def call():
+        with pixyz_pyro.validation("strict"):
+            w.prior.get_log_prob({"z": torch.zeros(2)})
+    return call
+
+
+@case("A value without its batch dimension against a batch of parameters", ShapeError,
+      'p(x|z): "x" has shape (4,), but the parameters have shape (8, 4)',
+      code='p.get_log_prob({"x": x[0], "z": z})')
+def unbatched_against_a_batch(w):
+    return lambda: w.p.get_log_prob({"x": w.x[0], "z": torch.zeros(8, 2)})
 
 
 @case("A KL divergence between different variables", LossError,

@@ -10,7 +10,8 @@ from pyro.infer.util import is_validation_enabled
 
 from comparisons import extras, table1
 from comparisons.vae import TorchBCE, mc_reference, reference_weights
-from comparisons.vae_pixyz import PixyzAnalytic, PixyzMC
+from comparisons.vae_pixyz import PixyzAnalytic, PixyzMC, PixyzRewritten
+from pixyz_pyro.loss.plan import compile_plan
 
 
 @pytest.fixture(autouse=True)
@@ -37,12 +38,13 @@ def test_table1_quick_checks_the_objective_and_writes_its_outputs(tmp_path):
         assert c["ok"], (name, c)
         assert c["relative"] <= 1e-6
     groups = {n: c["group"] for n, c in cfg["check"].items()}
-    assert groups["torch"] == groups["pixyz"] == "analytic"
+    assert groups["torch"] == groups["pixyz"] == groups["pixyz_rewritten"] == "analytic"
     assert groups["pyro"] == groups["pixyz_mc"] == groups["pixyz_svi"] == "mc"
     assert set(cfg["timing"]) == set(impls)
     assert cfg["timing"]["torch"]["ratio"]["median"] == 1.0
     assert len(cfg["timing"]["pixyz"]["samples_ms"]) == 2  # 2 rounds in --quick
-    assert set(cfg["targets"]) == {"pixyz", "pixyz_mc", "pixyz_svi"}
+    assert set(cfg["targets"]) == {"pixyz", "pixyz_mc", "pixyz_rewritten", "pixyz_svi"}
+    assert cfg["targets"]["pixyz_rewritten"]["reference"] == "pixyz"
     assert result["meta"]["threads"] == 1 and result["meta"]["flush_denormal"]
     assert isinstance(result["meta"]["load_before"], list)
 
@@ -126,7 +128,8 @@ def test_scaling_quick_checks_every_curve_and_writes_its_outputs(tmp_path):
             for n in impls:
                 assert p["build_s"][n] > 0 and p["first_step_s"][n] > 0
                 assert p["memory"][n]["python_bytes"] > 0
-                assert p["memory"][n]["what"] == "resident set"
+                assert p["memory"][n]["what"] == "live tensors"
+                assert p["memory"][n]["device_bytes"] > 0  # a step creates tensors
         md = (tmp_path / f"scaling_{name}.md").read_text()
         assert curve["title"] in md and "slope, all sizes" in md
         assert (tmp_path / f"scaling_{name}.png").stat().st_size > 1000
@@ -245,3 +248,45 @@ def test_ar_sampling_quick_times_both_distributions_and_writes_its_outputs(tmp_p
                for rows in results.values() for r in rows)
     assert "log-log slope" in (tmp_path / "ar_sampling.md").read_text()
     assert (tmp_path / "ar_sampling.png").stat().st_size > 1000
+
+
+def test_live_tensor_counter_sees_the_peak_and_the_frees():
+    """The CPU memory measure: the peak of tensor storage created inside the mode."""
+    from comparisons.scaling.memory import tensor_peak
+    mb = 2 ** 20
+
+    def step():
+        a = torch.ones(mb // 4)  # 1 MB
+        b = a * 2  # 2 MB live
+        del a
+        c = b + 1  # 2 MB live again
+        return c.sum()
+
+    assert tensor_peak(step) == 2 * mb + 4  # b and c (a was freed), and the sum
+
+
+def test_the_rewritten_loss_is_the_hand_written_analytic_loss():
+    """``pixyz_rewritten`` trains the loss that ``pixyz`` writes by hand: the same printed
+    formula, the same plan (terms, inputs, nodes) and the same values on the same data."""
+    w = reference_weights(3, 5, seed=0)
+    by_hand, rewritten = PixyzAnalytic(w, 3, 5), PixyzRewritten(w, 3, 5)
+    a, b = by_hand.model.loss_cls, rewritten.model.loss_cls
+    assert str(a) == str(b)
+    assert "D_{KL}" in str(b) and "\\log q" not in str(b)
+    pa, pb = compile_plan(a), compile_plan(b)
+    assert pa.input_var == pb.input_var
+    assert [(t.path, type(t.node)) for t in pa.terms] == [(t.path, type(t.node))
+                                                          for t in pb.terms]
+    x = torch.bernoulli(torch.full((16, 784), 0.3))
+    torch.manual_seed(3)
+    va = a.eval({"x": x})
+    torch.manual_seed(3)
+    vb = b.eval({"x": x})
+    assert torch.equal(va, vb)
+    torch.manual_seed(4)  # one training step each, from the same weights and noise
+    la = by_hand.step(x)
+    torch.manual_seed(4)
+    lb = rewritten.step(x)
+    assert abs(la - lb) <= 1e-6 * abs(la)
+    for u, v in zip(by_hand.encoder.parameters(), rewritten.encoder.parameters()):
+        torch.testing.assert_close(u, v, rtol=1e-6, atol=1e-7)

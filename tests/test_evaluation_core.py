@@ -119,8 +119,10 @@ def test_value_checks_are_the_same_fresh_and_warm(warm_calls):
         LogProb(b).eval({"x": torch.zeros(5, 2)})
     with pytest.raises(ShapeError, match=m('p(x): "x" has shape (5, 1)')):
         LogProb(p2).eval({"x": torch.zeros(5, 1)})  # features (1,) against (2,)
+    with pytest.warns(pixyz_pyro.UnbatchedValueWarning, match=m('p(x): "x" has shape (2,)')):
+        LogProb(p2).eval({"x": torch.zeros(2)})  # an unbatched example: a batch of 1
     with pytest.raises(ShapeError, match="features never broadcast"):
-        LogProb(p2).eval({"x": torch.zeros(2)})  # an unbatched example
+        LogProb(p2).eval({"x": torch.zeros(3)})  # neither a batch nor the features
     with pytest.raises(SupportError, match=m("(use .float())")):
         LogProb(b).eval({"x": torch.zeros(5, 2, dtype=torch.long)})
     with pixyz_pyro.validation("strict"), pytest.raises(SupportError, match="must lie in"):

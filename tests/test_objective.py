@@ -103,8 +103,11 @@ def test_the_mapped_loss_is_pyros_own_number():
     (lambda q, p, prior: (Parameter("beta") * KullbackLeibler(q, prior)
                           - Expectation(q, LogProb(p))).sum(),
      "a term is weighted by \\beta, which is not a number"),
-    (lambda q, p, prior: -IWAE(p * prior, q, k=3).sum(),
-     "is a multi-sample bound, which no stock ELBO computes"),
+    (lambda q, p, prior: -IWAE(p * prior, q, k=3, estimator="dreg").sum(),
+     "takes the 'dreg' gradient estimator, which Pyro's RenyiELBO does not have"),
+    (lambda q, p, prior: (-IWAE(p * prior, q, k=3) + 0.5 * KullbackLeibler(q, prior)).sum(),
+     "its terms (renyi, kl) add other terms to a multi-sample bound; Pyro's RenyiELBO "
+     "computes the bound alone"),
     (lambda q, p, prior: (-ELBO(p * prior, q)).sum() + KullbackLeibler(q, prior).mean(),
      "it mixes .sum() and .mean() terms"),
 ])

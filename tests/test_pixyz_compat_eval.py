@@ -114,7 +114,7 @@ def test_batch_n_sets_the_draws_of_an_unconditioned_distribution():
     p = Normal(loc=0., scale=1., var=["x"])
     assert Expectation(p, LogProb(p)).eval(batch_n=5).shape == (5,)
     with pytest.raises(KeywordError, match='did you mean "batch_n"'):
-        Expectation(p, LogProb(p)).eval(batch_size=5)
+        Expectation(p, LogProb(p)).eval(batch_sizes=5)  # batch_size: test_pixyz_compat_batch_size
 
 
 class _Dropout(Normal):

@@ -94,3 +94,19 @@ def test_the_offline_data_sets_have_the_real_shapes():
     cifar = tv.datasets.CIFAR10("data", transform=t.ToTensor())
     assert cifar[0][0].shape == (3, 32, 32)
     assert torch.equal(mnist[3][0], mnist[3][0])  # the same every time
+
+
+def test_the_mnist_a_stand_in_is_what_the_jmvae_loader_reads(runner, tmp_path):
+    import numpy as np
+    from PIL import Image
+    catalogue = sys.modules["catalogue"]
+    catalogue.mnist_a_classifier(tmp_path)
+    root = tmp_path / "data" / "MNIST_A"
+    labels = np.load(root / "test_y.npy")
+    assert labels.shape == (400, 6)  # the notebook scores a batch of 400 test images
+    assert set(labels[:, 3]) <= {0, 36} and set(labels[:, 5]) <= {1, 2}
+    image = np.asarray(Image.open(root / "train_X" / "1.png"))
+    assert image.shape == (64, 64) and len(list((root / "train_X").iterdir())) == 256
+    state = torch.load(tmp_path / "logs" / "MNIST_A_classifier.pkl")
+    assert state["conv_e.0.weight"].shape == (32, 1, 4, 4)
+    assert state["fc_e.3.weight"].shape == (2, 1024)

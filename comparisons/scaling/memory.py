@@ -12,6 +12,11 @@ optimizer's state and any plan already exist and are not counted):
   touched for the first time: tensors, autograd's saved activations, gradients (freed
   with ``zero_grad(set_to_none=True)`` and reallocated every step), and Python objects.
   ``None`` where the kernel does not allow the reset (not Linux);
+* **live tensors (CPU)**: the bytes of tensor storage created by the step and alive at
+  its peak, counted by a dispatch mode (:class:`LiveTensors`) that sees every operator's
+  outputs, forward, backward and optimizer alike, and drops a storage when it is freed:
+  the CPU counterpart of CUDA's allocator statistics, exact and independent of how glibc
+  reuses its pages (the resident set moves by megabytes from one step to the next);
 * **CUDA (GPU)**: ``torch.cuda.max_memory_allocated() - memory_allocated()`` around the
   step, after ``reset_peak_memory_stats``: bytes held by live tensors at the peak;
 * **Python heap**: ``tracemalloc``'s peak over the step (started just before it):
@@ -28,6 +33,8 @@ from pathlib import Path
 from typing import Callable, Dict, Optional
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -71,6 +78,39 @@ def resident_peak(step: Callable[[], object]) -> Optional[int]:
     return max(0, peak - before) * 1024
 
 
+class LiveTensors(TorchDispatchMode):
+    """The storage bytes that operators create inside the mode, and their peak: each
+    output storage is counted once when it appears, and uncounted when its weak reference
+    expires (checked after every operator)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = self.peak = 0
+        self._storages: Dict[int, tuple] = {}  # data pointer -> (weak reference, bytes)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for key in [k for k, (ref, _) in self._storages.items()
+                    if torch.UntypedStorage._expired(ref)]:
+            self.live -= self._storages.pop(key)[1]
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                key, n = storage.data_ptr(), storage.nbytes()
+                if n and key not in self._storages:
+                    self._storages[key] = (storage._weak_ref(), n)
+                    self.live += n
+        self.peak = max(self.peak, self.live)
+        return out
+
+
+def tensor_peak(step: Callable[[], object]) -> int:
+    """Bytes of tensor storage created by one call of ``step`` and alive at its peak."""
+    with LiveTensors() as mode:
+        step()
+    return mode.peak
+
+
 def cuda_peak(step: Callable[[], object]) -> int:
     """Bytes of live CUDA tensors at the peak of one call of ``step``, above those
     before it."""
@@ -98,9 +138,12 @@ def measure(step: Callable[[], object], device: str = "cpu", repeats: int = 2) -
     (resident set on CPU, CUDA allocator on GPU; the smallest over ``repeats`` steps,
     which leaves out pages a step happens to fault in for the allocator's own
     bookkeeping) and the Python heap's peak."""
-    peak = cuda_peak if device == "cuda" else resident_peak
     gc.collect()
-    samples = [peak(step) for _ in range(repeats)]
-    device_bytes = None if any(s is None for s in samples) else min(samples)
-    return {"device_bytes": device_bytes, "python_bytes": python_peak(step),
-            "what": "CUDA allocator" if device == "cuda" else "resident set"}
+    if device == "cuda":
+        samples = [cuda_peak(step) for _ in range(repeats)]
+        return {"device_bytes": min(samples), "python_bytes": python_peak(step),
+                "what": "CUDA allocator"}
+    rss = [resident_peak(step) for _ in range(repeats)]
+    return {"device_bytes": tensor_peak(step), "python_bytes": python_peak(step),
+            "resident_bytes": None if any(s is None for s in rss) else min(rss),
+            "what": "live tensors"}

@@ -103,16 +103,19 @@ def memory_markdown(curves: Dict[str, Dict], meta: Dict) -> str:
     """``scaling_memory.md``: one step's peak, per curve, size and implementation."""
     lines = ["# Peak memory per step", "",
              "One step after warm-up and timing, above what the process held before it "
-             "(`comparisons/scaling/memory.py`): on CPU the rise of the resident set's "
-             "high-water mark (freed heap trimmed and the mark reset first; torch has no "
-             "CPU allocator statistics), on GPU `torch.cuda.max_memory_allocated`; then "
+             "(`comparisons/scaling/memory.py`): on CPU the bytes of tensor storage the "
+             "step creates that are alive at its peak (a dispatch mode counts every "
+             "operator's outputs and drops them when freed; torch keeps no CPU allocator "
+             "statistics), with the rise of the resident set's high-water mark beside it "
+             "(freed heap trimmed and the mark reset first; it moves by megabytes with "
+             "how glibc reuses pages); on GPU `torch.cuda.max_memory_allocated`; then "
              "the Python heap's peak under `tracemalloc` (objects, not tensor data). "
-             "Ratios are to the hand-written implementation; at the smallest sizes a "
-             "page or two of noise dominates.", ""] + _header(meta)
+             "Ratios are to the hand-written implementation.", ""] + _header(meta)
     for curve in curves.values():
         names, ref = _names(curve), curve["reference"]
         what = curve["points"][0]["memory"][ref]["what"] if curve["points"] else ""
-        lines += [f"## {curve['title']}", "", f"Cells: {what}, ratio to {ref}; Python heap.",
+        lines += [f"## {curve['title']}", "", f"Cells: {what}, ratio to {ref}; resident set (CPU); "
+                  f"Python heap.",
                   "", f"| {curve['axis']} | " + " | ".join(names) + " |",
                   "|---|" + "---|" * len(names)]
         for p in curve["points"]:
@@ -123,7 +126,9 @@ def memory_markdown(curves: Dict[str, Dict], meta: Dict) -> str:
                 d = m["device_bytes"]
                 ratio = (f" ({d / base:.2f}x)" if n != ref and d is not None and base
                          else "")
-                cells.append(f"{_bytes(d)}{ratio}; py {_bytes(m['python_bytes'])}")
+                rss = m.get("resident_bytes")
+                rss = f"; rss {_bytes(rss)}" if rss is not None else ""
+                cells.append(f"{_bytes(d)}{ratio}{rss}; py {_bytes(m['python_bytes'])}")
             lines.append(f"| {p['size']} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

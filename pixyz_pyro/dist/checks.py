@@ -52,20 +52,26 @@ def flag(ctx, violation: Violation) -> None:
         ctx.flags.append(violation)
 
 
+#: Tensors of at most this many elements are concatenated with the others of their check.
+GROUPED = 16384
+
+
 def witnesses(flags: Sequence[Violation]) -> List[torch.Tensor]:
     """The flags' witnesses, to be summed into one read: the sum is finite exactly when
     every checked tensor is in its support and free of NaN.
 
-    The tensors of one check are checked together, concatenated along their batch
+    The small tensors of one check are checked together, concatenated along their batch
     dimension where their other dimensions agree, so that ``T`` steps of a series cost
-    one reduction, not ``T``.  Computed outside autograd; nothing is read.
+    one reduction, not ``T``; a large one (a batch of images) is reduced alone, since
+    concatenating it would copy it first.  Computed outside autograd; nothing is read.
     """
     if not flags:
         return []
     groups: Dict[tuple, Tuple["SupportCheck", List[torch.Tensor]]] = {}
     for f in flags:
         t = f.tensor
-        key = (id(f.check), t.shape[1:] if t.dim() else None, t.device)
+        key = (id(f.check), t.shape[1:] if t.dim() else None, t.device) \
+            if t.numel() <= GROUPED else (id(f.check), id(t))  # alone (or flagged twice)
         group = groups.get(key)
         if group is None:
             groups[key] = (f.check, [t])
@@ -73,11 +79,11 @@ def witnesses(flags: Sequence[Violation]) -> List[torch.Tensor]:
             group[1].append(t)
     out: List[torch.Tensor] = []
     with torch.no_grad():
-        for (_, rest, _), (check, ts) in groups.items():
-            if len(ts) == 1:
+        for key, (check, ts) in groups.items():
+            if len(ts) == 1 or len(key) == 2:
                 t = ts[0]
             else:
-                t = torch.cat(ts) if rest is not None else torch.stack(ts)
+                t = torch.cat(ts) if key[1] is not None else torch.stack(ts)
             out.extend(check.witness(t))
     return out
 

@@ -29,6 +29,13 @@ class Context:
         is evaluated once per evaluation (``e - e`` is exactly zero).
     flags : list
         Support checks left on the device (:mod:`pixyz_pyro.dist.checks`), read once.
+    checked : dict
+        The host checks (names, dtypes, devices, shapes) already passed in this
+        evaluation, keyed by everything they read (see
+        :meth:`FactorDistribution._validate <pixyz_pyro.dist.factor.FactorDistribution>`),
+        to the support checks they leave: the 49 later steps of a 50-step series repeat
+        the first step's metadata, and a lookup stands for the checks that would pass
+        again.
     batch_n : int or None
         Batch size of the evaluation, used when sampling unconditioned distributions.
     options : object
@@ -40,8 +47,8 @@ class Context:
         one that runs a compiled step body, see :mod:`pixyz_pyro.model.compile`).
     """
 
-    __slots__ = ("memo", "terms", "shared", "flags", "batch_n", "options", "traced",
-                 "step_runner")
+    __slots__ = ("memo", "terms", "shared", "flags", "checked", "batch_n", "options",
+                 "traced", "step_runner")
 
     def __init__(self, batch_n: Optional[int] = None, record_terms: bool = False,
                  options: Any = None):
@@ -49,6 +56,7 @@ class Context:
         self.terms: Optional[Dict[int, Any]] = {} if record_terms else None
         self.shared: Optional[Dict[int, Any]] = None
         self.flags: List[Any] = []
+        self.checked: Dict[Tuple, Tuple] = {}
         self.batch_n = batch_n
         self.options = options
         #: Whether the evaluation runs under ``torch.compile`` (see :meth:`recall`).

@@ -32,7 +32,7 @@ from .context import Context
 from .distribution import Distribution, to_dict
 from .family import PYRO_NUMERICS, Family, Numerics
 from .shapes import SHAPES, broadcast_shapes, shape_str
-from .validation import checking, strict
+from .validation import UnbatchedValueWarning, checking, strict, user_stacklevel
 
 
 def _sum_features(t: torch.Tensor, sum_features: bool, feature_dims) -> torch.Tensor:
@@ -66,6 +66,23 @@ def _old_dim(fam: Family, dim, features_shape) -> torch.Size:
     return shape
 
 
+def _unbatched(dist, var: str, x: torch.Tensor) -> torch.Tensor:
+    """``x[None]`` for a value given without its batch dimension whose shape is exactly
+    the features (Pixyz scores it as a batch of 1), with an :class:`UnbatchedValueWarning`
+    on every call; a :class:`ShapeError` under ``"strict"`` validation."""
+    shown, batched = shape_str(x.shape), shape_str((1,) + tuple(x.shape))
+    what = (f'{dist.prob_text}: "{var}" has shape {shown}, the features of this '
+            f"{dist.family.name}, without a batch dimension")
+    if strict():
+        raise ShapeError(f"{what}; write {var}[None] (shape {batched}) for a batch of 1 "
+                         f"(strict validation; by default it is scored as a batch of 1 "
+                         f"with an UnbatchedValueWarning) ({SHAPES})")
+    warnings.warn(f"{what}: it is scored as a batch of 1, as Pixyz does; write "
+                  f"{var}[None] (shape {batched}) to say so (strict validation makes "
+                  f"this an error)", UnbatchedValueWarning, stacklevel=user_stacklevel())
+    return x.unsqueeze(0)
+
+
 class FactorDistribution(Distribution):
     """A distribution from a :class:`Family` of ``pyro.distributions``.
 
@@ -96,12 +113,17 @@ class FactorDistribution(Distribution):
     #: declared when the class is made (a subclass that overrides :meth:`pyro_dist` gets
     #: the pyro object everywhere).
     _numerics: Numerics = PYRO_NUMERICS
+    #: Whether a subclass overrides :meth:`get_params` (Pixyz programs decorate it with
+    #: :func:`~pixyz_pyro.utils.lru_cache_for_sample_dict`): then sampling and scoring
+    #: compute the parameters through it, as in Pixyz.
+    _own_get_params: bool = False
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         fam = cls.__dict__.get("family", cls.family)
         own = cls.pyro_dist is FactorDistribution.pyro_dist
         cls._numerics = fam.numerics if (fam is not None and own) else PYRO_NUMERICS
+        cls._own_get_params = cls.get_params is not FactorDistribution.get_params
 
     def __init__(self, var=("x",), cond_var=(), name: str = "p", features_shape=torch.Size(),
                  **params):
@@ -199,6 +221,17 @@ class FactorDistribution(Distribution):
             hit = ctx.recall(self, inputs)
             if hit is not None:
                 return hit
+        if self._own_get_params:  # a subclass's get_params (lru_cache_for_sample_dict)
+            params = dict(self.get_params({k: values[k] for k in cond}))
+        else:
+            params = self._computed_params(values, ctx)
+        if ctx is not None:
+            ctx.remember(self, inputs, params)
+        return params
+
+    def _computed_params(self, values: Dict, ctx: Optional[Context]
+                         ) -> Dict[str, torch.Tensor]:
+        """The parameters given ``values``, computed and checked (no memo)."""
         check = checking()
         params = {k: getattr(self, k) for k in self._fixed_names} if self._fixed_names \
             else {}
@@ -208,6 +241,7 @@ class FactorDistribution(Distribution):
             params.update(self._static)
         for k, v in self._bound.items():
             params[k] = values[v]
+        out = None
         if self._has_forward:
             try:
                 out = self.forward(**{v: values[v] for v in self._forward_vars})
@@ -215,14 +249,44 @@ class FactorDistribution(Distribution):
                 raise
             except Exception as e:  # noqa: BLE001 - re-raised in the user's terms
                 raise forward_error(self, values, self._forward_vars, e) from e
-            if check:
-                self._check_forward(out, values)
+            if check and type(out) is not dict:
+                self._check_forward(out, values)  # raises, unless a dict subclass
             params.update(out)
         if check:
-            self._check_params(params, ctx)
-        if ctx is not None:
-            ctx.remember(self, inputs, params)
+            self._validate(params, out, values, ctx)
         return params
+
+    def _metadata(self, params: Dict, out: Optional[Dict], values: Dict) -> Tuple:
+        """Everything the host checks of :meth:`_validate` read: the names, shapes and
+        dtypes of the parameters, which of them ``forward`` returned, and the shapes of
+        its inputs."""
+        return (id(self), None if out is None else tuple(out),
+                tuple([(k, t.shape, t.dtype) if isinstance(t, torch.Tensor) else (k, type(t))
+                       for k, t in params.items()]),
+                tuple([t.shape if isinstance(t, torch.Tensor) else None
+                       for t in [values[v] for v in self._forward_vars]]))
+
+    def _validate(self, params: Dict, out: Optional[Dict], values: Dict,
+                  ctx: Optional[Context]) -> None:
+        """The checks of ``forward``'s result and of the parameters, on every call.  Within
+        one evaluation, metadata that passed once (a series repeats its first step's) is
+        looked up in ``ctx.checked`` instead of checked again: the host checks are a
+        function of :meth:`_metadata` alone.  The support checks, which read the values,
+        are left for every call."""
+        key = None
+        if ctx is not None and not ctx.traced:
+            key = self._metadata(params, out, values)
+            passed = ctx.checked.get(key)
+            if passed is not None:
+                fam = self.family
+                for k, what, check in passed:
+                    ctx.flags.append(Violation(check, self, what, params[k], (fam, k), False))
+                return
+        if out is not None:
+            self._check_forward(out, values)
+        left = self._check_params(params, ctx)
+        if key is not None:
+            ctx.checked[key] = left
 
     def _check_forward(self, out, values: Dict) -> None:
         fam = self.family
@@ -237,8 +301,10 @@ class FactorDistribution(Distribution):
                     f"{sorted(set(out) - set(fam.all_params))})")
         check_forward_batch(self, out, values, self._forward_vars)
 
-    def _check_params(self, params: Dict[str, torch.Tensor], ctx: Optional[Context]) -> None:
-        """Names and shapes on the host; supports as device flags (see :func:`flag`)."""
+    def _check_params(self, params: Dict[str, torch.Tensor],
+                      ctx: Optional[Context]) -> Tuple:
+        """Names and shapes on the host; supports as device flags (see :func:`flag`).
+        Returns the support checks it left, ``(name, what, check)``."""
         fam = self.family
         missing = fam.missing(params)
         if missing:
@@ -271,16 +337,20 @@ class FactorDistribution(Distribution):
                 shown = {k: shape_str(t.shape) for k, t in tensors}
                 raise ShapeError(f"{self.prob_text}: parameter shapes {shown} do not "
                                  f"broadcast ({SHAPES})") from None
+        left = []
         for k, t in tensors:
             check = fam.param_check(k, t)
             if check is not None:
-                flag(ctx, Violation(check, self, f"parameter {k}", t, (fam, k), False))
+                what = f"parameter {k}"
+                flag(ctx, Violation(check, self, what, t, (fam, k), False))
+                left.append((k, what, check))
+        return tuple(left)
 
     def get_params(self, params_dict=None, **kwargs) -> Dict[str, torch.Tensor]:
         """The parameters given the conditioning variables."""
         values = to_dict(params_dict, self._cond_var)
         self._require(values, self._cond_var, "get_params")
-        params = self._params(values, None)
+        params = self._computed_params(values, None)
         order = [k for k in self.family.all_params if k in params]
         return {k: params[k] for k in order + [k for k in params if k not in order]}
 
@@ -341,7 +411,7 @@ class FactorDistribution(Distribution):
         d = None
         if checking():
             d = None if closed is not None else self.family.build(params)
-            self._check_value(params, d, x, ctx)
+            x = self._check_value(params, d, x, ctx)
         try:
             lp = closed(params, x) if closed is not None else None
             if lp is None:
@@ -364,11 +434,40 @@ class FactorDistribution(Distribution):
                   if k not in self._static and isinstance(t, torch.Tensor)]
         return tuple(broadcast_shapes(*shapes)) if shapes else ()
 
-    def _check_value(self, params, d, x, ctx) -> None:
+    def _check_value(self, params, d, x, ctx) -> torch.Tensor:
         """The value's type, dtype, device and shape on the host; its support as a device
-        flag.  Features must equal the parameters' features exactly (no broadcasting);
-        a batch of 1 on either side broadcasts, and so does a distribution of scalar
-        constants without a features_shape (``Normal(loc=0., scale=1.)``)."""
+        flag; returns the value to score.  Features must equal the parameters' features
+        exactly (no broadcasting); a batch of 1 on either side broadcasts, and so does a
+        distribution of scalar constants without a features_shape
+        (``Normal(loc=0., scale=1.)``).  A value of exactly the features' shape against
+        parameters of batch 1 is unambiguous: it is returned as ``x[None]`` (see
+        :func:`_unbatched`).  As in :meth:`_validate`, metadata that passed once in this
+        evaluation is looked up (not a value without its batch dimension, which warns on
+        every call)."""
+        key = None
+        if ctx is not None and not ctx.traced and isinstance(x, torch.Tensor):
+            tensors = [t for t in params.values() if isinstance(t, torch.Tensor)]
+            key = (id(self), x.shape, x.dtype, x.device,
+                   tensors[0].device if tensors else None, tuple([t.shape for t in tensors]))
+            passed = ctx.checked.get(key)
+            if passed is not None:
+                if passed[0] is not None:
+                    self._flag_value(passed[0], x, ctx)
+                return x
+        scored = self._check_value_metadata(params, d, x)
+        check = self.family.value_check_for(scored)
+        if check is not None:
+            self._flag_value(check, scored, ctx)
+        if key is not None and scored is x:
+            ctx.checked[key] = (check,)
+        return scored
+
+    def _flag_value(self, check, x, ctx) -> None:
+        lenient = self.family.lenient_support and not strict()
+        flag(ctx, Violation(check, self, f'"{self._var[0]}"', x, (self.family, None), lenient))
+
+    def _check_value_metadata(self, params, d, x) -> torch.Tensor:
+        """The host part of :meth:`_check_value`: the value to score, or an error."""
         var = self._var[0]
         if not isinstance(x, torch.Tensor):
             raise SupportError(f'{self.prob_text}: value of "{var}" must be a tensor, '
@@ -393,6 +492,10 @@ class FactorDistribution(Distribution):
         # Leading dimensions before the batch are sample_shape (SHAPES); the batch and the
         # features are compared.
         lead = x.dim() - len(full) if full is not None else 0
+        if full is not None and lead == -1 and not scalar and full[0] == 1 \
+                and x.shape == self._features_shape:
+            x = _unbatched(self, var, x)
+            lead = 0
         if full is not None and len(full) > 0 and not scalar and (
                 lead < 0 or x.shape[lead + 1:] != full[1:]
                 or (x.shape[lead] != full[0] and 1 not in (x.shape[lead], full[0]))):
@@ -400,10 +503,7 @@ class FactorDistribution(Distribution):
                 f'{self.prob_text}: "{var}" has shape {shape_str(x.shape)}, but the '
                 f"parameters have shape {shape_str(full)}: its features must be "
                 f"{shape_str(full[1:])}, and features never broadcast ({SHAPES})")
-        check = fam.value_check_for(x)
-        if check is not None:
-            lenient = fam.lenient_support and not strict()
-            flag(ctx, Violation(check, self, f'"{var}"', x, (fam, None), lenient))
+        return x
 
     # --- moments ------------------------------------------------------------------------
     def _given(self, x_dict, purpose: str = "this") -> Dict:

@@ -20,6 +20,7 @@ import pyro.distributions as pd
 import torch
 from pyro.distributions import TorchDistribution, constraints
 
+from .fused import FUSED_MIN, BernoulliLogProb
 from .shapes import broadcast_shapes
 
 _LOG_PROB = Callable[[object, torch.Tensor], torch.Tensor]
@@ -81,6 +82,10 @@ def _bernoulli_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tens
     ``binary_cross_entropy`` on the probabilities (which would also raise on NaN, where
     this returns NaN for the NaN guard).
 
+    On a batch of images the three kernels are one autograd node
+    (:class:`~pixyz_pyro.dist.fused.BernoulliLogProb`), which keeps no batch-sized
+    logits alive until backward.
+
     Under ``torch.compile`` the same value is written out elementwise,
     :math:`x \\log \\pi_c + (1 - x) \\log(1 - \\pi_c)`: Inductor fuses it into one loop
     with two logarithms and a backward without any, where the kernels above would cost
@@ -97,6 +102,8 @@ def _bernoulli_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tens
         if torch.compiler.is_compiling():
             clamped = probs.clamp(eps, 1 - eps)
             return x * clamped.log() + (1 - x) * torch.log1p(-clamped)
+        if probs.shape == x.shape and probs.numel() >= FUSED_MIN:  # one autograd node
+            return BernoulliLogProb.apply(probs, x, eps)
         logits = torch.logit(probs, eps)
     else:
         given = params.get("logits")

@@ -23,6 +23,7 @@ import pyro.distributions as pd
 import torch
 
 from ..errors import VariableError
+from .context import Context
 from .distribution import Distribution
 
 
@@ -39,6 +40,17 @@ def _inverse_and_logdet(flow, z: torch.Tensor, y=None):
     x = flow.inverse(z)
     flow(x, compute_jacobian=True)
     return x, flow.logdet_jacobian
+
+
+def _draw_logdet_is_exact(flow) -> bool:
+    """Whether the log-determinant of a draw's forward pass is the one that scoring the
+    draw would compute: yes unless some flow in ``flow`` keeps effects of its forward pass
+    in the density (batch normalisation's running statistics, ``_logdet_from_inverse``)."""
+    parts = getattr(flow, "flow_list", None)
+    if parts is not None:
+        return all(_draw_logdet_is_exact(f) for f in parts)
+    return bool(getattr(flow, "_logdet_from_inverse", True)) and \
+        hasattr(flow, "logdet_jacobian")
 
 
 class FlowDistribution(Distribution):
@@ -79,17 +91,28 @@ class FlowDistribution(Distribution):
 
 
 class _FlowSite(pd.TorchDistribution):
-    """A Pyro distribution over ``dist.var[0]`` that delegates to a flow distribution."""
+    """A Pyro distribution over ``dist.var[0]`` that delegates to a flow distribution.
+
+    Without an evaluation's context it keeps one of its own, for the one site it is: a
+    draw it gives is scored from its forward pass (no inversion of an IAF)."""
 
     arg_constraints = {}
     support = pd.constraints.real_vector
 
     def __init__(self, dist: FlowDistribution, values, ctx):
-        self.dist, self.values, self.ctx = dist, values, ctx
+        self.dist, self.values = dist, values
+        self.ctx = ctx if ctx is not None else Context()
         self.has_rsample = dist.has_reparam
         batch = next((v.shape[:1] for v in values.values()
                       if isinstance(v, torch.Tensor) and v.dim() > 0), torch.Size([1]))
         super().__init__(batch, dist.features_shape, validate_args=False)
+
+    def expand(self, batch_shape, _instance=None):
+        """Itself when the shape is its own (a plate of its rows), so that the value it
+        draws is the value scored; Pyro's expanded view otherwise."""
+        if torch.Size(batch_shape) == self.batch_shape:
+            return self
+        return super().expand(batch_shape, _instance)
 
     def rsample(self, sample_shape=torch.Size()):
         if sample_shape:
@@ -162,17 +185,30 @@ class TransformedDistribution(FlowDistribution):
         return f"{self.name}({self.var[0]}=f_{{flow}}({self.flow_input_var[0]}))"
 
     def _sample_values(self, values, ctx, reparam, batch_n):
+        """Draw ``x`` from the prior and map it, ``z = f(x, y)``: one forward pass.  Within
+        an evaluation (``ctx``) the pass's ``(x, log|det|)`` is left in the context under
+        the draw ``z``, so that scoring this very draw there (an ELBO's
+        :math:`\\mathbb{E}_q[\\log q(z|x)]`) needs no inversion."""
         latent = self.prior._sample_values(values, ctx, reparam, batch_n)
         x = latent[self.flow_input_var[0]]
         y = self._flow_y(values)
-        z = self.flow(x, compute_jacobian=False) if y is None else \
-            self.flow(x, y=y, compute_jacobian=False)
+        keep = ctx is not None and _draw_logdet_is_exact(self.flow)
+        z = self.flow(x, compute_jacobian=keep) if y is None else \
+            self.flow(x, y=y, compute_jacobian=keep)
+        if keep:
+            ctx.remember(self.flow, (z,) if y is None else (z, y),
+                         (x, self.flow.logdet_jacobian))
         return {self.var[0]: z, **latent}
 
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
+        """:math:`\\log p_{prior}(f^{-1}(z)) - \\log|\\det J_f|`: a draw of this
+        evaluation takes both from its own forward pass; any other value is inverted."""
         self._require(values, self.var + self.cond_var, "log_prob")
         z = values[self.var[0]]
-        x, logdet = _inverse_and_logdet(self.flow, z, self._flow_y(values))
+        y = self._flow_y(values)
+        drawn = ctx.recall(self.flow, (z,) if y is None else (z, y)) \
+            if ctx is not None else None
+        x, logdet = drawn if drawn is not None else _inverse_and_logdet(self.flow, z, y)
         lp = self.prior._log_prob_values({**values, self.flow_input_var[0]: x}, ctx,
                                          sum_features, feature_dims)
         return lp - logdet

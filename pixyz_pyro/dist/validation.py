@@ -23,7 +23,10 @@ changed for a block with a context manager.  No check depends on what was called
 'strict'
 """
 import contextlib
-from typing import Iterator
+import functools
+import sys
+from types import FrameType
+from typing import Iterator, Optional
 
 LEVELS = ("off", "default", "strict")
 
@@ -54,6 +57,25 @@ class SupportWarning(UserWarning):
     ...     _ = p.get_log_prob({"x": torch.tensor([[2.0]])})
     >>> [w.category.__name__ for w in caught]
     ['SupportWarning']
+    """
+
+
+class UnbatchedValueWarning(UserWarning):
+    """A value was given without its batch dimension, and its shape is exactly the
+    distribution's features (``(2,)`` for features ``(2,)``): it is scored as a batch of
+    1, as Pixyz does.  Write ``x[None]`` to say so; ``"strict"`` validation makes this a
+    :class:`~pixyz_pyro.errors.ShapeError`.
+
+    Examples
+    --------
+    >>> import warnings, torch
+    >>> from pixyz_pyro.dist import Normal
+    >>> p = Normal(loc=torch.zeros(2), scale=1., var=["x"])
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     lp = p.get_log_prob({"x": torch.zeros(2)})
+    >>> [w.category.__name__ for w in caught], lp.shape
+    (['UnbatchedValueWarning'], torch.Size([1]))
     """
 
 
@@ -121,6 +143,18 @@ def validation(level: str) -> Iterator[None]:
         yield
     finally:
         _POLICY.level = before
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` of :func:`warnings.warn`, called by its caller, that names the
+    first frame outside pixyz_pyro (and ``functools``' dispatch): the user's line."""
+    frame: Optional[FrameType] = sys._getframe(2)
+    level = 2
+    while frame is not None and (
+            frame.f_globals.get("__name__", "").startswith("pixyz_pyro.")
+            or frame.f_code.co_filename == functools.__file__):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def checking() -> bool:

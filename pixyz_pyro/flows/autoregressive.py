@@ -16,7 +16,8 @@ feature per pass (``D`` passes).  The two flows differ in which direction they a
   ``log_prob`` is one pass, sampling ``D`` passes;
 * :class:`IAF` (inverse autoregressive flow, Kingma et al. 2016) maps noise to the
   variable, for a flexible posterior, in ``TransformedDistribution(q0, IAF(D), var=["z"],
-  flow_cond_var="x")``: sampling is one pass; scoring a value takes ``D`` passes.
+  flow_cond_var="x")``: sampling is one pass; scoring a given value takes ``D`` passes
+  (an ELBO scores its own draws from their forward pass: no inversion).
 """
 
 from typing import Optional, Sequence, Union
@@ -151,8 +152,9 @@ class IAF(AffineAutoregressiveFlow):
 
     Use it in :class:`~pixyz_pyro.dist.TransformedDistribution`, with
     ``flow_cond_var="x"`` to condition the flow on the data (``cond_features`` = its
-    features): sampling is one pass; scoring a value inverts the flow, one pass per
-    feature.
+    features): sampling is one pass; scoring a given value inverts the flow, one pass per
+    feature, while a draw scored in the evaluation that drew it (an ELBO's
+    :math:`\\mathbb{E}_q[\\log q(z|x)]`) takes its log-determinant from its forward pass.
 
     Parameters
     ----------

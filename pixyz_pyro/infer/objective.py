@@ -12,12 +12,20 @@ formula (``c`` a constant, ``red`` ``.sum()`` or ``.mean()``)     Pyro's ELBO
 the same with sites of ``q`` summed out (enumerated)              ``TraceEnum_ELBO``
 ``c * red(KL[q||p_z] - E_q[log p(x|z)])``, analytic KL            ``TraceMeanField_ELBO``
 ``-c * red(pyro_elbo(p, q))`` (score-function surrogate)          ``Trace_ELBO``
+``-c * red(VRBound(p, q, k, alpha))``, ``IWAE`` (alpha 0)         ``RenyiELBO(alpha,
+                                                                  num_particles=k)``
+the same at ``alpha = 1`` (the ELBO with ``k`` draws)             ``Trace_ELBO``
 ================================================================  =========================
 
-with ``sample_shape=[S]`` as ``num_particles=S, vectorize_particles=True``.  Pyro's ELBOs
+with ``sample_shape=[S]`` as ``num_particles=S, vectorize_particles=True``, and a bound's
+``k`` draws as ``RenyiELBO(..., num_particles=k, vectorize_particles=True)`` (the bound's
+``estimator`` must be ``"reparam"``: ``RenyiELBO`` differentiates the value, and has no
+``"dreg"`` or ``"stl"`` gradient).  A bound is the whole loss or it does not map: with
+other terms beside it (``-IWAE(p, q, k).mean() + beta * KL``) no stock ELBO computes the
+sum.  Pyro's ELBOs
 return :math:`-\\mathcal{L}` summed over the data plate, so the loss is
 ``scale * elbo.differentiable_loss(model, guide, ...)``, divided by the rows for
-``.mean()``.  Any other formula (a β-weighted KL, IWAE, a classifier term, MMD, ...)
+``.mean()``.  Any other formula (a β-weighted KL, a classifier term, MMD, ...)
 has no stock ELBO: :attr:`Objective.elbo` is ``None`` and :attr:`Objective.reason` says
 why; :class:`~pixyz_pyro.infer.SVILoss` then evaluates it with the direct executor.
 """
@@ -30,7 +38,7 @@ from ..loss.base import Loss
 from ..loss.plan import Plan, compile_plan
 
 #: The ELBO names :func:`objective` can choose.
-ELBOS = ("Trace_ELBO", "TraceMeanField_ELBO", "TraceEnum_ELBO")
+ELBOS = ("Trace_ELBO", "TraceMeanField_ELBO", "TraceEnum_ELBO", "RenyiELBO")
 
 
 class Objective(NamedTuple):
@@ -39,11 +47,12 @@ class Objective(NamedTuple):
     Attributes
     ----------
     elbo : str or None
-        ``"Trace_ELBO"``, ``"TraceMeanField_ELBO"`` or ``"TraceEnum_ELBO"``; ``None``
-        when no stock ELBO computes the formula.
+        ``"Trace_ELBO"``, ``"TraceMeanField_ELBO"``, ``"TraceEnum_ELBO"`` or
+        ``"RenyiELBO"``; ``None`` when no stock ELBO computes the formula.
     kind : str
         ``"elbo"`` (reparameterised or enumerated), ``"score"`` (Pyro's score-function
-        surrogate), ``"mean_field"`` (analytic KL) or ``"direct"``.
+        surrogate), ``"mean_field"`` (analytic KL), ``"renyi"`` (a multi-sample bound) or
+        ``"direct"``.
     model, guide : Distribution or None
         The distributions whose Pyro programs the ELBO runs: the joint of the
         :math:`\\log p` terms and the :math:`q` of the expectation.
@@ -55,9 +64,13 @@ class Objective(NamedTuple):
     mean : bool
         The loss is a ``.mean()`` over the rows.
     num_particles : int
-        The draws of the expectation (``sample_shape``).
+        The draws of the expectation (``sample_shape``), or the bound's ``k``.
     reason : str
         Why the formula is not a stock ELBO (empty when it is one).
+    alpha : float
+        ``RenyiELBO``'s order (the bound's ``alpha``; 0 for IWAE).
+    bound : VRBound or None
+        The bound node that ``RenyiELBO`` computes.
     """
 
     elbo: Optional[str]
@@ -69,6 +82,8 @@ class Objective(NamedTuple):
     mean: bool
     num_particles: int
     reason: str
+    alpha: float = 0.0
+    bound: Optional[bounds.VRBound] = None
 
     def describe(self) -> str:
         """One line: the ELBO and its settings, or the fallback and why."""
@@ -76,6 +91,8 @@ class Objective(NamedTuple):
             return f"direct executor ({self.reason})"
         parts = [f"num_particles={self.num_particles}, vectorize_particles=True"
                  if self.num_particles > 1 else ""]
+        if self.elbo == "RenyiELBO":
+            parts.insert(0, f"alpha={self.alpha:g}" + (", " if parts[0] else ""))
         scale = f"{self.scale:g} * " if self.scale != 1 else ""
         mean = " / rows" if self.mean else ""
         return f"{scale}{self.elbo}({''.join(parts)}){mean}"
@@ -168,7 +185,11 @@ def _classify(node: Loss):
             return None, f"{node._short()} is not an analytic KL over all features"
         return "kl", (node.p, node.q)
     if isinstance(node, bounds.VRBound):
-        return None, f"{node._short()} is a multi-sample bound, which no stock ELBO computes"
+        if node.estimator != "reparam":
+            return None, (f"{node._short()} takes the {node.estimator!r} gradient estimator, "
+                          f"which Pyro's RenyiELBO does not have (it differentiates the "
+                          f"bound's value, the 'reparam' estimator)")
+        return "renyi", (node.p, node.q, node.k, node)
     return None, f"{node._short()} is not a term of an ELBO"
 
 
@@ -191,6 +212,14 @@ def objective(loss) -> Objective:
     >>> beta_vae = (4 * KullbackLeibler(q, prior) - Expectation(q, LogProb(p))).sum()
     >>> print(objective(beta_vae).reason)
     the KL and the likelihood are weighted 4 and 1; no stock ELBO weights them apart
+    >>> from pixyz_pyro.loss import IWAE
+    >>> objective(-IWAE(p * prior, q, k=50).mean()).describe()
+    'RenyiELBO(alpha=0, num_particles=50, vectorize_particles=True) / rows'
+    >>> print(objective(-IWAE(p * prior, q, k=50, estimator="dreg").mean()).reason)
+    ... # doctest: +NORMALIZE_WHITESPACE
+    \\log \\frac{1}{50}\\sum_{i=1}^{50} \\frac{p(x,z_i)}{q(z_i|x)} takes the 'dreg' gradient
+    estimator, which Pyro's RenyiELBO does not have (it differentiates the bound's value,
+    the 'reparam' estimator)
     """
     plan = loss if isinstance(loss, Plan) else compile_plan(loss)
     terms: List[_Term] = []
@@ -208,6 +237,15 @@ def objective(loss) -> Objective:
         if kind is None:
             return _direct(detail)
         kinds.append((kind, detail, t.coef))
+    if len(kinds) == 1 and kinds[0][0] == "renyi":
+        _, (p, q, k, bound), c = kinds[0]
+        if bound.alpha == 1.0:  # the ELBO with k draws (RenyiELBO leaves it to Trace_ELBO)
+            return Objective("Trace_ELBO", "elbo", p, q, (p,), -c, mean, k, "")
+        return Objective("RenyiELBO", "renyi", p, q, (p,), -c, mean, k, "", bound.alpha,
+                         bound)
+    if any(k == "renyi" for k, _, _ in kinds):
+        return _direct(f"its terms ({', '.join(k for k, _, _ in kinds)}) add other terms to "
+                       f"a multi-sample bound; Pyro's RenyiELBO computes the bound alone")
     if len(kinds) == 1 and kinds[0][0] in ("elbo", "score"):
         kind, (p, q, n), c = kinds[0]
         elbo = "TraceEnum_ELBO" if kind == "elbo" and getattr(q, "enumerated_var", ()) \

@@ -33,11 +33,12 @@ A plate of the same name that the caller has already opened (an outer
 
 The same callable serves as model and as guide.
 """
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import pyro
 import torch
 from pyro.poutine.indep_messenger import IndepMessenger
+from pyro.poutine.replay_messenger import ReplayMessenger
 from pyro.poutine.runtime import _PYRO_STACK, InferDict
 
 from ..dist.distribution import Distribution
@@ -90,6 +91,26 @@ def register_modules(modules: Iterable[torch.nn.Module], prefix: str = "",
 def _open_plates() -> Dict[str, IndepMessenger]:
     """The plates the caller has open, by name."""
     return {f.name: f for f in _PYRO_STACK if isinstance(f, IndepMessenger)}
+
+
+def _scalar_constants(f: Distribution, d: Any) -> bool:
+    """``f`` is a factor of scalar constants without a declared ``features_shape`` and
+    without inputs (``Normal(loc=0., scale=1., var=["z"])``), ``d`` its distribution: the
+    direct executor broadcasts it over whatever features its value has."""
+    return isinstance(f, FactorDistribution) and not f.features_shape and not f.cond_var \
+        and not d.event_shape and tuple(d.batch_shape) in ((), (1,))
+
+
+def _replayed(name: str) -> Optional[torch.Tensor]:
+    """The value that a ``poutine.replay`` around the program gives the latent site
+    ``name`` (a guide's draw, as the ELBOs replay it), or ``None``.  The outermost replay
+    sets the value last, so it is the one that counts."""
+    for frame in _PYRO_STACK:
+        trace = getattr(frame, "trace", None) if isinstance(frame, ReplayMessenger) else None
+        if trace is not None and name in trace.nodes and \
+                trace.nodes[name]["type"] == "sample" and not trace.nodes[name]["is_observed"]:
+            return trace.nodes[name]["value"]
+    return None
 
 
 class PyroProgram:
@@ -223,6 +244,16 @@ class PyroProgram:
                 self._site(s, values, extra, batch=True)
         return values
 
+    def _with_features_of(self, d: Any, value: Optional[torch.Tensor], batch: bool) -> Any:
+        """``d`` (one scalar distribution) expanded to ``value``'s batch and features
+        (the dims to their left are Pyro's: one per open plate but the data plate);
+        ``d`` itself without a value: a draw of one scalar per row."""
+        if value is None:
+            return d
+        left = sum(1 for p in _open_plates().values()
+                   if p.dim is not None and not (batch and p.name == self.plate_name))
+        return d.expand(value.shape[left:]) if value.dim() > left else d
+
     def _site(self, s: Site, values: Dict, extra: Dict[str, int], batch: bool) -> None:
         if s.kind == "data":
             return
@@ -240,6 +271,8 @@ class PyroProgram:
         observed = var in self.observed and var in values
         d = f.pyro_dist(inner) if observed or not isinstance(f, FactorDistribution) \
             else f.family.build_sampler(f._params(inner, None))
+        if _scalar_constants(f, d):  # no declared features: its value's are its own
+            d = self._with_features_of(d, values[var] if observed else _replayed(var), batch)
         own = len(d.batch_shape) + len(d.event_shape)
         n_event = max(len(d.batch_shape) - n_extra - int(batch), 0)
         d = d.to_event(n_event) if n_event > 0 else d

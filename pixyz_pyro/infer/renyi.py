@@ -1,14 +1,15 @@
 """Multi-sample bounds as Pyro's own ``RenyiELBO``: the IWAE / Rényi part of the map from
 losses to stock Pyro ELBOs.
 
-A loss that is, up to its sign and its batch reduction, one
+A loss that is, up to a constant factor and its batch reduction, one
 :class:`~pixyz_pyro.loss.VRBound` (``IWAE`` is :math:`\\alpha = 0`) with the ``"reparam"``
-estimator,
+estimator (:func:`~pixyz_pyro.infer.objective.objective` recognises it, and
+:class:`~pixyz_pyro.infer.SVILoss` runs it on its own),
 
 .. math::
 
-    \\pm \\sum_n \\mathcal{L}_\\alpha(x_n) \\quad\\text{or}\\quad
-    \\pm \\frac1N \\sum_n \\mathcal{L}_\\alpha(x_n), \\qquad
+    c \\sum_n \\mathcal{L}_\\alpha(x_n) \\quad\\text{or}\\quad
+    c \\frac1N \\sum_n \\mathcal{L}_\\alpha(x_n), \\qquad
     \\mathcal{L}_\\alpha(x) = \\frac{1}{1-\\alpha}
     \\log \\frac1k \\sum_{i=1}^k \\left(\\frac{p(x, z_i)}{q(z_i|x)}\\right)^{1-\\alpha},
 
@@ -23,7 +24,7 @@ the two executors give the same value and the same gradients.
 value), so those losses do not map (:func:`renyi_objective` returns ``None``) and stay on
 the direct executor.
 """
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from pyro.infer import RenyiELBO
@@ -31,7 +32,7 @@ from pyro.infer import RenyiELBO
 from ..errors import LossError
 from ..loss.base import Loss
 from ..loss.bounds import VRBound
-from ..loss.ops import BatchMean, BatchSum, NegLoss
+from .objective import objective
 from .program import PyroProgram, to_pyro
 
 
@@ -47,7 +48,7 @@ class RenyiObjective:
     bound : VRBound
         The bound (``IWAE`` is ``VRBound`` at :math:`\\alpha = 0`).
     sign : float
-        ``1.0`` or ``-1.0``: the loss is ``sign`` times the reduced bound.
+        The loss is ``sign`` times the reduced bound (``-1.0`` for ``-IWAE(...).sum()``).
     reduction : str
         ``"sum"`` or ``"mean"`` over the batch.
 
@@ -104,44 +105,49 @@ class RenyiObjective:
         """The loss's value, from ``RenyiELBO.loss_and_grads``, whose backward pass adds
         the loss's gradient to the parameters' ``.grad`` (rescaled for the sign and the
         reduction; gradients already there are kept)."""
-        params = [t for d in self.bound.distributions() for t in d.parameters()
-                  if t.requires_grad]
-        before = [t.grad for t in params]
-        for t in params:
-            t.grad = None
-        value = self.elbo.loss_and_grads(model or self.model, guide or self.guide, *args,
-                                         **data)
-        factor = self._factor(args, data)
-        for t, old in zip(params, before):
-            if t.grad is not None:
-                t.grad.mul_(factor)
-                if old is not None:
-                    t.grad.add_(old)
-            else:
-                t.grad = old
-        return factor * value
+        params = [t for d in self.bound.distributions() for t in d.parameters()]
+        return scaled_loss_and_grads(self.elbo, self._factor(args, data), params,
+                                     model or self.model, guide or self.guide, args, data)
 
 
-def _strip(loss: Loss):
-    """``(sign, reduction, inner)``: the loss without its leading negations and its one
-    batch reduction."""
-    sign, reduction = 1.0, None
-    while True:
-        if isinstance(loss, NegLoss):
-            sign, loss = -sign, loss.a
-        elif isinstance(loss, (BatchSum, BatchMean)) and reduction is None:
-            reduction = "sum" if isinstance(loss, BatchSum) else "mean"
-            loss = loss.a
+def scaled_loss_and_grads(elbo, factor: float, params, model, guide, args, kwargs) -> float:
+    """``factor * elbo.loss_and_grads(model, guide, ...)``, with the gradient it adds to each
+    parameter's ``.grad`` scaled by ``factor`` as well (gradients already there are kept).
+
+    The parameters are ``params`` (the loss's modules), those in Pyro's store, and any that
+    the run creates (a guide's first ``pyro.param``), found by tracing its param sites."""
+    from pyro import get_param_store, poutine
+
+    known = {id(t): t for t in list(params) + [t for _, t in
+                                               get_param_store().named_parameters()]}
+    before = {i: t.grad for i, t in known.items()}
+    for t in known.values():
+        t.grad = None
+    with poutine.trace(param_only=True) as seen:
+        value = elbo.loss_and_grads(model, guide, *args, **kwargs)
+    for site in seen.trace.nodes.values():
+        v: Any = site["value"]
+        t = v.unconstrained() if hasattr(v, "unconstrained") else v
+        known.setdefault(id(t), t)
+    for i, t in known.items():
+        old = before.get(i)
+        if t.grad is not None:
+            t.grad.mul_(factor)
+            if old is not None:
+                t.grad.add_(old)
         else:
-            return sign, reduction, loss
+            t.grad = old
+    return factor * value
 
 
 def renyi_objective(loss: Loss) -> Optional[RenyiObjective]:
     """``loss`` as Pyro's ``RenyiELBO``, or ``None`` where it is not one.
 
-    It maps ``±VRBound(p, q, k, alpha).sum()`` and ``.mean()`` (``IWAE`` included) with
-    ``estimator="reparam"``; any other loss, a bound without a batch reduction, and the
-    ``"stl"`` / ``"dreg"`` estimators (which ``RenyiELBO`` does not have) give ``None``.
+    It maps ``c * VRBound(p, q, k, alpha).sum()`` and ``.mean()`` (``IWAE`` included, ``c``
+    a number) with ``estimator="reparam"``, as :func:`~pixyz_pyro.infer.objective.objective`
+    reads it; any other loss, a bound without a batch reduction, ``alpha = 1`` (the ELBO:
+    ``Trace_ELBO``), and the ``"stl"`` / ``"dreg"`` estimators (which ``RenyiELBO`` does
+    not have) give ``None``.
 
     Parameters
     ----------
@@ -163,8 +169,8 @@ def renyi_objective(loss: Loss) -> Optional[RenyiObjective]:
     """
     if not isinstance(loss, Loss):
         raise LossError(f"renyi_objective needs a pixyz_pyro loss, got {type(loss).__name__}")
-    sign, reduction, inner = _strip(loss)
-    if not isinstance(inner, VRBound) or reduction is None or inner.estimator != "reparam" \
-            or inner.alpha == 1.0:  # RenyiELBO leaves alpha = 1 (the ELBO) to Trace_ELBO
+    mapping = objective(loss)
+    if mapping.elbo != "RenyiELBO" or mapping.bound is None:
         return None
-    return RenyiObjective(inner, sign, reduction)
+    return RenyiObjective(mapping.bound, -mapping.scale,
+                          "mean" if mapping.mean else "sum")

@@ -19,19 +19,26 @@ loss algebra with Pyro's own loop.  Each call:
 :meth:`SVILoss.route` says which of the two a call takes, and why.  Either way the value
 is the loss's value on the same draws.
 
-``SVILoss(loss, executor="pyro")`` runs a multi-sample bound on Pyro's own ``RenyiELBO``:
-``-IWAE(p, q, k).sum()`` as ``RenyiELBO(alpha=0, num_particles=k,
-vectorize_particles=True)`` (see :mod:`pixyz_pyro.infer.renyi`, whose
-``renyi_objective(loss)`` gives the model and guide): ``svi.step`` and
-``svi.evaluate_loss`` run Pyro's ``loss_and_grads`` / ``loss``, while
-``differentiable_loss`` (which ``RenyiELBO`` does not have) stays on the direct executor,
-whose value and gradient are the same on the same draws.
+A multi-sample bound maps like any other formula: ``-IWAE(p, q, k).mean()`` (or
+``VRBound(p, q, k, alpha)``, estimator ``"reparam"``) runs Pyro's own
+``RenyiELBO(alpha, num_particles=k, vectorize_particles=True)`` (see
+:mod:`pixyz_pyro.infer.renyi`, whose ``renyi_objective(loss)`` gives the model and guide):
+``svi.step`` and ``svi.evaluate_loss`` run its ``loss_and_grads`` / ``loss`` (an
+``SVILoss`` is a ``pyro.infer.ELBO``, so that SVI calls them), with the value and the
+gradient scaled by the loss's constant and ``.mean()``.  ``differentiable_loss``, which
+``RenyiELBO`` does not have, evaluates the bound with the direct executor, whose value and
+gradient are the same on the same draws.  The ``"dreg"`` and ``"stl"`` estimators have no
+Pyro counterpart and stay on the direct executor; :meth:`SVILoss.route` says so.
+
+``SVILoss(loss, executor="pyro")`` insists on Pyro's side: a loss that maps to no stock ELBO
+is an error at construction, and a call whose model and guide are not the loss's own
+programs is an error that says why.
 """
 import inspect
 from typing import Optional, Tuple
 
 import torch
-from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
+from pyro.infer import ELBO, RenyiELBO, Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 from pyro.poutine.messenger import Messenger
 
 from ..errors import LossError
@@ -40,13 +47,13 @@ from ..loss.plan import compile_plan
 from .from_pyro import PyroFunctionDistribution
 from .objective import objective
 from .program import PyroProgram, ordered_factors, register_modules
-from .renyi import renyi_objective
+from .renyi import scaled_loss_and_grads
 from .translate import PyroTranslationError
 
 EXECUTORS = ("direct", "pyro")
 
 _ELBO_CLASSES = {"Trace_ELBO": Trace_ELBO, "TraceMeanField_ELBO": TraceMeanField_ELBO,
-                 "TraceEnum_ELBO": TraceEnum_ELBO}
+                 "TraceEnum_ELBO": TraceEnum_ELBO, "RenyiELBO": RenyiELBO}
 
 
 class _Enumerates(Exception):
@@ -112,8 +119,9 @@ class SVILoss:
         For ``TraceEnum_ELBO`` and vectorised particles; by default 1 for ``to_pyro``
         programs and the guide's own ``from_pyro(..., max_plate_nesting=...)``.
     executor : str
-        ``"direct"`` (the default: the mapping above) or ``"pyro"``: a multi-sample bound
-        through Pyro's ``RenyiELBO`` (:mod:`pixyz_pyro.infer.renyi`).
+        ``"direct"`` (the default: the mapping above, Pyro's ELBO where one matches) or
+        ``"pyro"``: Pyro's ELBO or an error (a loss that maps to none, a model and guide
+        that are not the loss's programs).
 
     Examples
     --------
@@ -145,15 +153,13 @@ class SVILoss:
         if executor not in EXECUTORS:
             raise LossError(f"SVILoss: executor must be one of {EXECUTORS}, got {executor!r}")
         self.executor = executor
-        self.pyro_objective = renyi_objective(loss) if executor == "pyro" else None
-        if executor == "pyro" and self.pyro_objective is None:
-            raise LossError(f"SVILoss(executor='pyro'): {loss.loss_text} maps to no stock "
-                            f"Pyro ELBO (so far: -IWAE(p, q, k).sum() or .mean(), and "
-                            f"VRBound, with estimator='reparam'); use executor='direct'")
         self.expression = loss
         self.plan = compile_plan(loss)
         #: The loss's :class:`~pixyz_pyro.infer.objective.Objective`.
         self.mapping = objective(self.plan)
+        if executor == "pyro" and self.mapping.elbo is None:
+            raise LossError(f"SVILoss(executor='pyro'): {loss._short()} maps to no stock "
+                            f"Pyro ELBO: {self.mapping.reason}; use executor='direct'")
         self.max_plate_nesting = max_plate_nesting
         self._modules = loss.distributions()
 
@@ -209,10 +215,26 @@ class SVILoss:
 
     def _elbo(self, name: str, guide):
         n = self.mapping.num_particles
-        options = {"num_particles": n, "vectorize_particles": n > 1}
+        options: dict = {"num_particles": n, "vectorize_particles": n > 1}
         if n > 1 or name == "TraceEnum_ELBO":
             options["max_plate_nesting"] = self._nesting(guide)
+        if name == "RenyiELBO":  # the bound's k draws, vectorised as the bound draws them
+            options.update(alpha=self.mapping.alpha, vectorize_particles=True,
+                           max_plate_nesting=self._nesting(guide))
         return _ELBO_CLASSES[name](**options)
+
+    def _route(self, model, guide) -> Optional[str]:
+        """The ELBO of this call, or ``None``; with ``executor="pyro"`` a fallback is an
+        error."""
+        name, why = self.route(model, guide)
+        if name is None and self.executor == "pyro":
+            raise LossError(f"SVILoss(executor='pyro'): {why}")
+        return name
+
+    def _factor(self, args, kwargs) -> float:
+        """``loss = factor * Pyro's loss``."""
+        m = self.mapping
+        return m.scale / _rows(args, kwargs) if m.mean else m.scale
 
     # --- the two executors ------------------------------------------------------------
     def _pyro(self, name, model, guide, args, kwargs) -> torch.Tensor:
@@ -263,26 +285,43 @@ class SVILoss:
 
     # --- Pyro's ELBO interface --------------------------------------------------------
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        name, _ = self.route(model, guide)
-        if name is None:
+        """The loss as a tensor with its gradient graph.  ``RenyiELBO`` has no
+        differentiable loss: a bound mapped to it is evaluated by the direct executor here
+        (the same value and gradient on the same draws)."""
+        name = self._route(model, guide)
+        if name is None or name == "RenyiELBO":
             return self._direct(model, args, kwargs)
         return self._pyro(name, model, guide, args, kwargs)
 
     def loss(self, model, guide, *args, **kwargs) -> float:
-        if self.pyro_objective is not None:
-            return self.pyro_objective.loss(model, guide, *args, **kwargs)
+        """The loss's value (no gradient): Pyro's ``loss`` for ``RenyiELBO``."""
+        if self._route(model, guide) == "RenyiELBO":
+            with torch.no_grad():
+                value = self._elbo("RenyiELBO", guide).loss(model, guide, *args, **kwargs)
+            return self._factor(args, kwargs) * value
         with torch.no_grad():
             return self.differentiable_loss(model, guide, *args, **kwargs).item()
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        if self.pyro_objective is not None:
-            return self.pyro_objective.loss_and_grads(model, guide, *args, **kwargs)
+        """The loss's value, its gradient added to the parameters' ``.grad``: Pyro's own
+        ``loss_and_grads`` for ``RenyiELBO`` (gradient scaled as the value is)."""
+        if self._route(model, guide) == "RenyiELBO":
+            params = [t for d in self._modules for t in d.parameters()]
+            return scaled_loss_and_grads(self._elbo("RenyiELBO", guide),
+                                         self._factor(args, kwargs), params, model, guide,
+                                         args, kwargs)
         value = self.differentiable_loss(model, guide, *args, **kwargs)
-        value.backward()
+        if value.requires_grad:  # (a loss of frozen parameters has no gradient to add)
+            value.backward()
         return value.detach().item()
 
     def __call__(self, model, guide, *args, **kwargs) -> torch.Tensor:
         return self.differentiable_loss(model, guide, *args, **kwargs)
+
+
+# SVI calls an ELBO's own loss_and_grads (otherwise it differentiates what the loss returns):
+# an SVILoss is one, so that a bound mapped to RenyiELBO trains through Pyro's own gradient.
+ELBO.register(SVILoss)
 
 
 def as_svi_loss(loss: Loss) -> SVILoss:

@@ -135,7 +135,8 @@ class Loss(ModuleAPI):
             ``constants={name: value}`` (extra inputs), and the keywords that a node of
             this loss declares (``discriminator=True`` for an adversarial loss, ``mask=``
             for an :class:`~pixyz_pyro.loss.IterativeLoss`), ``batch_n=`` (draws of a
-            distribution that no input conditions) and ``sample_mean=True`` (an
+            distribution that no input conditions; ``batch_size=`` is read as ``batch_n``
+            with a ``DeprecationWarning``) and ``sample_mean=True`` (an
             expectation plugs in the mean).  ``test_mode=True`` evaluates as
             ``Model.test`` does: without gradients, with every module the loss holds in
             eval mode for the call.  Any other keyword is a ``TypeError``.
@@ -152,7 +153,8 @@ class Loss(ModuleAPI):
         >>> {k: round(float(v), 4) for k, v in terms.items()}
         {'\\\\log p(x)': 0.9189, '1': 1.0}
         """
-        from .execute import eval_loss
+        from .execute import eval_loss, pixyz_keywords
+        kwargs = pixyz_keywords(kwargs, f"{type(self).__name__}.eval()")
         if kwargs.pop("test_mode", False):
             from .module_api import evaluation_mode
             with evaluation_mode(self):

@@ -13,6 +13,7 @@ evaluate a loss the same way:
 Nothing here depends on what ran before: the same call gives the same value or the same
 error every time.
 """
+import warnings
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 import torch
@@ -20,6 +21,7 @@ import torch
 from ..dist.checks import settle
 from ..dist.context import Context
 from ..dist.running import restore_running, snapshot_slots
+from ..dist.validation import user_stacklevel
 from ..errors import (
     KeywordError,
     VariableError,
@@ -59,6 +61,26 @@ def check_keywords(plan: Plan, kwargs: Dict, who: str) -> None:
             known = sorted(allowed | {"return_dict", "return_all", "return_terms"})
             raise KeywordError(f"{who} got an unexpected keyword argument {k!r}"
                             f"{did_you_mean(k, known)}; this loss accepts {known}")
+
+
+def pixyz_keywords(kwargs: Dict, who: str) -> Dict:
+    """``kwargs`` with ``batch_size=`` read as ``batch_n=`` and a DeprecationWarning that
+    says so (Pixyz 0.3.3 ignored ``batch_size`` and drew one sample: the user meant the
+    batch size); both given is a :class:`~pixyz_pyro.errors.KeywordError`.  Other
+    keywords are left to :func:`check_keywords`."""
+    if "batch_size" not in kwargs:
+        return kwargs
+    out = dict(kwargs)
+    size = out.pop("batch_size")
+    if "batch_n" in out:
+        raise KeywordError(f"{who} got batch_size={size!r} and batch_n={out['batch_n']!r}; "
+                           f"batch_size is read as batch_n: give batch_n only")
+    warnings.warn(f"{who}: batch_size={size!r} is read as batch_n={size!r} (the number of "
+                  f"draws of a distribution that no input conditions); Pixyz's spelling is "
+                  f"batch_n, and Pixyz 0.3.3 ignored batch_size", DeprecationWarning,
+                  stacklevel=user_stacklevel())
+    out["batch_n"] = size
+    return out
 
 
 def _batch_n(values: Values, names: Iterable[str]) -> Optional[int]:
@@ -207,5 +229,5 @@ def term_dict(plan: Plan, rec: Optional[Mapping[int, object]]) -> Dict[str, obje
     return {keys[i]: c for i, c in contributions(plan, rec or {})}
 
 
-__all__ = ["prepare", "finish", "eval_loss", "check_keywords", "contributions",
+__all__ = ["prepare", "finish", "eval_loss", "check_keywords", "pixyz_keywords", "contributions",
            "term_keys", "term_dict", "Options"]

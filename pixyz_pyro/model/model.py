@@ -28,7 +28,7 @@ from ..dist.distribution import Distribution, DistributionList
 from ..errors import LossError, ModelError, passes_through, wrap_error
 from ..loss.base import Loss
 from ..loss.evaluate import run
-from ..loss.execute import check_keywords, finish, prepare
+from ..loss.execute import check_keywords, finish, pixyz_keywords, prepare
 from ..loss.plan import Plan, check_gradients, compile_plan
 from . import distributed as _dist
 from .arguments import check_model_arguments
@@ -214,7 +214,9 @@ class Model:
     def train(self, train_x_dict: Optional[Dict] = None, average_across_ranks: bool = False,
               **kwargs: Any) -> torch.Tensor:
         """One optimisation step on ``train_x_dict``; returns the loss (detached), averaged
-        over the ranks (one more all-reduce) when ``average_across_ranks`` and distributed."""
+        over the ranks (one more all-reduce) when ``average_across_ranks`` and distributed.
+        ``batch_size=`` is read as ``batch_n=`` with a ``DeprecationWarning``."""
+        kwargs = pixyz_keywords(kwargs, f"{type(self).__name__}.train()")
         check_keywords(self._plan, kwargs, f"{type(self).__name__}.train()")
         check_gradients(self._plan)
         if not all(m.training for m in self._modules):
@@ -265,6 +267,9 @@ class Model:
             if not is_finite(read) and self._refuse(value, ctx):
                 self._refused_value = value.detach()
                 return None
+            # The evaluation's tensors (parameters, checked values) are not needed by the
+            # commit: let them go before the optimizer allocates its temporaries.
+            del ctx, support, grads
         except BaseException:
             self._guard.restore()  # a no-op when _refuse restored it already
             self.optimizer.zero_grad(set_to_none=True)
@@ -329,7 +334,9 @@ class Model:
             self.compile = False
 
     def test(self, test_x_dict: Optional[Dict] = None, **kwargs: Any) -> torch.Tensor:
-        """Evaluate the test loss without gradients."""
+        """Evaluate the test loss without gradients (``batch_size=`` is read as
+        ``batch_n=``, as in :meth:`train`)."""
+        kwargs = pixyz_keywords(kwargs, f"{type(self).__name__}.test()")
         plan = self._test_plan
         values, ctx = prepare(plan, test_x_dict, kwargs, f"{type(self).__name__}.test()")
         self.distributions.eval()  # as in Pixyz: the listed distributions stay in eval mode

@@ -17,6 +17,7 @@ from ..errors import NonFiniteError
 from ..loss import ELBO, AdversarialJensenShannon, AdversarialWassersteinDistance, LogProb
 from ..loss.adversarial import AdversarialLoss
 from ..loss.base import Loss
+from ..loss.execute import pixyz_keywords
 from . import distributed as _dist
 from .arguments import check_distribution, check_no_closure
 from .compile import finite_check
@@ -351,6 +352,7 @@ class GAN(Model):
               adversarial_loss: bool = True,
               **kwargs: Any
               ) -> Union[torch.Tensor, Tuple[torch.Tensor, Optional[torch.Tensor]]]:
+        kwargs = pixyz_keywords(kwargs, f"{type(self).__name__}.train()")  # warn once
         d_loss = saved = None
         if adversarial_loss:
             self.discriminator.train()
@@ -405,6 +407,7 @@ class GAN(Model):
     def test(self, test_x_dict: Optional[Dict] = None,  # type: ignore[override]
              adversarial_loss: bool = True,
              **kwargs: Any) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        kwargs = pixyz_keywords(kwargs, f"{type(self).__name__}.test()")  # warn once
         loss = super().test(test_x_dict, **kwargs)
         if adversarial_loss:
             with torch.no_grad():

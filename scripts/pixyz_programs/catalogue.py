@@ -180,6 +180,45 @@ _ZOO = [Program("pixyzoo/DMM", ZOO, "DMM/dmm.ipynb"),
                 )},
                 data=gqn_scenes)]
 
+def mnist_a(folder: Path, sizes=(("train", 256), ("valid", 128), ("test", 400))) -> None:
+    """MNIST-A as ``create_mnist_A.py -nl 1,2 -pxl 0,36 -pyl 0 -al 0 -sl 28`` writes it:
+    ``data/MNIST_A/{split}_X/{n}.png`` (64 x 64 grey, n from 1) and ``{split}_y.npy``
+    rows ``[scale, sin, cos, pos_x, pos_y, digit]``; and the ``logs`` folder."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    root = folder / "data" / "MNIST_A"
+    for split, n in sizes:
+        (root / f"{split}_X").mkdir(parents=True)
+        labels = []
+        for i in range(n):
+            pos_x, digit = int(rng.choice([0, 36])), int(rng.choice([1, 2]))
+            image = np.zeros((64, 64), dtype=np.uint8)
+            image[:28, pos_x:pos_x + 28] = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+            Image.fromarray(image).save(root / f"{split}_X" / f"{i + 1}.png")
+            labels.append([28, 0.0, 1.0, pos_x, 0, digit])
+        np.save(root / f"{split}_y.npy", np.array(labels))
+    (folder / "logs").mkdir()
+
+
+def mnist_a_classifier(folder: Path) -> None:
+    """MNIST-A and, in place of the classifier that ``mnist_A_classifier.ipynb`` trains,
+    an untrained one of the same shapes (``logs/MNIST_A_classifier.pkl``)."""
+    import torch
+    from torch import nn
+    mnist_a(folder)
+    torch.manual_seed(0)
+    conv = [nn.Conv2d(1, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.LeakyReLU(0.2),
+            nn.Conv2d(32, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.LeakyReLU(0.2),
+            nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2)]
+    fc = [nn.Linear(128 * 8 * 8, 1024), nn.BatchNorm1d(1024), nn.LeakyReLU(0.2),
+          nn.Linear(1024, 2)]
+    classifier = nn.Module()
+    classifier.conv_e, classifier.fc_e = nn.Sequential(*conv), nn.Sequential(*fc)
+    torch.save(classifier.state_dict(), folder / "logs" / "MNIST_A_classifier.pkl")
+
+
+_MNIST_A = ((r"\.\./data/MNIST_A/", "data/MNIST_A/"),)
+
 _PRACTICE = [
     Program("practice_pixyz/BetaVAE", PRACTICE, "FactorVAE/BetaVAE.ipynb",
             _DSPRITES + ((r"for beta in \[3, 5, 10, 30, 50, 100\]", "for beta in [50]"),
@@ -204,6 +243,13 @@ _PRACTICE = [
     Program("practice_pixyz/M1+M2", PRACTICE, "M2/M1+M2.ipynb",
             ((r"(for epoch in range\()100(\):)", r"\g<1>1\2"),), train_size=4400,
             data=lambda folder: (folder / "logs" / "mnist_gif_m1").mkdir(parents=True)),
+    # MNIST-A is generated offline (create_mnist_A.py downloads MNIST); the classifier
+    # that the CVAE notebook loads is an untrained stand-in of the same shapes
+    Program("practice_pixyz/JMVAE", PRACTICE, "JMVAE/JMVAE_MNIST_A_experiment.ipynb",
+            _MNIST_A + ((r"(for i in range\()15(\):)", r"\g<1>1\2"),), data=mnist_a),
+    Program("practice_pixyz/CVAE-MNIST-A", PRACTICE, "JMVAE/CVAE_MNIST_A_experiment.ipynb",
+            _MNIST_A + ((r"(for i in range\()5(\):)", r"\g<1>1\2"),),
+            data=mnist_a_classifier),
 ]
 
 _OTHERS = [

@@ -1,0 +1,105 @@
+"""The fused Bernoulli score: the same value as the composed kernels (Pyro's expression),
+its hand-written gradient equal to autograd's through them, gradients of gradients, and
+the memory it saves."""
+import pyro.distributions as pd
+import pytest
+import torch
+
+from pixyz_pyro.dist import Bernoulli
+from pixyz_pyro.dist.family import _bernoulli_log_prob
+from pixyz_pyro.dist.fused import FUSED_MIN, BernoulliLogProb
+
+EPS = torch.finfo(torch.float32).eps
+
+
+def composed(p, x, eps):
+    return -torch.binary_cross_entropy_with_logits(torch.logit(p, eps), x, None, None, 0)
+
+
+def probs_and_values(shape, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    h = 3 * torch.randn(shape, generator=g, dtype=dtype)
+    h[0, :3] = torch.tensor([-40.0, 40.0, -20.0], dtype=dtype)  # inside the clamp's zone
+    h.requires_grad_()
+    p = torch.sigmoid(h)
+    return h, p, (torch.rand(shape, generator=g, dtype=dtype) > 0.5).to(dtype)
+
+
+def test_value_equals_the_composed_kernels_exactly():
+    _, p, x = probs_and_values((8, 50))
+    assert torch.equal(BernoulliLogProb.apply(p, x, EPS), composed(p, x, EPS))
+
+
+def test_value_equals_pyro_on_probabilities_inside_the_clamp():
+    _, p, x = probs_and_values((8, 50))
+    p = p.detach().clamp(0.01, 0.99)
+    expected = pd.Bernoulli(probs=p).log_prob(x)
+    assert torch.allclose(BernoulliLogProb.apply(p, x, EPS), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_gradient_equals_autograd_through_the_composed_kernels():
+    h, p, x = probs_and_values((8, 50))
+    w = torch.rand(8, 50)
+    (g_fused,) = torch.autograd.grad((BernoulliLogProb.apply(p, x, EPS) * w).sum(), h,
+                                     retain_graph=True)
+    (g_ref,) = torch.autograd.grad((composed(p, x, EPS) * w).sum(), h)
+    assert torch.allclose(g_fused, g_ref, rtol=1e-5, atol=1e-6)
+    assert g_fused[0, :3].abs().max() == 0  # the clamp is active there: no gradient
+
+
+def test_gradient_with_respect_to_the_value_is_the_logit():
+    p = torch.tensor([[0.2, 0.7]])
+    x = torch.tensor([[0.3, 0.6]], requires_grad=True)
+    BernoulliLogProb.apply(p, x, EPS).sum().backward()
+    assert torch.allclose(x.grad, torch.logit(p), atol=1e-6)
+
+
+def test_gradients_of_gradients():
+    p = torch.tensor([[0.2, 0.55, 0.9]], dtype=torch.float64, requires_grad=True)
+    x = torch.tensor([[0.0, 1.0, 1.0]], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda q: BernoulliLogProb.apply(q, x, 1e-6), (p,))
+    assert torch.autograd.gradgradcheck(lambda q: BernoulliLogProb.apply(q, x, 1e-6), (p,))
+
+
+@pytest.mark.parametrize("features", [4, FUSED_MIN // 2])
+def test_the_numerics_table_scores_small_and_large_batches_alike(features):
+    """Below FUSED_MIN the composed kernels, from it the fused node: the same numbers."""
+    _, p, x = probs_and_values((2, features))
+    lp = _bernoulli_log_prob({"probs": p}, x)
+    fused = p.numel() >= FUSED_MIN
+    assert (type(lp.grad_fn).__name__ == "BernoulliLogProbBackward") == fused
+    assert torch.equal(lp, composed(p, x, EPS))
+
+
+def test_a_bernoulli_decoder_trains_through_the_fused_node():
+    class Decoder(Bernoulli):
+        def __init__(self):
+            super().__init__(var=["x"], cond_var=["z"], name="p")
+            self.fc = torch.nn.Linear(3, FUSED_MIN // 64)
+
+        def forward(self, z):
+            return {"probs": torch.sigmoid(self.fc(z))}
+
+    p = Decoder()
+    z = torch.randn(64, 3)
+    x = (torch.rand(64, FUSED_MIN // 64) > 0.5).float()
+    lp = p.get_log_prob({"x": x, "z": z})
+    ref = composed(torch.sigmoid(p.fc(z)), x, EPS).sum(-1)
+    assert torch.equal(lp, ref)
+    lp.sum().backward()
+    assert p.fc.weight.grad is not None and torch.isfinite(p.fc.weight.grad).all()
+
+
+def test_it_keeps_fewer_batch_sized_buffers_alive():
+    """Measured with the comparisons' live-tensor counter: at the backward's peak the
+    composed kernels hold the logits and two more batch-sized buffers."""
+    from comparisons.scaling.memory import tensor_peak
+    h = torch.randn(256, 784, requires_grad=True)
+    x = (torch.rand(256, 784) > 0.5).float()
+    batch = h.numel() * 4
+
+    def step(score):
+        return lambda: score(torch.sigmoid(h), x, EPS).sum().backward()
+
+    saved = tensor_peak(step(composed)) - tensor_peak(step(BernoulliLogProb.apply))
+    assert saved >= batch

@@ -1,0 +1,176 @@
+"""Checks inside an ``IterativeLoss``: every step of a series is checked, not only the
+first.  Within one evaluation, the host checks of metadata that passed once are looked up
+(:meth:`FactorDistribution._validate`); these tests make a single late step go wrong and
+expect the same error as if it were the first."""
+import re
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import pixyz_pyro
+from pixyz_pyro.dist import Bernoulli, Normal
+from pixyz_pyro.dist.context import Context
+from pixyz_pyro.dist.validation import SupportWarning
+from pixyz_pyro.errors import ParameterError, ShapeError, SupportError
+from pixyz_pyro.loss import Expectation, IterativeLoss, KullbackLeibler, LogProb
+from pixyz_pyro.loss.evaluate import run
+from pixyz_pyro.model import Model
+
+T, B, X, Z = 6, 5, 4, 3
+
+
+class Transition(Normal):
+    """p(z|z_{prev}), whose network misbehaves on the call numbered ``bad_call`` of an
+    evaluation (``what``: a negative scale, wrong features or a wrong parameter name)."""
+
+    def __init__(self):
+        super().__init__(var=["z"], cond_var=["z_prev"], name="p", features_shape=[Z])
+        self.fc = nn.Linear(Z, 2 * Z)
+        self.calls, self.bad_call, self.what = 0, None, None
+
+    def forward(self, z_prev):
+        self.calls += 1
+        loc, s = self.fc(z_prev).chunk(2, -1)
+        scale = F.softplus(s) + 0.1
+        if self.calls == self.bad_call:
+            if self.what == "scale":
+                scale = -scale
+            elif self.what == "features":
+                loc, scale = torch.cat([loc, loc], -1), torch.cat([scale, scale], -1)
+            elif self.what == "name":
+                return {"loc": loc, "sigma": scale}
+        return {"loc": loc, "scale": scale}
+
+
+class Inference(Normal):
+    def __init__(self):
+        super().__init__(var=["z"], cond_var=["x", "z_prev"], name="q", features_shape=[Z])
+        self.fc = nn.Linear(X + Z, 2 * Z)
+
+    def forward(self, x, z_prev):
+        loc, s = self.fc(torch.cat([x, z_prev], -1)).chunk(2, -1)
+        return {"loc": loc, "scale": F.softplus(s) + 0.1}
+
+
+class Emission(Bernoulli):
+    def __init__(self):
+        super().__init__(var=["x"], cond_var=["z"], name="p", features_shape=[X])
+        self.fc = nn.Linear(Z, X)
+
+    def forward(self, z):
+        return {"probs": torch.sigmoid(self.fc(z))}
+
+
+def dmm():
+    q, trans, emit = Inference(), Transition(), Emission()
+    step = KullbackLeibler(q, trans) - Expectation(q, LogProb(emit))
+    loss = IterativeLoss(step, max_iter=T, series_var=["x"],
+                         update_value={"z": "z_prev"}).mean()
+    return loss, q, trans, emit
+
+
+def data(x=None):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(T, B, X, generator=g) > 0.5).float() if x is None else x
+    return {"x": x, "z_prev": torch.zeros(B, Z)}
+
+
+def weights(*modules):
+    return [t.detach().clone() for mod in modules for t in mod.state_dict().values()]
+
+
+@pytest.mark.parametrize("bad_call,what,error,text", [
+    (4, "scale", SupportError, "p(z|z_{prev}): parameter scale is outside its support"),
+    (4, "features", ShapeError, "p(z|z_{prev}): parameter loc has features (6,), but "
+                                "features_shape is (3,)"),
+    (5, "name", ParameterError, "p(z|z_{prev}).forward returned parameter names ['loc', "
+                                "'sigma']; a Normal expects ['loc', 'scale']"),
+])
+def test_a_late_step_that_goes_wrong_is_refused_and_changes_nothing(bad_call, what, error,
+                                                                    text):
+    loss, q, trans, emit = dmm()
+    model = Model(loss, distributions=[q, trans, emit])
+    model.train(data())  # warm: every step checked and passed
+    before = weights(q, trans, emit)
+    for _ in range(2):  # the same error on every call
+        trans.calls, trans.bad_call, trans.what = 0, bad_call, what
+        with pytest.raises(error, match=re.escape(text)):
+            model.train(data())
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(q, trans, emit)))
+    assert model.step_count == 1
+    trans.bad_call = None
+    assert torch.isfinite(model.train(data()))
+
+
+def test_a_late_value_outside_the_support_warns_or_raises_by_policy():
+    loss, *_ = dmm()
+    x = data()["x"].clone()
+    x[T - 2, 1, 0] = 3.0  # one value of the fifth step is outside [0, 1]
+    with torch.no_grad():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the clean series warns of nothing
+            assert torch.isfinite(loss.eval(data()))
+        with pytest.warns(SupportWarning, match=re.escape('p(x|z): "x"')):
+            loss.eval({"x": x, "z_prev": torch.zeros(B, Z)})
+        with pixyz_pyro.validation("strict"):
+            with pytest.raises(SupportError, match=re.escape('p(x|z): "x"')):
+                loss.eval({"x": x, "z_prev": torch.zeros(B, Z)})
+
+
+def test_a_late_value_with_other_features_is_a_shape_error():
+    """Steps whose value has other features than the first step's are checked afresh."""
+    emit = Emission()
+    lp = LogProb(emit)
+    ctx = Context()
+    z = torch.zeros(B, Z)
+    with torch.no_grad():
+        run(lp, {"x": torch.zeros(B, X), "z": z}, ctx)
+        with pytest.raises(ShapeError, match=re.escape('p(x|z): "x" has shape (5, 2)')):
+            run(lp, {"x": torch.zeros(B, 2), "z": z}, ctx)
+
+
+def test_every_step_leaves_its_support_checks():
+    """The lookup replaces the host checks only: each step still leaves its support
+    checks (three parameters' scales and probabilities, and one value, per step)."""
+    loss, *_ = dmm()
+    series = loss.a
+    ctx = Context()
+    with torch.no_grad():
+        run(series, data(), ctx)
+    assert len(ctx.flags) == T * 4
+    assert len(ctx.checked) == 4  # q, p(z|z_{prev}), p(x|z) and its value: one entry each
+
+
+def test_values_equal_with_and_without_the_lookup():
+    """The same loss value whether the host checks run (default) or not (off)."""
+    loss, *_ = dmm()
+    with torch.no_grad():
+        torch.manual_seed(3)
+        a = loss.eval(data())
+        with pixyz_pyro.validation("off"):
+            torch.manual_seed(3)
+            b = loss.eval(data())
+    assert torch.equal(a, b)
+
+
+def test_large_tensors_are_reduced_alone_and_still_caught():
+    """Small tensors of one check are concatenated; a large one is reduced on its own
+    (no copy), once even when it is flagged twice, and a bad value in it is seen."""
+    from pixyz_pyro.dist.checks import GROUPED, Violation, witnesses
+    from pixyz_pyro.dist.family import interval_check
+    check = interval_check(0, 1)
+    emit = Emission()
+
+    def flags(*ts):
+        return [Violation(check, emit, '"x"', t, (emit.family, None), True) for t in ts]
+
+    big, small = torch.rand(2, GROUPED), torch.rand(3, 4)
+    per_tensor = len(check.witness(small))
+    assert len(witnesses(flags(big, big, small, small))) == 2 * per_tensor
+    assert torch.isfinite(torch.stack(witnesses(flags(big, small))).sum())
+    bad = big.clone()
+    bad[1, 7] = 1.5
+    assert not torch.isfinite(torch.stack(witnesses(flags(small, bad, big))).sum())
