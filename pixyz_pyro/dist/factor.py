@@ -287,7 +287,7 @@ class FactorDistribution(Distribution):
         if out is not None:
             self._check_forward(out, values)
         left = self._check_params(params, ctx)
-        if key is not None:
+        if key is not None and ctx is not None:
             ctx.checked[key] = left
 
     def _check_forward(self, out, values: Dict) -> None:

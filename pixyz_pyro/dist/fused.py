@@ -44,7 +44,7 @@ class BernoulliLogProb(torch.autograd.Function):
     :math:`[\\epsilon, 1 - \\epsilon]` (see the module docstring)."""
 
     @staticmethod
-    def forward(ctx: Any, probs: torch.Tensor, x: torch.Tensor,  # type: ignore[override]
+    def forward(ctx: Any, probs: torch.Tensor, x: torch.Tensor,
                 eps: float) -> torch.Tensor:
         ctx.save_for_backward(probs, x)
         ctx.eps = eps
@@ -52,7 +52,7 @@ class BernoulliLogProb(torch.autograd.Function):
         return torch.binary_cross_entropy_with_logits(logits, x, None, None, 0).neg_()
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor
                  ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], None]:
         probs, x = ctx.saved_tensors
         grad_probs = grad_x = None
