@@ -1,10 +1,12 @@
-"""Shared test settings: one torch thread, a fixed seed per test, a quiet hypothesis.
+"""Shared test settings: one torch thread, a fixed seed and an empty Pyro parameter store
+per test, a quiet hypothesis.
 
 Every test starts from ``torch.manual_seed(0)``, so a test that draws samples gives the
 same numbers however the suite is ordered or filtered.
 """
 import random
 
+import pyro
 import pytest
 import torch
 
@@ -29,3 +31,11 @@ def _seed():
     # Examples call torch.set_flush_denormal(True), which is process-wide processor
     # state; restore IEEE behaviour so later tests (hypothesis floats) see subnormals.
     torch.set_flush_denormal(False)
+
+
+@pytest.fixture(autouse=True)
+def _clean_param_store():
+    """Pyro's parameter store is process-wide: each test starts and ends with it empty."""
+    pyro.clear_param_store()
+    yield
+    pyro.clear_param_store()

@@ -17,13 +17,6 @@ K, B = 3, 5
 TOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _clean_param_store():
-    pyro.clear_param_store()
-    yield
-    pyro.clear_param_store()
-
-
 class Mixture(nn.Module):
     """y ~ Cat(pi), x ~ N(mu_y, 1); the guide's y is marked for enumeration by hand."""
 

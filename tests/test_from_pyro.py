@@ -12,7 +12,6 @@ import copy
 
 import pyro
 import pyro.distributions as dist
-import pytest
 import torch
 from _infer_models import max_rel_grads, rel_diff, value_and_grads
 from pyro.infer import SVI, Trace_ELBO
@@ -26,13 +25,6 @@ from pixyz_pyro.model import Model
 
 X, Z, H = 6, 2, 8
 TOL = 1e-5
-
-
-@pytest.fixture(autouse=True)
-def _clean_param_store():
-    pyro.clear_param_store()
-    yield
-    pyro.clear_param_store()
 
 
 class Encoder(nn.Module):

@@ -22,13 +22,6 @@ from pixyz_pyro.model import Model
 TOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _clean_param_store():
-    pyro.clear_param_store()
-    yield
-    pyro.clear_param_store()
-
-
 def _data(b=5):
     return torch.rand(b, X)
 

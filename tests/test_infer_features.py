@@ -17,13 +17,6 @@ from pixyz_pyro.loss import ELBO, Expectation, KullbackLeibler, LogProb, Paramet
 from pixyz_pyro.model import Model
 
 
-@pytest.fixture(autouse=True)
-def _clean_param_store():
-    pyro.clear_param_store()
-    yield
-    pyro.clear_param_store()
-
-
 def _patterns(n=64):
     """Binary images from two prototypes with 10% flipped pixels: a VAE can learn them."""
     protos = torch.tensor([[1., 1., 1., 0., 0., 0.], [0., 0., 0., 1., 1., 1.]])

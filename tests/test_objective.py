@@ -19,13 +19,6 @@ from pixyz_pyro.loss import ELBO, IWAE, Expectation, KullbackLeibler, LogProb, P
 TOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _clean_param_store():
-    pyro.clear_param_store()
-    yield
-    pyro.clear_param_store()
-
-
 @pytest.fixture
 def ran(monkeypatch):
     """The names of the Pyro ELBOs that SVILoss ran, in order."""

@@ -24,13 +24,6 @@ X, Z = 6, 2
 TOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _clean_param_store():
-    pyro.clear_param_store()
-    yield
-    pyro.clear_param_store()
-
-
 class TinyVAE(nn.Module):
     """Pyro's VAE tutorial in miniature, with its site names ("latent", "obs")."""
 

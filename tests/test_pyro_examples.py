@@ -29,13 +29,6 @@ from pixyz_pyro.model import Model
 TOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _clean_param_store():
-    pyro.clear_param_store()
-    yield
-    pyro.clear_param_store()
-
-
 def agree(ours, theirs, our_params, their_params=None, seed=1):
     """Same seed: the same value and the same gradient of every parameter."""
     torch.manual_seed(seed)

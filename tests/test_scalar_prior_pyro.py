@@ -26,13 +26,6 @@ from pixyz_pyro.loss import ELBO, IWAE, Expectation, KullbackLeibler, LogProb
 TOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _clean_param_store():
-    pyro.clear_param_store()
-    yield
-    pyro.clear_param_store()
-
-
 def _scalar_vae():
     q, dec = Encoder(), Decoder()
     prior = Normal(loc=torch.tensor(0.), scale=torch.tensor(1.), var=["z"], name="p_{prior}")
