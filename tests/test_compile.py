@@ -187,6 +187,57 @@ def test_finite_check_propagates_nan_and_inf():
     assert not torch.isfinite(inf)
 
 
+def test_finite_check_sums_large_gradients_without_overflow_of_squares():
+    """A gradient of SUMMED elements or more enters by its sum: 1e30 everywhere is finite
+    (its squares would overflow float32), NaN, inf and inf - inf are not, and a float16
+    gradient is summed in float32 (its sum passes float16's 65504)."""
+    n = compile_mod.SUMMED
+    zero = torch.tensor(0.0)
+    big = torch.full((n,), 1e30)
+    assert torch.isfinite(compile_mod.finite_check(zero, [big]))
+    assert float(compile_mod.finite_check(zero, [torch.ones(n), torch.ones(3)])) == \
+        pytest.approx(n + 3 ** 0.5)
+    for bad in (float("nan"), float("inf")):
+        g = torch.ones(n)
+        g[-1] = bad
+        assert not torch.isfinite(compile_mod.finite_check(zero, [g]))
+    both = torch.ones(n)
+    both[0], both[1] = float("inf"), float("-inf")
+    assert not torch.isfinite(compile_mod.finite_check(zero, [both]))
+    half = torch.full((n,), 100.0, dtype=torch.float16)
+    assert float(compile_mod.finite_check(zero, [half])) == 100.0 * n
+
+
+def test_a_compiled_loss_computes_its_support_witnesses_and_still_refuses(monkeypatch):
+    """The compiled (non-series) loss leaves the witnesses of its support flags in the
+    context, computed with it; a warm step whose data leave [0, 1] is then refused in
+    the strict policy with the SupportError, as a first step would be, and changes
+    nothing."""
+    from pixyz_pyro import validation
+    from pixyz_pyro.errors import SupportError
+    monkeypatch.setattr(torch, "compile", lambda f, **kw: f)
+    model = make_model(True)
+    train(model, steps=2)
+    assert model._compiled is not None and model._compiled.failed is None
+    seen = []
+    run_loss = model._run_loss
+
+    def spy(plan, values, ctx):
+        out = run_loss(plan, values, ctx)
+        seen.append(ctx.witnessed)
+        return out
+
+    monkeypatch.setattr(model, "_run_loss", spy)
+    model.train({"x": torch.rand(5, X).round()})
+    assert seen[-1] is not None and len(seen[-1]) > 0
+    before = params(model).clone()
+    bad = torch.rand(5, X).round()
+    bad[2, 1] = 2.0
+    with validation("strict"), pytest.raises(SupportError, match=r'"x" must lie in \[0, 1\]'):
+        model.train({"x": bad})
+    assert torch.equal(params(model), before)
+
+
 def test_a_mode_goes_to_torch_compile_and_cuda_graph_steps_are_marked(monkeypatch):
     """``compile="reduce-overhead"``: both pieces are compiled in that mode, every step
     marks a new CUDA-graph step, and the value returned is a copy (the graph's own output

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 
 import torch
 
+from ..dist.checks import witnesses
 from ..dist.context import Context
 from ..errors import ModelError
 from ..loss.evaluate import run
@@ -112,6 +113,16 @@ def finite_check(value: torch.Tensor, grads: List[torch.Tensor],
         parts.extend(torch._foreach_norm(small))
     parts.extend(witnesses)
     return torch.stack(parts).sum()
+
+
+def _evaluated(loss: Any, values: Dict[str, object], ctx: Context
+               ) -> Tuple[object, Dict[str, object]]:
+    """``run(loss, values, ctx)`` with the support witnesses of its flags left in
+    ``ctx.witnessed``: compiled as one piece, each witness's reduction fuses with the
+    kernel that produces the checked tensor, instead of reading it again after backward."""
+    out = run(loss, values, ctx)
+    ctx.witnessed = witnesses(ctx.flags)
+    return out
 
 
 def _compile_label(mode: Optional[str]) -> str:
@@ -190,7 +201,7 @@ class CompiledStep:
         #: Compile the step body of the series, not the unrolled evaluation.
         self.per_step = bool(model._plan.series) and not self.cudagraphs and not unroll
         self._eager: Dict[str, Callable[..., Any]] = {
-            "loss": functools.partial(run, loss), "optimizer step": optimizer.step}
+            "loss": functools.partial(_evaluated, loss), "optimizer step": optimizer.step}
         if self.per_step:
             self._eager = {"series step": run, "optimizer step": optimizer.step}
         with warnings.catch_warnings():  # torch's own deprecation notes on first import

@@ -259,7 +259,8 @@ class Model:
             check = detached = value.detach()
             if average_across_ranks and self.ddp is not None:
                 check = value = detached = _dist.average_across_ranks(check)
-            support = witnesses(ctx.flags)  # the support checks: folded into the same read
+            # the support checks, folded into the same read (a compiled loss computed them)
+            support = ctx.witnessed if ctx.witnessed is not None else witnesses(ctx.flags)
             if grads or support:
                 check = self._compiled.check(check, grads, support) \
                     if self._compiled is not None else finite_check(check, grads, support)
