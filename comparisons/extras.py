@@ -3,7 +3,7 @@
 1. A deep Markov model with ``IterativeLoss`` over T = 50 steps against the same loop
    written by hand (:mod:`comparisons.dmm`), eagerly and with ``Model(compile=True)``
    (``--no-compile`` skips that one): same objective first, then interleaved timing;
-   target <= 1.10x for the eager one.
+   target <= 1.05x for the eager one (issue 19).
 2. Formula cost (:mod:`comparisons.formula`): building a 50-term loss (target < 10 ms)
    and printing it (target < 1 s).
 3. Scaling (:mod:`comparisons.scaling`): per-step overhead in ms against the number of
@@ -15,6 +15,8 @@ the honest bound of the same-objective check).
 Writes ``extras.md`` and ``extras.json`` to ``--out``.  Reported, never asserted.
 """
 import argparse
+import os
+import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
@@ -36,6 +38,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
     ap.add_argument("--no-compile", action="store_true",
                     help="skip the compiled DMM (its compilation takes a minute or two)")
+    ap.add_argument("--cold-cache", action="store_true",
+                    help="compile with an empty Inductor cache (a temporary folder): the "
+                         "compile time a new machine pays")
     args = ap.parse_args(argv)
     check_device(ap, args)
     return args
@@ -58,7 +63,7 @@ def run_dmm(args) -> Dict:
     stats = summarise(samples, "hand-written loop")
     return {"T": t, "losses": losses, "relative": rel, "compile_s": compile_s,
             "timing": {n: {"ms": s["ms"], "ratio": s["ratio"]} for n, s in stats.items()},
-            "target": 1.10}
+            "target": 1.05}
 
 
 def markdown(result: Dict) -> str:
@@ -79,7 +84,8 @@ def markdown(result: Dict) -> str:
               f"{'met' if ratio['median'] <= d['target'] else '**not met**'}."
               + (f" Compiling the step (one step body, reused at every step) took "
                  f"{d['compile_s']:.0f} s"
-                 f" (less when Inductor's on-disk cache already holds the kernels)."
+                 + (" with an empty Inductor cache." if result.get("cold_cache") else
+                    " (less when Inductor's on-disk cache already holds the kernels).")
                  if d.get("compile_s") else ""), "",
               "## Formula cost", "",
               f"Building a {f['terms']}-term loss: {f['build_s'] * 1e3:.2f} ms (target < 10 "
@@ -98,12 +104,14 @@ def markdown(result: Dict) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
+    if args.cold_cache:  # read by Inductor when it first compiles, below
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-cold-")
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     torch._inductor.config.fallback_random = True  # compiled draws = eager draws
     keep_freed_memory()
     result = {"threads": torch.get_num_threads(), "device": device_name(args.device),
-              "load_before": load_average()}
+              "load_before": load_average(), "cold_cache": args.cold_cache}
     result["dmm"] = run_dmm(args)
     result["formula"] = formula.measure(50, 3 if args.quick else 20)
     result["scaling"] = scaling.measure(

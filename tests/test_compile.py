@@ -179,7 +179,7 @@ def test_nonfinite_step_is_refused_through_the_compiled_path(monkeypatch):
 
 def test_finite_check_propagates_nan_and_inf():
     value = torch.tensor(3.0)
-    assert float(compile_mod.finite_check(value, [torch.full((4,), 2.0)])) == 3.0 + 4.0
+    assert float(compile_mod.finite_check(value, [torch.full((4,), 2.0)])) == 3.0 + 8.0
     assert float(compile_mod.finite_check(value, [])) == 3.0
     assert not torch.isfinite(compile_mod.finite_check(torch.tensor(float("nan")),
                                                        [torch.ones(2)]))
@@ -188,15 +188,19 @@ def test_finite_check_propagates_nan_and_inf():
 
 
 def test_finite_check_sums_large_gradients_without_overflow_of_squares():
-    """A gradient of SUMMED elements or more enters by its sum: 1e30 everywhere is finite
-    (its squares would overflow float32), NaN, inf and inf - inf are not, and a float16
-    gradient is summed in float32 (its sum passes float16's 65504)."""
+    """Gradients enter by their sums (the large ones one by one, the small ones from one
+    concatenation): 1e30 everywhere is finite (its squares would overflow float32), NaN,
+    inf and inf - inf are not, a float16 gradient is summed in float32 (its sum passes
+    float16's 65504), and a complex one enters by its norm."""
     n = compile_mod.SUMMED
     zero = torch.tensor(0.0)
     big = torch.full((n,), 1e30)
     assert torch.isfinite(compile_mod.finite_check(zero, [big]))
-    assert float(compile_mod.finite_check(zero, [torch.ones(n), torch.ones(3)])) == \
-        pytest.approx(n + 3 ** 0.5)
+    assert float(compile_mod.finite_check(zero, [torch.ones(n), torch.ones(3),
+                                                 torch.full((2, 2), -1.0)])) == n + 3 - 4
+    for small in ([torch.ones(3), torch.tensor([float("nan")])], [torch.tensor([1e30] * 4)]):
+        assert bool(torch.isfinite(compile_mod.finite_check(zero, small))) == \
+            bool(torch.isfinite(torch.cat(small)).all())
     for bad in (float("nan"), float("inf")):
         g = torch.ones(n)
         g[-1] = bad
@@ -206,6 +210,9 @@ def test_finite_check_sums_large_gradients_without_overflow_of_squares():
     assert not torch.isfinite(compile_mod.finite_check(zero, [both]))
     half = torch.full((n,), 100.0, dtype=torch.float16)
     assert float(compile_mod.finite_check(zero, [half])) == 100.0 * n
+    assert float(compile_mod.finite_check(zero, [half[:4], half[:4]])) == 800.0
+    assert float(compile_mod.finite_check(zero, [torch.tensor([3j + 4])])) == 5.0
+    assert not torch.isfinite(compile_mod.finite_check(zero, [torch.tensor([complex("nan")])]))
 
 
 def test_a_compiled_loss_computes_its_support_witnesses_and_still_refuses(monkeypatch):

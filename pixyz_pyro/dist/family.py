@@ -48,7 +48,9 @@ def _normal_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tensor]
     loc, scale = params.get("loc"), params.get("scale")
     if not isinstance(loc, torch.Tensor) or not isinstance(scale, torch.Tensor):
         return None
-    return -((x - loc) ** 2) / (2 * scale ** 2) - scale.log() - _LOG_SQRT_2PI
+    # torch's expression, op for op (the same bits), through the tensors' own methods:
+    # ``**`` and a scalar on the left go through Python wrappers in torch.
+    return (x - loc).pow(2).neg().div(scale.pow(2).mul(2)).sub(scale.log()).sub(_LOG_SQRT_2PI)
 
 
 def _normal_rsample(params: _Params, sample_shape: Tuple[int, ...]) -> Optional[torch.Tensor]:

@@ -69,30 +69,36 @@ _WARNING = ("Model(compile={compile}): torch.compile failed on the {what} ({erro
             "continues in eager mode, with the same results at eager speed")
 
 
-#: Gradients of at least this many elements are checked by their sum, one kernel each;
-#: the smaller ones together by one ``_foreach_norm`` (one launch for all of them).
+#: Gradients of at least this many elements are summed one kernel each; the smaller ones
+#: are concatenated and summed at once (one copy of small tensors is cheaper than a
+#: kernel per tensor: 128 gradients of 4-6 elements, 0.19 ms instead of 0.31 ms).
 SUMMED = 8192
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
+def _sum(t: torch.Tensor) -> torch.Tensor:
+    return t.sum(dtype=torch.float32) if t.dtype in _LOW_PRECISION else t.sum()
+
+
 def finite_check(value: torch.Tensor, grads: List[torch.Tensor],
                  witnesses: Sequence[torch.Tensor] = ()) -> torch.Tensor:
-    """:math:`\\ell + \\sum_{i \\in L} \\sum g_i + \\sum_{i \\notin L} \\lVert g_i
-    \\rVert_2 + \\sum_j w_j`: finite exactly when the loss, every gradient and every
-    support witness :math:`w_j` (:class:`~pixyz_pyro.dist.family.SupportCheck`) are
-    finite; ``Model.train`` reads this one number per step.
+    """:math:`\\ell + \\sum_i \\sum g_i + \\sum_j w_j`: finite exactly when the loss,
+    every gradient and every support witness :math:`w_j`
+    (:class:`~pixyz_pyro.dist.family.SupportCheck`) are finite; ``Model.train`` reads
+    this one number per step.
 
-    The large gradients :math:`L` (:data:`SUMMED` elements or more) enter by their sum:
-    a sum of finite numbers is finite unless it passes ``3e38``, NaN and infinities
-    propagate (``inf - inf`` is NaN), and summing reads each element once at half the
-    cost of a norm, which is what the check costs on a CPU, where the read itself is
-    free (a model of 3.3M parameters: 0.20 ms a step instead of 0.41).  The small ones
-    share one ``_foreach_norm``.  Half-precision sums accumulate in float32.
+    A sum of finite numbers is finite unless it passes ``3e38`` (squares, as in a norm,
+    would overflow from ``2e19``); NaN and infinities propagate, ``inf - inf`` is NaN.
+    Summing reads each element once, which is what the check costs on a CPU, where the
+    read itself is free: at half the cost of ``_foreach_norm`` (3.3M parameters: 0.20 ms
+    a step instead of 0.41).  Gradients below :data:`SUMMED` elements are summed
+    together from one concatenation; half-precision sums accumulate in float32, and a
+    complex gradient enters by its norm.
 
     Examples
     --------
     >>> finite_check(torch.tensor(2.0), [torch.ones(4)])
-    tensor(4.)
+    tensor(6.)
     >>> finite_check(torch.tensor(2.0), [torch.ones(3), torch.tensor([float("nan")])])
     tensor(nan)
     >>> finite_check(torch.tensor(0.0), [torch.full((SUMMED,), 1e30)])  # no overflow
@@ -104,13 +110,14 @@ def finite_check(value: torch.Tensor, grads: List[torch.Tensor],
     parts = [value]
     small = []
     for g in grads:
-        if g.numel() < SUMMED or g.is_complex():
-            small.append(g)
+        if g.is_complex():
+            parts.extend(torch._foreach_norm([g]))  # real, and finite iff g is
+        elif g.numel() < SUMMED:
+            small.append(g.reshape(-1))
         else:
-            parts.append(g.sum(dtype=torch.float32) if g.dtype in _LOW_PRECISION
-                         else g.sum())
+            parts.append(_sum(g))
     if small:
-        parts.extend(torch._foreach_norm(small))
+        parts.append(_sum(torch.cat(small)) if len(small) > 1 else _sum(small[0]))
     parts.extend(witnesses)
     return torch.stack(parts).sum()
 

@@ -17,9 +17,10 @@ The finiteness test itself reads the one value ``train`` already reads:
 
 .. math::
 
-    \\text{check} = \\ell + 0 \\cdot \\sum_i \\lVert g_i \\rVert
+    \\text{check} = \\ell + \\sum_i \\textstyle\\sum g_i
 
-is finite exactly when the loss :math:`\\ell` and every gradient :math:`g_i` are.
+is finite exactly when the loss :math:`\\ell` and every gradient :math:`g_i` are
+(:func:`~pixyz_pyro.model.compile.finite_check`).
 """
 import contextlib
 import copy

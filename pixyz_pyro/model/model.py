@@ -6,7 +6,7 @@ One training step is
 2. evaluate the loss's plan through the executor's one entry point
    (:mod:`pixyz_pyro.loss.execute`; per-term values kept as references);
 3. backward, optionally clip;
-4. read the loss once (``.item()``, the only host sync), with the gradients' norms and
+4. read the loss once (``.item()``, the only host sync), with the gradients' sums and
    the support checks folded in; if a value is outside its support, refuse the step with
    a SupportError; if the loss or a gradient is not finite, refuse it and name the term
    that went non-finite;
