@@ -339,3 +339,39 @@ def test_constants_that_do_not_broadcast_are_refused_at_construction():
         Normal(loc=torch.zeros(3), scale=torch.ones(2), var=["x"])
     with pytest.raises(pixyz_pyro.errors.VariableError, match="defines one variable"):
         Normal(loc=0., scale=1., var=["x", "y"])
+
+
+def test_handlers_dispatch_by_exact_type_then_by_mro_and_user_registrations_take_effect():
+    """``run`` looks a node's handler up by its exact type in ``evaluate``'s registry,
+    falling back to singledispatch's MRO resolution: a subclass of a node type is
+    evaluated as its base until a handler is registered for it, which then takes effect
+    at once; a node type without any handler is a LossError that says how to register."""
+    from pixyz_pyro.errors import LossError as _LossError
+    from pixyz_pyro.loss.base import Loss as _Loss
+    from pixyz_pyro.loss.evaluate import evaluate
+    from pixyz_pyro.loss.values import ValueLoss
+
+    class Doubled(ValueLoss):
+        pass
+
+    assert float(Doubled(3.0).eval()) == 3.0  # the ValueLoss handler, by MRO
+
+    @evaluate.register(Doubled)
+    def _doubled(node, values, ctx):
+        return 2 * node.tensor, {}
+
+    assert float(Doubled(3.0).eval()) == 6.0
+    assert float((Doubled(3.0) + ValueLoss(1.0)).eval()) == 7.0
+
+    class Strange(_Loss):
+        def __init__(self):
+            self._freeze()
+
+        @property
+        def _input_var(self):
+            return []
+
+    with pytest.raises(_LossError, match=r"Strange is not a loss node that pixyz_pyro can "
+                       r"evaluate; register a handler with "
+                       r"pixyz_pyro\.loss\.evaluate\.evaluate\.register\(Strange\)"):
+        Strange().eval()
