@@ -291,3 +291,26 @@ def test_the_rewritten_loss_is_the_hand_written_analytic_loss():
     assert abs(la - lb) <= 1e-6 * abs(la)
     for u, v in zip(by_hand.encoder.parameters(), rewritten.encoder.parameters()):
         torch.testing.assert_close(u, v, rtol=1e-6, atol=1e-7)
+
+
+def test_live_tensor_counter_is_exact_when_small_and_an_upper_bound_when_checked_sparsely(
+        monkeypatch):
+    """Up to EXACT_UP_TO live storages every free is seen (exact); beyond, frees are
+    looked for every live // EXACT_UP_TO operators, and a peak reached between two
+    looks is flagged as an upper bound, never below the true peak."""
+    from comparisons.scaling import memory
+    mb = 2 ** 20
+
+    def step():
+        kept = [torch.ones(1) for _ in range(8)]  # 8 live storages of 4 bytes
+        a = torch.ones(mb // 4)
+        b = a * 2
+        del a
+        c = b + 1
+        return c.sum(), kept
+
+    exact = memory.live_tensors(step)
+    assert exact.exact and exact.peak == 2 * mb + 4 + 8 * 4
+    monkeypatch.setattr(memory, "EXACT_UP_TO", 1)  # look every 8+ operators
+    sparse = memory.live_tensors(step)
+    assert not sparse.exact and sparse.peak >= exact.peak

@@ -110,7 +110,9 @@ def memory_markdown(curves: Dict[str, Dict], meta: Dict) -> str:
              "(freed heap trimmed and the mark reset first; it moves by megabytes with "
              "how glibc reuses pages); on GPU `torch.cuda.max_memory_allocated`; then "
              "the Python heap's peak under `tracemalloc` (objects, not tensor data). "
-             "Ratios are to the hand-written implementation.", ""] + _header(meta)
+             "Ratios are to the hand-written implementation; \"<=\" marks a step too large "
+             "for an exact count (more than 4096 storages alive: an upper bound).",
+             ""] + _header(meta)
     for curve in curves.values():
         names, ref = _names(curve), curve["reference"]
         what = curve["points"][0]["memory"][ref]["what"] if curve["points"] else ""
@@ -128,7 +130,8 @@ def memory_markdown(curves: Dict[str, Dict], meta: Dict) -> str:
                          else "")
                 rss = m.get("resident_bytes")
                 rss = f"; rss {_bytes(rss)}" if rss is not None else ""
-                cells.append(f"{_bytes(d)}{ratio}{rss}; py {_bytes(m['python_bytes'])}")
+                bound = "<= " if m.get("what", "").endswith("(an upper bound)") else ""
+                cells.append(f"{bound}{_bytes(d)}{ratio}{rss}; py {_bytes(m['python_bytes'])}")
             lines.append(f"| {p['size']} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
