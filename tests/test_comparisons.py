@@ -296,7 +296,7 @@ def test_the_rewritten_loss_is_the_hand_written_analytic_loss():
 def test_live_tensor_counter_is_exact_when_small_and_an_upper_bound_when_checked_sparsely(
         monkeypatch):
     """Up to EXACT_UP_TO live storages every free is seen (exact); beyond, frees are
-    looked for every live // EXACT_UP_TO operators, and a peak reached between two
+    looked for every live // SPARSE_CHECKS operators, and a peak reached between two
     looks is flagged as an upper bound, never below the true peak."""
     from comparisons.scaling import memory
     mb = 2 ** 20
@@ -311,6 +311,32 @@ def test_live_tensor_counter_is_exact_when_small_and_an_upper_bound_when_checked
 
     exact = memory.live_tensors(step)
     assert exact.exact and exact.peak == 2 * mb + 4 + 8 * 4
-    monkeypatch.setattr(memory, "EXACT_UP_TO", 1)  # look every 8+ operators
+    monkeypatch.setattr(memory, "EXACT_UP_TO", 1)
+    monkeypatch.setattr(memory, "SPARSE_CHECKS", 1)  # look every 8+ operators
     sparse = memory.live_tensors(step)
     assert not sparse.exact and sparse.peak >= exact.peak
+
+    def reuse(addresses):  # a freed storage whose address the allocator hands out again,
+        first = [torch.zeros(1) for _ in range(16)]  # (checks every 16+ operators)
+        a = torch.ones(1024)  # alive at the peak, after a check that drops the freed one
+        addresses.append(a.data_ptr())
+        del a
+        b = torch.ones(1024)
+        addresses.append(b.data_ptr())
+        small = [torch.zeros(1) for _ in range(40)]  # operators enough for a check
+        c = b * 2
+        d = c * 2
+        return b, c, d, small, first
+
+    monkeypatch.undo()
+    exact_peak = 3 * 4096 + 56 * 4
+    assert memory.live_tensors(lambda: reuse([])).peak == exact_peak
+    monkeypatch.setattr(memory, "EXACT_UP_TO", 1)
+    monkeypatch.setattr(memory, "SPARSE_CHECKS", 1)
+    for _ in range(50):  # whether the allocator reuses the address varies from call to call
+        addresses: list = []
+        sparse = memory.live_tensors(lambda seen=addresses: reuse(seen))
+        if addresses[0] == addresses[1]:
+            assert sparse.peak >= exact_peak
+            return
+    pytest.skip("the allocator never reused the freed address")

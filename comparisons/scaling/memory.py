@@ -79,8 +79,9 @@ def resident_peak(step: Callable[[], object]) -> Optional[int]:
 
 
 #: Up to this many live storages, the counter checks every one for a free after every
-#: operator (exact); beyond, every ``live // EXACT_UP_TO`` operators (see LiveTensors).
+#: operator (exact); beyond, every ``live // SPARSE_CHECKS`` operators (see LiveTensors).
 EXACT_UP_TO = 4096
+SPARSE_CHECKS = 256
 
 
 class LiveTensors(TorchDispatchMode):
@@ -91,9 +92,10 @@ class LiveTensors(TorchDispatchMode):
     The frees are found by checking the storages' weak references after every operator
     while at most :data:`EXACT_UP_TO` are alive: the peak is exact.  A larger step (the
     500-step deep Markov model keeps tens of thousands alive for its backward) is
-    checked every ``live // EXACT_UP_TO`` operators, so that counting stays linear in
-    the step; its peak is then an upper bound, by at most what was freed between two
-    checks, and :attr:`exact` is ``False``.
+    checked every ``live // SPARSE_CHECKS`` operators, at most :data:`SPARSE_CHECKS`
+    weak references per operator on average, so that counting stays linear in the step;
+    its peak is then an upper bound, by at most what was freed between two checks, and
+    :attr:`exact` is ``False``.
     """
 
     def __init__(self) -> None:
@@ -111,7 +113,8 @@ class LiveTensors(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         self._since += 1
-        checked = self._since * EXACT_UP_TO >= len(self._storages)
+        live = len(self._storages)
+        checked = live <= EXACT_UP_TO or self._since * SPARSE_CHECKS >= live
         if checked:
             self._drop_freed()
             self._since = 0
@@ -119,7 +122,11 @@ class LiveTensors(TorchDispatchMode):
             if isinstance(t, torch.Tensor):
                 storage = t.untyped_storage()
                 key, n = storage.data_ptr(), storage.nbytes()
-                if n and key not in self._storages:
+                seen = self._storages.get(key)
+                if seen is not None and torch.UntypedStorage._expired(seen[0]):
+                    self.live -= seen[1]  # freed, and its address reused by this one
+                    seen = None
+                if n and seen is None:
                     self._storages[key] = (storage._weak_ref(), n)
                     self.live += n
         if self.live > self.peak:
