@@ -106,8 +106,10 @@ _FIELDS = """
 class Normal(FactorDistribution):
     __doc__ = """The normal distribution :math:`\\mathcal{N}(x; \\mu, \\sigma^2)` on
     ``pyro.distributions.Normal``, reparameterised.
-    """ + _FIELDS + """    loc, scale : float, tensor, str or None
-        :math:`\\mu` and :math:`\\sigma > 0`; ``None`` when ``forward`` returns them.
+    """ + _FIELDS + """    loc : float, tensor, str or None
+        The mean :math:`\\mu`; ``None`` when ``forward`` returns it.
+    scale : float, tensor, str or None
+        The standard deviation :math:`\\sigma > 0`; ``None`` when ``forward`` returns it.
 
     Examples
     --------
@@ -139,8 +141,10 @@ class Normal(FactorDistribution):
 
 class Laplace(FactorDistribution):
     __doc__ = """The Laplace distribution on ``pyro.distributions.Laplace``, reparameterised.
-    """ + _FIELDS + """    loc, scale : float, tensor, str or None
-        Location and scale :math:`> 0`.
+    """ + _FIELDS + """    loc : float, tensor, str or None
+        The location (the median).
+    scale : float, tensor, str or None
+        The scale :math:`b > 0`.
 
     Examples
     --------
@@ -179,8 +183,10 @@ class Beta(FactorDistribution):
 
 class Gamma(FactorDistribution):
     __doc__ = """The gamma distribution on ``pyro.distributions.Gamma``, reparameterised.
-    """ + _FIELDS + """    concentration, rate : float, tensor, str or None
-        Shape and rate :math:`> 0`.
+    """ + _FIELDS + """    concentration : float, tensor, str or None
+        The shape :math:`\\alpha > 0`.
+    rate : float, tensor, str or None
+        The rate :math:`\\beta > 0`.
 
     Examples
     --------
@@ -220,8 +226,10 @@ class Dirichlet(FactorDistribution):
 class Bernoulli(FactorDistribution):
     __doc__ = """The Bernoulli distribution on ``pyro.distributions.Bernoulli``; scores grey levels
     in :math:`[0, 1]` as binary cross-entropy (not reparameterisable).
-    """ + _FIELDS + """    probs, logits : float, tensor, str or None
-        :math:`\\pi \\in [0, 1]`, or its logit instead.
+    """ + _FIELDS + """    probs : float, tensor, str or None
+        The probability :math:`\\pi \\in [0, 1]` of a one.
+    logits : float, tensor, str or None
+        Its logit :math:`\\log \\pi - \\log(1 - \\pi)`, given instead of ``probs``.
 
     Examples
     --------
@@ -243,8 +251,10 @@ class Bernoulli(FactorDistribution):
 class FactorizedBernoulli(Bernoulli):
     __doc__ = """A Bernoulli that scores only the non-zero elements of the value (Pixyz's
     ``FactorizedBernoulli``: :math:`\\sum_i [x_i \\ne 0] \\log p(x_i)`).
-    """ + _FIELDS + """    probs, logits : float, tensor, str or None
-        :math:`\\pi \\in [0, 1]`, or its logit.
+    """ + _FIELDS + """    probs : float, tensor, str or None
+        The probability :math:`\\pi \\in [0, 1]` of a one.
+    logits : float, tensor, str or None
+        Its logit, given instead of ``probs``.
 
     Examples
     --------
@@ -262,8 +272,10 @@ class FactorizedBernoulli(Bernoulli):
 class RelaxedBernoulli(FactorDistribution):
     __doc__ = """A Bernoulli whose draws are relaxed (``pyro.distributions.RelaxedBernoulli`` at
     ``temperature``) and reparameterised; it scores with the hard Bernoulli.
-    """ + _FIELDS + """    probs, logits : float, tensor, str or None
-        :math:`\\pi \\in [0, 1]`, or its logit.
+    """ + _FIELDS + """    probs : float, tensor, str or None
+        The probability :math:`\\pi \\in [0, 1]` of a one.
+    logits : float, tensor, str or None
+        Its logit, given instead of ``probs``.
     temperature : float or tensor
         The relaxation's temperature (default 0.1).
 
@@ -290,8 +302,10 @@ class RelaxedBernoulli(FactorDistribution):
 class Categorical(FactorDistribution):
     __doc__ = """The categorical distribution over one-hot values, on
     ``pyro.distributions.OneHotCategorical`` (not reparameterisable).
-    """ + _FIELDS + """    probs, logits : float, tensor, str or None
-        Class probabilities over the last dimension, or their logits.
+    """ + _FIELDS + """    probs : float, tensor, str or None
+        The class probabilities over the last dimension.
+    logits : float, tensor, str or None
+        Their logits (normalised over the last dimension), given instead of ``probs``.
 
     Examples
     --------
@@ -314,8 +328,10 @@ class RelaxedCategorical(FactorDistribution):
     __doc__ = """A categorical whose draws are relaxed one-hot vectors
     (``pyro.distributions.RelaxedOneHotCategorical`` at ``temperature``),
     reparameterised; it scores with the hard one-hot categorical.
-    """ + _FIELDS + """    probs, logits : float, tensor, str or None
-        Class probabilities over the last dimension, or their logits.
+    """ + _FIELDS + """    probs : float, tensor, str or None
+        The class probabilities over the last dimension.
+    logits : float, tensor, str or None
+        Their logits (normalised over the last dimension), given instead of ``probs``.
     temperature : float or tensor
         The relaxation's temperature (default 0.1).
 
@@ -343,8 +359,10 @@ class Multinomial(FactorDistribution):
     ``total_count`` comes first, as in Pixyz.
     """ + _FIELDS + """    total_count : int
         The number of trials.
-    probs, logits : float, tensor, str or None
-        Class probabilities over the last dimension, or their logits.
+    probs : float, tensor, str or None
+        The class probabilities over the last dimension.
+    logits : float, tensor, str or None
+        Their logits (normalised over the last dimension), given instead of ``probs``.
 
     Examples
     --------
