@@ -89,6 +89,10 @@ _FIELDS = """
     conditioning variables (``cond_var``) as keyword arguments and returns a dict of the
     parameters left ``None`` here, each of shape ``batch_shape + features_shape``.
 
+    A parameter given as a string takes the value of that conditioning variable
+    (``Normal(loc="y", scale=1., var=["x"], cond_var=["y"])``); a number or a tensor is a
+    constant, an ``nn.Parameter`` is trained.
+
     Parameters
     ----------
     var : list of str
@@ -101,6 +105,11 @@ _FIELDS = """
         The shape of one draw of one batch element (``sample_shape + batch_shape +
         features_shape``, see :mod:`pixyz_pyro.dist.shapes`).
 """
+#: The last entry of each family's Parameters section.
+_KWARGS = """    kwargs
+        Pixyz's ``dim=n`` (``features_shape=[n]``); any other keyword is a
+        ``ParameterError`` that names the family's parameters.
+"""
 
 
 class Normal(FactorDistribution):
@@ -110,7 +119,7 @@ class Normal(FactorDistribution):
         The mean :math:`\\mu`; ``None`` when ``forward`` returns it.
     scale : float, tensor, str or None
         The standard deviation :math:`\\sigma > 0`; ``None`` when ``forward`` returns it.
-
+""" + _KWARGS + """
     Examples
     --------
     A network :math:`q(z|x)` returns its parameters from ``forward``:
@@ -145,7 +154,7 @@ class Laplace(FactorDistribution):
         The location (the median).
     scale : float, tensor, str or None
         The scale :math:`b > 0`.
-
+""" + _KWARGS + """
     Examples
     --------
     >>> Laplace(loc=0., scale=1., var=["x"]).get_log_prob({"x": torch.zeros(1)})
@@ -164,7 +173,7 @@ class Beta(FactorDistribution):
     __doc__ = """The beta distribution on ``pyro.distributions.Beta``, reparameterised.
     """ + _FIELDS + """    concentration1, concentration0 : float, tensor, str or None
         :math:`\\alpha, \\beta > 0`.
-
+""" + _KWARGS + """
     Examples
     --------
     >>> Beta(concentration1=2., concentration0=2., var=["x"]).get_log_prob(
@@ -187,7 +196,7 @@ class Gamma(FactorDistribution):
         The shape :math:`\\alpha > 0`.
     rate : float, tensor, str or None
         The rate :math:`\\beta > 0`.
-
+""" + _KWARGS + """
     Examples
     --------
     >>> Gamma(concentration=1., rate=1., var=["x"]).get_log_prob({"x": torch.ones(1)})
@@ -207,7 +216,7 @@ class Dirichlet(FactorDistribution):
     __doc__ = """The Dirichlet distribution on ``pyro.distributions.Dirichlet``, reparameterised.
     """ + _FIELDS + """    concentration : float, tensor, str or None
         :math:`\\alpha_k > 0` over the last dimension.
-
+""" + _KWARGS + """
     Examples
     --------
     >>> Dirichlet(concentration=torch.ones(3), var=["x"]).get_log_prob(
@@ -230,7 +239,7 @@ class Bernoulli(FactorDistribution):
         The probability :math:`\\pi \\in [0, 1]` of a one.
     logits : float, tensor, str or None
         Its logit :math:`\\log \\pi - \\log(1 - \\pi)`, given instead of ``probs``.
-
+""" + _KWARGS + """
     Examples
     --------
     >>> p = Bernoulli(probs=torch.full((2,), 0.5), var=["x"])
@@ -278,7 +287,7 @@ class RelaxedBernoulli(FactorDistribution):
         Its logit, given instead of ``probs``.
     temperature : float or tensor
         The relaxation's temperature (default 0.1).
-
+""" + _KWARGS + """
     Examples
     --------
     >>> p = RelaxedBernoulli(probs=torch.full((3,), 0.5), var=["x"])
@@ -306,7 +315,7 @@ class Categorical(FactorDistribution):
         The class probabilities over the last dimension.
     logits : float, tensor, str or None
         Their logits (normalised over the last dimension), given instead of ``probs``.
-
+""" + _KWARGS + """
     Examples
     --------
     >>> p = Categorical(probs=torch.tensor([0.25, 0.75]), var=["y"])
@@ -334,7 +343,7 @@ class RelaxedCategorical(FactorDistribution):
         Their logits (normalised over the last dimension), given instead of ``probs``.
     temperature : float or tensor
         The relaxation's temperature (default 0.1).
-
+""" + _KWARGS + """
     Examples
     --------
     >>> p = RelaxedCategorical(probs=torch.tensor([0.5, 0.5]), var=["y"])
@@ -363,7 +372,7 @@ class Multinomial(FactorDistribution):
         The class probabilities over the last dimension.
     logits : float, tensor, str or None
         Their logits (normalised over the last dimension), given instead of ``probs``.
-
+""" + _KWARGS + """
     Examples
     --------
     >>> p = Multinomial(total_count=2, probs=torch.tensor([0.5, 0.5]), var=["x"])
