@@ -158,7 +158,7 @@ class SupportCheck(NamedTuple):
     ``witness(t)`` is the hot path: a tuple of 0-dim tensors, computed on the device and
     never read by itself, that are all finite exactly when every element of ``t`` lies in
     the support (NaN anywhere in ``t`` makes them NaN too).  The training step sums them
-    into its one finiteness read with the loss and the gradients' norms, so a support
+    into its one finiteness read with the loss and the gradients' sums, so a support
     check costs a reduction and an elementwise op or two, with no comparison, stack or
     ``where`` of its own.  For a lower bound :math:`l` and an interval :math:`[l, u]`:
 
