@@ -103,3 +103,67 @@ def test_it_keeps_fewer_batch_sized_buffers_alive():
 
     saved = tensor_peak(step(composed)) - tensor_peak(step(BernoulliLogProb.apply))
     assert saved >= batch
+
+
+# --- the Normal ------------------------------------------------------------------------------
+def test_the_fused_normal_score_is_torchs_value_and_gradients():
+    """NormalLogProb: torch's Normal.log_prob bit for bit; its closed-form gradients for
+    x, loc and a broadcast scale pass gradcheck and gradgradcheck (float64), and a fixed
+    scale gets no gradient."""
+    from pixyz_pyro.dist.fused import NormalLogProb
+    g = torch.Generator().manual_seed(0)
+    x, loc = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
+    for scale in (torch.rand(6, 5, generator=g) + 0.1, torch.rand(1, 5, generator=g) + 0.1,
+                  torch.tensor(0.7)):
+        assert torch.equal(NormalLogProb.apply(x, loc, scale),
+                           torch.distributions.Normal(loc, scale).log_prob(x))
+    d = torch.double
+    xd = torch.randn(4, 3, dtype=d, generator=g).requires_grad_()
+    ld = torch.randn(4, 3, dtype=d, generator=g).requires_grad_()
+    for sd in ((torch.rand(1, 3, dtype=d, generator=g) + 0.5).requires_grad_(),
+               torch.tensor(1.3, dtype=d, requires_grad=True)):
+        assert torch.autograd.gradcheck(NormalLogProb.apply, (xd, ld, sd))
+        assert torch.autograd.gradgradcheck(NormalLogProb.apply, (xd, ld, sd))
+    fixed = torch.tensor(0.5)
+    loc2 = loc.clone().requires_grad_()
+    NormalLogProb.apply(x, loc2, fixed).sum().backward()
+    torch.testing.assert_close(loc2.grad, (x - loc) / 0.25)
+    assert fixed.grad is None
+
+
+@pytest.mark.parametrize("features", [4, FUSED_MIN // 2])
+def test_the_numerics_table_scores_small_and_large_normal_batches_alike(features):
+    """Below FUSED_MIN the composed kernels, from it the fused node: the same value as
+    torch's, and gradients equal to rounding."""
+    from pixyz_pyro.dist.family import _normal_log_prob
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, features, generator=g)
+    loc = torch.randn(2, features, generator=g).requires_grad_()
+    scale = (torch.rand(1, features, generator=g) + 0.2).requires_grad_()
+    lp = _normal_log_prob({"loc": loc, "scale": scale}, x)
+    fused = x.numel() >= FUSED_MIN
+    assert (type(lp.grad_fn).__name__ == "NormalLogProbBackward") == fused
+    ref_loc, ref_scale = loc.detach().requires_grad_(), scale.detach().requires_grad_()
+    ref = torch.distributions.Normal(ref_loc, ref_scale).log_prob(x)
+    assert torch.equal(lp, ref)
+    lp.sum().backward()
+    ref.sum().backward()
+    torch.testing.assert_close(loc.grad, ref_loc.grad)
+    torch.testing.assert_close(scale.grad, ref_scale.grad)
+
+
+def test_a_gaussian_decoder_with_a_fixed_scale_keeps_fewer_batch_sized_buffers_alive():
+    """Measured with the comparisons' live-tensor counter, as for the Bernoulli."""
+    from comparisons.scaling.memory import tensor_peak
+    from pixyz_pyro.dist.fused import NormalLogProb
+    h = torch.randn(256, 784, requires_grad=True)
+    x = torch.rand(256, 784)
+    scale = torch.tensor(0.1)
+    batch = h.numel() * 4
+
+    def step(score):
+        return lambda: score(x, torch.tanh(h), scale).sum().backward()
+
+    composed_normal = lambda x, loc, s: torch.distributions.Normal(loc, s).log_prob(x)  # noqa: E731
+    saved = tensor_peak(step(composed_normal)) - tensor_peak(step(NormalLogProb.apply))
+    assert saved >= batch

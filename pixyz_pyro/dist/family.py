@@ -20,7 +20,7 @@ import pyro.distributions as pd
 import torch
 from pyro.distributions import TorchDistribution, constraints
 
-from .fused import FUSED_MIN, BernoulliLogProb
+from .fused import FUSED_MIN, BernoulliLogProb, NormalLogProb
 from .shapes import broadcast_shapes
 
 _LOG_PROB = Callable[[object, torch.Tensor], torch.Tensor]
@@ -44,10 +44,17 @@ _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 def _normal_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tensor]:
     """``Normal.log_prob``: :math:`-\\frac{(x - \\mu)^2}{2\\sigma^2} - \\log\\sigma
-    - \\log\\sqrt{2\\pi}`."""
+    - \\log\\sqrt{2\\pi}`; on a batch of images (``FUSED_MIN`` elements, ``loc`` of the
+    value's shape) as one autograd node with the same value
+    (:class:`~pixyz_pyro.dist.fused.NormalLogProb`)."""
     loc, scale = params.get("loc"), params.get("scale")
     if not isinstance(loc, torch.Tensor) or not isinstance(scale, torch.Tensor):
         return None
+    if x.numel() >= FUSED_MIN and loc.shape == x.shape and scale.dim() <= x.dim() and \
+            x.dtype == loc.dtype == scale.dtype and \
+            broadcast_shapes(scale.shape, x.shape) == x.shape and \
+            not torch.compiler.is_compiling():  # a batch of images: one autograd node
+        return NormalLogProb.apply(x, loc, scale)
     # torch's expression, op for op (the same bits), through the tensors' own methods:
     # ``**`` and a scalar on the left go through Python wrappers in torch.
     return (x - loc).pow(2).neg().div(scale.pow(2).mul(2)).sub(scale.log()).sub(_LOG_SQRT_2PI)
