@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Dict, List
 
-#: Targets: implementation -> (reference implementation, largest ratio).
+#: Targets: label -> (implementation, reference implementation, largest ratio).
 TARGETS = {
     "pixyz": ("pixyz", "torch", 1.00),
     "pixyz_mc": ("pixyz_mc", "torch", 1.03),

@@ -341,11 +341,11 @@ def test_constants_that_do_not_broadcast_are_refused_at_construction():
         Normal(loc=0., scale=1., var=["x", "y"])
 
 
-def test_handlers_dispatch_by_exact_type_then_by_mro_and_user_registrations_take_effect():
-    """``run`` looks a node's handler up by its exact type in ``evaluate``'s registry,
-    falling back to singledispatch's MRO resolution: a subclass of a node type is
-    evaluated as its base until a handler is registered for it, which then takes effect
-    at once; a node type without any handler is a LossError that says how to register."""
+def test_handlers_dispatch_by_mro_and_user_registrations_take_effect():
+    """``run`` finds a node's handler by singledispatch on its type: a subclass of a node
+    type is evaluated as its base until a handler is registered for it, which then takes
+    effect at once; a node type without any handler is a LossError that says how to
+    register."""
     from pixyz_pyro.errors import LossError as _LossError
     from pixyz_pyro.loss.base import Loss as _Loss
     from pixyz_pyro.loss.evaluate import evaluate

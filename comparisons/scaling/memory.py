@@ -184,4 +184,4 @@ def measure(step: Callable[[], object], device: str = "cpu", repeats: int = 2) -
     counted = live_tensors(step)
     return {"device_bytes": counted.peak, "python_bytes": python_peak(step),
             "resident_bytes": None if any(s is None for s in rss) else min(rss),
-            "what": "live tensors" if counted.exact else "live tensors (an upper bound)"}
+            "what": "live tensors", "exact": counted.exact}

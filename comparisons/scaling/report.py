@@ -130,7 +130,7 @@ def memory_markdown(curves: Dict[str, Dict], meta: Dict) -> str:
                          else "")
                 rss = m.get("resident_bytes")
                 rss = f"; rss {_bytes(rss)}" if rss is not None else ""
-                bound = "<= " if m.get("what", "").endswith("(an upper bound)") else ""
+                bound = "" if m.get("exact", True) else "<= "
                 cells.append(f"{bound}{_bytes(d)}{ratio}{rss}; py {_bytes(m['python_bytes'])}")
             lines.append(f"| {p['size']} | " + " | ".join(cells) + " |")
         lines.append("")

@@ -40,10 +40,9 @@ def _sum_features(t: torch.Tensor, sum_features: bool, feature_dims) -> torch.Te
         return t
     if feature_dims is not None:  # [] sums nothing (torch's sum(dim=[]) would sum all)
         return t.sum(dim=tuple(feature_dims)) if len(feature_dims) else t
-    n = t.dim()
-    if n <= 1:
+    if t.dim() <= 1:
         return t
-    return t.sum(1) if n == 2 else t.sum(dim=tuple(range(1, n)))
+    return t.sum(dim=tuple(range(1, t.dim())))
 
 
 def _fold_param(t, n: int, rows: Optional[int]):

@@ -12,7 +12,6 @@ so users lift any other Pyro distribution in one line:
 >>> round(float(p.get_log_prob({"x": torch.zeros(1, 1)})), 4)
 -1.0009
 """
-import math
 from typing import (Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Type,
                     Union)
 
@@ -20,7 +19,7 @@ import pyro.distributions as pd
 import torch
 from pyro.distributions import TorchDistribution, constraints
 
-from .fused import FUSED_MIN, BernoulliLogProb, NormalLogProb
+from .fused import FUSED_MIN, BernoulliLogProb, NormalLogProb, normal_log_density
 from .shapes import broadcast_shapes
 
 _LOG_PROB = Callable[[object, torch.Tensor], torch.Tensor]
@@ -39,8 +38,6 @@ def _default_log_prob(d, x: torch.Tensor) -> torch.Tensor:
 # rounding (tests check it).  Each returns ``None`` where it does not apply (a parameter
 # that is not a tensor), and the caller falls back to the pyro object.
 
-_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
-
 
 def _normal_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tensor]:
     """``Normal.log_prob``: :math:`-\\frac{(x - \\mu)^2}{2\\sigma^2} - \\log\\sigma
@@ -55,9 +52,7 @@ def _normal_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tensor]
             broadcast_shapes(scale.shape, x.shape) == x.shape and \
             not torch.compiler.is_compiling():  # a batch of images: one autograd node
         return NormalLogProb.apply(x, loc, scale)
-    # torch's expression, op for op (the same bits), through the tensors' own methods:
-    # ``**`` and a scalar on the left go through Python wrappers in torch.
-    return (x - loc).pow(2).neg().div(scale.pow(2).mul(2)).sub(scale.log()).sub(_LOG_SQRT_2PI)
+    return normal_log_density(x, loc, scale)
 
 
 def _normal_rsample(params: _Params, sample_shape: Tuple[int, ...]) -> Optional[torch.Tensor]:

@@ -43,7 +43,16 @@ import torch
 #: Elements from which a Bernoulli or Normal score is one fused node (a 128 x 784 batch
 #: has 100352).
 FUSED_MIN = 32768
-LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+
+
+def normal_log_density(x: torch.Tensor, loc: torch.Tensor,
+                       scale: torch.Tensor) -> torch.Tensor:
+    """torch's ``Normal.log_prob`` expression, op for op (the same bits), through the
+    tensors' own methods (``**`` and a scalar on the left go through Python wrappers in
+    torch)."""
+    return (x - loc).pow(2).neg().div(scale.pow(2).mul(2)).sub(scale.log()).sub(
+        _LOG_SQRT_2PI)
 
 
 class BernoulliLogProb(torch.autograd.Function):
@@ -120,8 +129,7 @@ class NormalLogProb(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, loc: torch.Tensor,
                 scale: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x, loc, scale)
-        return (x - loc).pow(2).neg().div(scale.pow(2).mul(2)).sub(scale.log()).sub(
-            LOG_SQRT_2PI)
+        return normal_log_density(x, loc, scale)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor

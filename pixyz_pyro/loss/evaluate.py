@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Tuple
 import torch
 from torch.distributions import kl_divergence
 
-from ..dist.context import Context, is_compiling
+from ..dist.context import Context
 from ..dist.family import PYRO_NUMERICS, closed_kl
 from ..dist.shapes import SHAPES, fold, shape_str
 from ..dist.validation import checking
@@ -50,20 +50,16 @@ Result = Tuple[object, Values]
 def run(node: Loss, values: Values, ctx: Context) -> Result:
     """Evaluate ``node`` on ``values``: once per input dict for a shared node, and its value
     recorded when it is one of the plan's top-level terms."""
-    # The handler registered for exactly this type (a dict lookup), else singledispatch's
-    # resolution by the type's MRO (subclasses, and the error for an unknown type); under
-    # torch.compile always the latter (Dynamo does not trace a mappingproxy of types).
-    handler = evaluate if is_compiling() else _REGISTRY.get(type(node)) or evaluate
     shared = ctx.shared
     if shared is not None and id(node) in shared:
         seen = shared[id(node)]
         for v, result in seen:
             if v is values:
                 return result
-        result = handler(node, values, ctx)
+        result = evaluate(node, values, ctx)
         seen.append((values, result))  # the dict is kept, so its id stays unique
     else:
-        result = handler(node, values, ctx)
+        result = evaluate(node, values, ctx)
     terms = ctx.terms
     if terms is not None and id(node) in terms:
         terms[id(node)] = result[0]
@@ -76,10 +72,6 @@ def evaluate(node, values: Values, ctx: Context) -> Result:
     raise LossError(f"{type(node).__name__} is not a loss node that pixyz_pyro can "
                     f"evaluate; register a handler with "
                     f"pixyz_pyro.loss.evaluate.evaluate.register({type(node).__name__})")
-
-
-#: The live view of ``evaluate``'s registrations (``evaluate.register`` adds to it).
-_REGISTRY = evaluate.registry
 
 
 # --- leaves ---------------------------------------------------------------------------------
@@ -125,8 +117,7 @@ def _binary(op):
     def handler(node, values, ctx):
         x, nx = run(node.a, values, ctx)
         y, ny = run(node.b, values, ctx)
-        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and \
-                x.shape != y.shape and checking():
+        if checking():
             _check_shapes(node, x, y)
         if nx and ny:
             nx = {**nx, **ny}
@@ -197,10 +188,8 @@ def _expectation(node, values, ctx):
     # p draws all of its variables afresh, as Pixyz's sample does: a value of one of them
     # in the input (last step's z, carried by an IterativeLoss) is not a draw of p.
     given = values
-    for v in p.var:
-        if v in values:
-            given = {k: t for k, t in values.items() if k not in p.var}
-            break
+    if any(v in values for v in p.var):
+        given = {k: v for k, v in values.items() if k not in p.var}
     options = ctx.options
     if options is not None and options.sample_mean:  # every draw would be the mean
         from ..dist.mean_sample import mean_values
@@ -257,9 +246,7 @@ def _sum_features(kl, dim):
     if dim is not None and not (isinstance(dim, (list, tuple)) and not dim):  # [], as None
         return kl.sum(dim=dim)
     n = kl.dim()
-    if n <= 1:
-        return kl
-    return kl.sum(1) if n == 2 else kl.sum(dim=tuple(range(1, n)))
+    return kl.sum(dim=tuple(range(1, n))) if n > 1 else kl
 
 
 def _scalar(d, full) -> bool:
