@@ -17,7 +17,7 @@
 import functools
 import math
 import operator
-from typing import Any, Dict, List, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from torch.distributions import kl_divergence
@@ -34,7 +34,6 @@ from . import (
     divergences,
     entropy,
     expectation,
-    iterative,
     mmd,
     ops,
     pdf,
@@ -315,71 +314,6 @@ def _entropy(node, values, ctx):
     return node.p._entropy_values(values, ctx), {}
 
 
-# --- time series ----------------------------------------------------------------------------
-def _check_series(node, values, mask) -> int:
-    """The number of steps, after checking the series and the mask."""
-    lengths = {v: values[v].shape[0] for v in node.series_var
-               if isinstance(values.get(v), torch.Tensor)}
-
-    def where():  # the formula only for an error
-        return f"IterativeLoss over {node.step_loss._short()}"
-
-    if len(set(lengths.values())) > 1:
-        raise ShapeError(f"{where()}: the series_var {node.series_var} must have one length "
-                         f"on dim 0 (time), got {lengths}")
-    if node.max_iter and lengths and min(lengths.values()) < node.max_iter \
-            and node.slice_step is None:
-        raise ShapeError(f"{where()}: max_iter={node.max_iter} but the series are only "
-                         f"{min(lengths.values())} steps long: {lengths}")
-    steps = node.max_iter or values[node.series_var[0]].shape[0]
-    if mask is not None:
-        series = [values[v] for v in node.series_var
-                  if isinstance(values.get(v), torch.Tensor) and values[v].dim() > 1]
-        rows = series[0].shape[1] if series else None
-        if not isinstance(mask, torch.Tensor) or mask.dim() != 2 or mask.shape[0] != steps \
-                or (rows is not None and mask.shape[1] != rows):
-            got = shape_str(mask.shape) if isinstance(mask, torch.Tensor) else \
-                type(mask).__name__
-            raise ShapeError(f"{where()}: the mask must have shape (T, batch) = ({steps}, "
-                             f"{rows if rows is not None else 'batch'}), got {got}")
-    return steps
-
-
-@evaluate.register(iterative.IterativeLoss)
-def _iterative(node, values, ctx):
-    """The step loss at ``t = 0, 1, ...`` on ``x[t]``; after each step its samples are
-    renamed by ``update_value`` for the next one.  Each step sees a new dict."""
-    options = ctx.options
-    mask = options.mask if options is not None and options.mask is not None else node.mask
-    steps = _check_series(node, values, mask)
-    t_name = node._t_name()
-    sliced = node.series_var if node.slice_step is None else ()
-    series = [(k, values[k]) for k in sliced]
-    updates = tuple(node.update_value.items())
-    state = values
-    total: Any = 0  # a tensor (or a number) after the first step
-    new: Values = {}
-    runner = ctx.step_runner
-    for t in range(steps):
-        state = dict(state)
-        if t_name is not None:
-            state[t_name] = t
-        for k, v in series:
-            state[k] = v[t]
-        step, new = run(node.step_loss, state, ctx) if runner is None else \
-            runner(node.step_loss, state, ctx)
-        if new:
-            state.update(new)
-        if mask is not None:
-            step = step * mask[t].to(step.dtype if isinstance(step, torch.Tensor)
-                                     else torch.get_default_dtype())
-        total = total + step
-        for old, renamed in updates:
-            if old in state:
-                state[renamed] = state.pop(old)
-    return total, new
-
-
 # --- losses between samples -------------------------------------------------------------------
 def _inputs_of(dist, values):
     """The entries of ``values`` that ``dist`` takes as input (so that it draws all of its
@@ -507,3 +441,7 @@ def _vr_bound(node, values, ctx):
     box.append((alpha + (1.0 - alpha) * v).reshape(-1))
     surrogate = (v * lw).sum(0)
     return bound.detach() + (surrogate - surrogate.detach()), {}
+
+
+# The IterativeLoss handler and the step plan (they use the handlers above).
+from . import series  # noqa: E402,F401
