@@ -15,11 +15,14 @@ from pixyz_pyro.dist import Bernoulli, Normal
 from pixyz_pyro.dist.context import Context
 from pixyz_pyro.dist.family import (
     _bernoulli_log_prob,
+    _bernoulli_nll,
     _kl_normal_normal,
     _normal_log_prob,
+    _normal_nll,
     _normal_rsample,
     closed_kl,
 )
+from pixyz_pyro.dist.fused import FUSED_MIN
 from pixyz_pyro.loss import KullbackLeibler
 
 
@@ -117,6 +120,44 @@ def test_bernoulli_from_logits_is_pyros():
                        pd.Bernoulli(logits=logits, validate_args=False).log_prob(x))
 
 
+@pytest.mark.parametrize("case", ["normal", "normal, broadcast scale", "bernoulli probs",
+                                  "bernoulli probs, saturated", "bernoulli logits"])
+def test_the_nll_is_minus_the_log_prob_bit_for_bit_in_value_and_gradient(case):
+    """The numerics table's ``nll`` moves the sign inwards: the same bits as
+    ``-log_prob``, and the same gradients, with one kernel fewer."""
+    torch.manual_seed(0)
+    if case.startswith("normal"):
+        shape = (1, 3) if "broadcast" in case else (6, 3)
+        params = {"loc": torch.randn(6, 3), "scale": torch.rand(shape) + 0.1}
+        x, nll, lp = torch.randn(6, 3), _normal_nll, _normal_log_prob
+    else:
+        key = "logits" if "logits" in case else "probs"
+        t = torch.randn(6, 3) if key == "logits" else torch.rand(6, 3)
+        if "saturated" in case:
+            t[0, :2] = torch.tensor([0.0, 1.0])
+        params, x = {key: t}, (torch.rand(6, 3) > 0.5).float()
+        nll, lp = _bernoulli_nll, _bernoulli_log_prob
+    leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+    twins = {k: v.clone().requires_grad_() for k, v in params.items()}
+    a, b = nll(leaves, x), -lp(twins, x)
+    assert torch.equal(a, b)
+    a.sum().backward()
+    b.sum().backward()
+    assert all(torch.equal(leaves[k].grad, twins[k].grad) for k in params)
+
+
+def test_the_nll_leaves_fused_and_compiled_scores_to_the_log_prob(monkeypatch):
+    """Where the score is one fused node (a batch of images) the nll declines (the caller
+    negates the log-prob), and so it does under ``torch.compile``."""
+    n = FUSED_MIN // 4 + 1
+    big = {"loc": torch.zeros(4, n), "scale": torch.ones(4, n)}
+    assert _normal_nll(big, torch.zeros(4, n)) is None
+    assert _bernoulli_nll({"probs": torch.full((4, n), 0.5)}, torch.ones(4, n)) is None
+    assert _normal_nll({"loc": 0.0, "scale": torch.ones(1)}, torch.zeros(1)) is None
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert _bernoulli_nll({"probs": torch.full((2, 3), 0.5)}, torch.ones(2, 3)) is None
+
+
 def test_non_tensor_parameters_fall_back():
     assert _normal_log_prob({"loc": 0.0, "scale": torch.ones(1)}, torch.zeros(1)) is None
     assert _normal_rsample({"loc": torch.zeros(1), "scale": 1.0}, ()) is None
@@ -128,6 +169,8 @@ def test_families_carry_their_closed_forms():
     assert Normal.family.numerics.rsample is _normal_rsample
     assert Bernoulli.family.numerics.log_prob is _bernoulli_log_prob
     assert Bernoulli.family.numerics.rsample is None  # not reparameterisable
+    assert Normal.family.numerics.nll is _normal_nll
+    assert Bernoulli.family.numerics.nll is _bernoulli_nll
     # the class declares what it uses; a subclass that overrides pyro_dist uses none
     assert Normal._numerics is Normal.family.numerics
 

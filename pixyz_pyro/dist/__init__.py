@@ -26,7 +26,8 @@ from .graph_view import DistGraph
 from .joint import MarginalizeVarDistribution, MultiplyDistribution, ReplaceVarDistribution
 
 __all__ = [
-    "Distribution", "DistributionBase", "DistGraph", "FactorDistribution", "Family", "lift", "FAMILIES",
+    "Distribution", "DistributionBase", "DistGraph", "FactorDistribution", "Family", "lift",
+    "FAMILIES",
     "Normal", "Bernoulli", "RelaxedBernoulli", "FactorizedBernoulli", "Categorical",
     "RelaxedCategorical", "Multinomial", "Dirichlet", "Beta", "Laplace", "Gamma",
     "MultiplyDistribution", "ReplaceVarDistribution", "MarginalizeVarDistribution",

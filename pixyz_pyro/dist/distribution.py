@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequenc
 import torch
 from torch import nn
 
+from .._modulelist import ModuleListOf
 from ..errors import (
     VariableError,
     check_mapping,
@@ -29,7 +30,6 @@ from ..errors import (
     passes_through,
     wrap_error,
 )
-from .._modulelist import ModuleListOf
 from ..validate_args import check_optional_positive_int, check_sample_shape
 from .checks import settle
 from .context import Context

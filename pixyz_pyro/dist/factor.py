@@ -14,7 +14,7 @@ Names, shapes and supports are validated on every call, as the validation policy
 flags read once per evaluation (:mod:`pixyz_pyro.dist.checks`).
 """
 import warnings
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -261,12 +261,19 @@ class FactorDistribution(Distribution):
     def _metadata(self, params: Dict, out: Optional[Dict], values: Dict) -> Tuple:
         """Everything the host checks of :meth:`_validate` read: the names, shapes and
         dtypes of the parameters, which of them ``forward`` returned, and the shapes of
-        its inputs."""
-        return (id(self), None if out is None else tuple(out),
-                tuple([(k, t.shape, t.dtype) if isinstance(t, torch.Tensor) else (k, type(t))
-                       for k, t in params.items()]),
-                tuple([t.shape if isinstance(t, torch.Tensor) else None
-                       for t in [values[v] for v in self._forward_vars]]))
+        its inputs, as one flat tuple (it is built on every call: flat, it costs half of
+        one of tuples)."""
+        key: List[object] = ["params", id(self), None if out is None else tuple(out)]
+        for k, t in params.items():
+            if isinstance(t, torch.Tensor):
+                key += (k, t.shape, t.dtype)
+            else:
+                key += (k, type(t))
+        key.append(None)  # the shapes of forward's inputs follow
+        for v in self._forward_vars:
+            t = values[v]
+            key.append(t.shape if isinstance(t, torch.Tensor) else None)
+        return tuple(key)
 
     def _validate(self, params: Dict, out: Optional[Dict], values: Dict,
                   ctx: Optional[Context]) -> None:
@@ -408,16 +415,25 @@ class FactorDistribution(Distribution):
                                             for k, t in params.items()})
         return out
 
-    def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
+    def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None,
+                         negate=False):
+        """:math:`\\log p(x|\\ldots)` given ``values``, checked; with ``negate``,
+        :math:`-\\log p` with the same bits, from the numerics table's ``nll`` where it has
+        one (no negation kernel: see :mod:`pixyz_pyro.loss.series`)."""
         self._require(values, self._lp_names, "log_prob")
         x = values[self._var[0]]
         params = self._params(values, ctx)
-        closed = self._numerics.log_prob
+        numerics = self._numerics
+        closed = numerics.log_prob
+        nll = numerics.nll if negate else None
         d = None
         if checking():
             d = None if closed is not None else self.family.build(params)
             x = self._check_value(params, d, x, ctx)
         try:
+            lp = nll(params, x) if nll is not None else None
+            if lp is not None:  # -log p already
+                return _sum_features(lp, sum_features, feature_dims)
             lp = closed(params, x) if closed is not None else None
             if lp is None:
                 d = d if d is not None else self.family.build(params)
@@ -429,7 +445,8 @@ class FactorDistribution(Distribution):
             raise ShapeError(
                 f'{self.prob_text}: cannot score "{self._var[0]}" ({describe(x)}) against '
                 f"parameters of shape {full} ({SHAPES}). {type(e).__name__}: {e}") from e
-        return _sum_features(lp, sum_features, feature_dims)
+        lp = _sum_features(lp, sum_features, feature_dims)
+        return -lp if negate else lp
 
     def _value_shape(self, params, d) -> Tuple[int, ...]:
         """The full shape of one value, ``batch_shape + features_shape``."""
@@ -451,9 +468,16 @@ class FactorDistribution(Distribution):
         every call)."""
         key = None
         if ctx is not None and not ctx.traced and isinstance(x, torch.Tensor):
-            tensors = [t for t in params.values() if isinstance(t, torch.Tensor)]
-            key = (id(self), x.shape, x.dtype, x.device,
-                   tensors[0].device if tensors else None, tuple([t.shape for t in tensors]))
+            # the value's metadata, the parameters' device and shapes, flat
+            meta: List[object] = ["value", id(self), x.shape, x.dtype, x.device]
+            device = None
+            for t in params.values():
+                if isinstance(t, torch.Tensor):
+                    if device is None:
+                        device = t.device
+                        meta.append(device)
+                    meta.append(t.shape)
+            key = tuple(meta)
             passed = ctx.checked.get(key)
             if passed is not None:
                 if passed[0] is not None:

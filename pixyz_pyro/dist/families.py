@@ -21,8 +21,8 @@ import sys
 from typing import Any, List, Optional, Sequence, Tuple, Type, Union
 
 import pyro.distributions as pd
-from pyro.distributions import TorchDistribution
 import torch
+from pyro.distributions import TorchDistribution
 
 from .factor import FactorDistribution
 from .family import UNNORMALISED_PROBS, Family, interval_check
@@ -325,7 +325,8 @@ class Categorical(FactorDistribution):
 
     family = Family("Categorical", pd.OneHotCategorical, ("probs",), alternatives=_PROBS,
                     param_checks=UNNORMALISED_PROBS,
-                    value_check=_one_hot, support_text="must be one-hot along its last dimension (use F.one_hot)")
+                    value_check=_one_hot,
+                    support_text="must be one-hot along its last dimension (use F.one_hot)")
 
     def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p",
                  features_shape: Shape = torch.Size(), probs: Param = None,

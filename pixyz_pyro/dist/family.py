@@ -12,14 +12,19 @@ so users lift any other Pyro distribution in one line:
 >>> round(float(p.get_log_prob({"x": torch.zeros(1, 1)})), 4)
 -1.0009
 """
-from typing import (Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Type,
-                    Union)
+from typing import Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Type, Union
 
 import pyro.distributions as pd
 import torch
 from pyro.distributions import TorchDistribution, constraints
 
-from .fused import FUSED_MIN, BernoulliLogProb, NormalLogProb, normal_log_density
+from .fused import (
+    FUSED_MIN,
+    BernoulliLogProb,
+    NormalLogProb,
+    normal_log_density,
+    normal_neg_log_density,
+)
 from .shapes import broadcast_shapes
 
 _LOG_PROB = Callable[[object, torch.Tensor], torch.Tensor]
@@ -39,6 +44,15 @@ def _default_log_prob(d, x: torch.Tensor) -> torch.Tensor:
 # that is not a tensor), and the caller falls back to the pyro object.
 
 
+def _fused_normal(x: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> bool:
+    """Whether a Normal score is one autograd node: a batch of images (``FUSED_MIN``
+    elements, ``loc`` of the value's shape, one dtype), eagerly."""
+    return x.numel() >= FUSED_MIN and loc.shape == x.shape and scale.dim() <= x.dim() and \
+        x.dtype == loc.dtype == scale.dtype and \
+        broadcast_shapes(scale.shape, x.shape) == x.shape and \
+        not torch.compiler.is_compiling()
+
+
 def _normal_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tensor]:
     """``Normal.log_prob``: :math:`-\\frac{(x - \\mu)^2}{2\\sigma^2} - \\log\\sigma
     - \\log\\sqrt{2\\pi}`; on a batch of images (``FUSED_MIN`` elements, ``loc`` of the
@@ -47,12 +61,19 @@ def _normal_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tensor]
     loc, scale = params.get("loc"), params.get("scale")
     if not isinstance(loc, torch.Tensor) or not isinstance(scale, torch.Tensor):
         return None
-    if x.numel() >= FUSED_MIN and loc.shape == x.shape and scale.dim() <= x.dim() and \
-            x.dtype == loc.dtype == scale.dtype and \
-            broadcast_shapes(scale.shape, x.shape) == x.shape and \
-            not torch.compiler.is_compiling():  # a batch of images: one autograd node
+    if _fused_normal(x, loc, scale):  # a batch of images: one autograd node
         return NormalLogProb.apply(x, loc, scale)
     return normal_log_density(x, loc, scale)
+
+
+def _normal_nll(params: _Params, x: torch.Tensor) -> Optional[torch.Tensor]:
+    """``-Normal.log_prob`` without a negation (:func:`normal_neg_log_density`, the same
+    bits); ``None`` where the score is one fused node."""
+    loc, scale = params.get("loc"), params.get("scale")
+    if not isinstance(loc, torch.Tensor) or not isinstance(scale, torch.Tensor) or \
+            _fused_normal(x, loc, scale):
+        return None
+    return normal_neg_log_density(x, loc, scale)
 
 
 def _normal_rsample(params: _Params, sample_shape: Tuple[int, ...]) -> Optional[torch.Tensor]:
@@ -96,6 +117,17 @@ def _bernoulli_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tens
     three more transcendental passes (0.56 ms against 0.92 ms forward and backward for a
     128 x 784 batch on one CPU thread); eagerly, that form would be more kernels.
     """
+    return _bernoulli_score(params, x, False)
+
+
+def _bernoulli_nll(params: _Params, x: torch.Tensor) -> Optional[torch.Tensor]:
+    """``-Bernoulli.log_prob``: the binary cross-entropy with logits of
+    :func:`_bernoulli_log_prob` without its negation (the same bits); ``None`` where the
+    score is one fused node or is compiled."""
+    return _bernoulli_score(params, x, True)
+
+
+def _bernoulli_score(params: _Params, x: torch.Tensor, negate: bool) -> Optional[torch.Tensor]:
     probs = params.get("probs")
     if isinstance(probs, torch.Tensor):
         if x.dtype != probs.dtype:
@@ -104,10 +136,12 @@ def _bernoulli_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tens
         if eps is None:  # not a floating dtype: Pyro's object gives the error
             return None
         if torch.compiler.is_compiling():
+            if negate:
+                return None
             clamped = probs.clamp(eps, 1 - eps)
             return x * clamped.log() + (1 - x) * torch.log1p(-clamped)
         if probs.shape == x.shape and probs.numel() >= FUSED_MIN:  # one autograd node
-            return BernoulliLogProb.apply(probs, x, eps)
+            return None if negate else BernoulliLogProb.apply(probs, x, eps)
         logits = torch.logit(probs, eps)
     else:
         given = params.get("logits")
@@ -118,7 +152,8 @@ def _bernoulli_log_prob(params: _Params, x: torch.Tensor) -> Optional[torch.Tens
         logits, x = torch.broadcast_tensors(logits, x)
     # F.binary_cross_entropy_with_logits(..., reduction="none") without its Python wrapper
     # (the shapes are equal here): the same kernel, weight and pos_weight None, reduction 0.
-    return -torch.binary_cross_entropy_with_logits(logits, x, None, None, 0)
+    nll = torch.binary_cross_entropy_with_logits(logits, x, None, None, 0)
+    return nll if negate else -nll
 
 
 def _kl_normal_normal(p: _Params, q: _Params) -> Optional[torch.Tensor]:
@@ -139,13 +174,16 @@ class Numerics(NamedTuple):
 
     log_prob: Optional[Callable[[_Params, torch.Tensor], Optional[torch.Tensor]]] = None
     rsample: Optional[Callable[[_Params, Tuple[int, ...]], Optional[torch.Tensor]]] = None
+    #: ``-log_prob`` computed without a negation, the same bits (a loss that subtracts a
+    #: log-likelihood adds it: one kernel fewer forward and backward).
+    nll: Optional[Callable[[_Params, torch.Tensor], Optional[torch.Tensor]]] = None
 
 
 #: The backend table: pyro class -> its closed forms.  Every entry is tested against the
 #: pyro class (``tests/test_family_closed_forms.py``).
 NUMERICS: Dict[type, Numerics] = {
-    pd.Normal: Numerics(_normal_log_prob, _normal_rsample),
-    pd.Bernoulli: Numerics(_bernoulli_log_prob, None),
+    pd.Normal: Numerics(_normal_log_prob, _normal_rsample, _normal_nll),
+    pd.Bernoulli: Numerics(_bernoulli_log_prob, None, _bernoulli_nll),
 }
 #: No closed form: every method of the pyro object.
 PYRO_NUMERICS = Numerics()
@@ -196,10 +234,8 @@ def _generic_check(bad: Callable[[torch.Tensor], torch.Tensor]) -> SupportCheck:
 
 def greater_than_check(lower: float) -> SupportCheck:
     """``t > lower`` everywhere (``constraints.greater_than``, e.g. ``positive``)."""
-    if lower == 0:
-        witness = (lambda t: (t.amin().log(),))
-    else:
-        witness = (lambda t: ((t.amin() - lower).log(),))
+    def witness(t: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        return ((t.amin().log() if lower == 0 else (t.amin() - lower).log()),)
     return SupportCheck(witness, lambda t: t.amin() <= lower)
 
 
@@ -313,7 +349,8 @@ class Family:
 
     def __init__(self, name: str, pyro_cls: Type[TorchDistribution], params: Sequence[str],
                  alternatives: Optional[Mapping[str, str]] = None, reparam: bool = False,
-                 sampler_cls: Optional[Type[TorchDistribution]] = None, sampler_params: Sequence[str] = (),
+                 sampler_cls: Optional[Type[TorchDistribution]] = None,
+                 sampler_params: Sequence[str] = (),
                  defaults: Optional[Mapping[str, object]] = None,
                  log_prob: Optional[_LOG_PROB] = None,
                  value_check: Union[SupportCheck, Callable[[torch.Tensor], torch.Tensor],
@@ -342,7 +379,8 @@ class Family:
         #: scoring or sampling.
         closed = NUMERICS.get(pyro_cls, PYRO_NUMERICS)
         self.numerics = Numerics(closed.log_prob if log_prob is None else None,
-                                 closed.rsample if sampler_cls is None else None)
+                                 closed.rsample if sampler_cls is None else None,
+                                 closed.nll if log_prob is None else None)
         self._param_constraints = _constraints(pyro_cls, sampler_cls)
         self._param_checks = {k: f for k, f in ((k, _support_check(c)) for k, c in
                                                 self._param_constraints.items())

@@ -55,6 +55,15 @@ def normal_log_density(x: torch.Tensor, loc: torch.Tensor,
         _LOG_SQRT_2PI)
 
 
+def normal_neg_log_density(x: torch.Tensor, loc: torch.Tensor,
+                           scale: torch.Tensor) -> torch.Tensor:
+    """:math:`-\\log \\mathcal{N}(x | \\mu, \\sigma)` with the bits of
+    ``-normal_log_density``: the same operations with the signs moved inwards (IEEE
+    rounding is symmetric, so :math:`-(-a / b - c) = a / b + c` exactly) and no
+    negation."""
+    return (x - loc).pow(2).div(scale.pow(2).mul(2)).add(scale.log()).add(_LOG_SQRT_2PI)
+
+
 class BernoulliLogProb(torch.autograd.Function):
     """:math:`\\log p(x|\\pi)` elementwise, from probabilities ``probs`` clamped to
     :math:`[\\epsilon, 1 - \\epsilon]` (see the module docstring)."""

@@ -155,8 +155,7 @@ class DistGraph:
     # --- factors -----------------------------------------------------------------------
     def _atoms(self) -> List:
         """The atomic factors, in the order multiplied (through renamings and marginals)."""
-        from .joint import MarginalizeVarDistribution, MultiplyDistribution, \
-            ReplaceVarDistribution
+        from .joint import MarginalizeVarDistribution, MultiplyDistribution, ReplaceVarDistribution
         out: List = []
 
         def walk(d) -> None:

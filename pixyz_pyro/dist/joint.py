@@ -13,7 +13,6 @@ joint log-density is the sum of its factors' log-densities:
 from typing import Dict, List, Tuple
 
 import torch
-from torch import nn
 
 from ..errors import GraphError, VariableError, did_you_mean
 from ..graph import Graph

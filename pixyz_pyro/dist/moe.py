@@ -14,7 +14,6 @@ from typing import Dict, List
 
 import pyro.distributions as pd
 import torch
-from torch import nn
 
 from ..errors import VariableError
 from .distribution import Distribution, DistributionList, to_dict

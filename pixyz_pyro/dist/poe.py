@@ -27,8 +27,8 @@ from torch import nn
 from ..errors import ParameterError, VariableError
 from .context import Context
 from .distribution import Distribution, DistributionList, to_dict
-from .validation import checking
 from .families import Normal
+from .validation import checking
 
 
 def _precision(scale: torch.Tensor) -> torch.Tensor:
@@ -97,7 +97,8 @@ class ProductOfNormal(Normal):
 
     _expert_weights: torch.Tensor  # a buffer
 
-    def __init__(self, p: Union[Normal, Sequence[Normal]] = (), weight_modalities: Optional[Sequence] = None,
+    def __init__(self, p: Union[Normal, Sequence[Normal]] = (),
+                 weight_modalities: Optional[Sequence] = None,
                  name: str = "p", features_shape=torch.Size()):
         experts: List[Distribution] = [p] if isinstance(p, nn.Module) else list(p)
         if not experts:

@@ -31,11 +31,14 @@ shared) or a top-level term (its value is recorded) runs through the interpreter
 -5.5136
 """
 import functools
-from typing import Any, Callable, Dict, List, Set, Tuple
+import operator
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import torch
 
 from ..dist.context import Context
+from ..dist.factor import FactorDistribution
+from ..dist.family import PYRO_NUMERICS
 from ..dist.shapes import shape_str
 from ..dist.validation import checking
 from ..errors import ShapeError
@@ -78,7 +81,13 @@ def _binary(node: ops.BinaryLoss, ctx: Context, check: bool) -> Step:
     op = BINARY[type(node)] if type(node) in BINARY else None
     if op is None:
         return functools.partial(run, node)
-    a, b = step_plan(node.a, ctx), step_plan(node.b, ctx)
+    a, b = step_plan(node.a, ctx), None
+    if type(node) is ops.SubLoss:  # a - log p as a + (-log p): no negation kernel
+        b = negated_plan(node.b, ctx)
+        if b is not None:
+            op = operator.add
+    if b is None:
+        b = step_plan(node.b, ctx)
 
     def step(values: Values, ctx: Context) -> Result:
         x, nx = a(values, ctx)
@@ -95,6 +104,10 @@ def _unary(node: ops.UnaryLoss, ctx: Context, check: bool) -> Step:
     op = UNARY[type(node)] if type(node) in UNARY else None
     if op is None:
         return functools.partial(run, node)
+    if type(node) is ops.NegLoss:  # -log p computed as such
+        negated = negated_plan(node.a, ctx)
+        if negated is not None:
+            return negated
     a = step_plan(node.a, ctx)
 
     def step(values: Values, ctx: Context) -> Result:
@@ -113,6 +126,42 @@ for _ucls in UNARY:
 def _log_prob(node: pdf.LogProb, ctx: Context, check: bool) -> Step:
     score, sum_features, dims = node.p._log_prob_values, node.sum_features, node.feature_dims
     return lambda values, ctx: (score(values, ctx, sum_features, dims), {})
+
+
+# --- negated plans: -f with the bits of -(value of f), without a negation kernel ----------
+def negated_plan(node: Loss, ctx: Context) -> Optional[Step]:
+    """A plan that computes ``-node`` directly, or ``None``: a log-likelihood of a factor
+    whose numerics table has an ``nll`` (:class:`~pixyz_pyro.dist.family.Numerics`), and
+    an expectation of one.  IEEE negation is exact, so ``a - f`` and ``a + (-f)`` are the
+    same bits; the loss saves one elementwise kernel forward and one backward per term."""
+    shared, terms = ctx.shared, ctx.terms
+    if (shared is not None and id(node) in shared) or (terms is not None and id(node) in terms):
+        return None
+    return _negated(node, ctx, checking())
+
+
+@functools.singledispatch
+def _negated(node: Loss, ctx: Context, check: bool) -> Optional[Step]:
+    return None
+
+
+@_negated.register(pdf.LogProb)
+def _negated_log_prob(node: pdf.LogProb, ctx: Context, check: bool) -> Optional[Step]:
+    p: Any = node.p
+    if type(p)._log_prob_values is not FactorDistribution._log_prob_values or \
+            getattr(p, "_numerics", PYRO_NUMERICS).nll is None:
+        return None
+    score, sum_features, dims = p._log_prob_values, node.sum_features, node.feature_dims
+    return lambda values, ctx: (score(values, ctx, sum_features, dims, True), {})
+
+
+@_negated.register(expectation.Expectation)
+def _negated_expectation(node: expectation.Expectation, ctx: Context, check: bool
+                         ) -> Optional[Step]:
+    if not _one_draw(node, ctx):
+        return None
+    f = negated_plan(node.f, ctx)
+    return None if f is None else _draw_then(node, f)
 
 
 def _param_shapes(params: Dict) -> Tuple:
@@ -147,18 +196,21 @@ def _kl(node: divergences.KullbackLeibler, ctx: Context, check: bool) -> Step:
     return step
 
 
-@_plan.register(expectation.Expectation)
-def _expectation(node: expectation.Expectation, ctx: Context, check: bool) -> Step:
-    """One draw of ``p`` (``sample_shape`` 1, no enumeration, draws not replaced by
-    means); anything else runs through the interpreter."""
-    p, options = node.p, ctx.options
-    if node.n != 1 or p.enumerates or (options is not None and options.sample_mean):
-        return functools.partial(run, node)
-    f, var, reparam = step_plan(node.f, ctx), tuple(p.var), node.reparam
+def _one_draw(node: expectation.Expectation, ctx: Context) -> bool:
+    """Whether the expectation is planned: one draw of ``p`` (``sample_shape`` 1, no
+    enumeration, draws not replaced by means)."""
+    options = ctx.options
+    return node.n == 1 and not node.p.enumerates and \
+        not (options is not None and options.sample_mean)
+
+
+def _draw_then(node: expectation.Expectation, f: Step) -> Step:
+    """Draw from ``node.p`` as the interpreter's handler does, then run ``f``."""
+    p, var, reparam = node.p, tuple(node.p.var), node.reparam
 
     def step(values: Values, ctx: Context) -> Result:
         given = values
-        for v in var:  # p draws its variables afresh (as the interpreter's handler)
+        for v in var:  # p draws its variables afresh
             if v in values:
                 given = {k: t for k, t in values.items() if k not in var}
                 break
@@ -167,6 +219,14 @@ def _expectation(node: expectation.Expectation, ctx: Context, check: bool) -> St
         value, more = f({**values, **new}, ctx)
         return value, ({**new, **more} if more else new)
     return step
+
+
+@_plan.register(expectation.Expectation)
+def _expectation(node: expectation.Expectation, ctx: Context, check: bool) -> Step:
+    """One draw (:func:`_one_draw`); anything else runs through the interpreter."""
+    if not _one_draw(node, ctx):
+        return functools.partial(run, node)
+    return _draw_then(node, step_plan(node.f, ctx))
 
 
 # --- the series -------------------------------------------------------------------------------
