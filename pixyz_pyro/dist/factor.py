@@ -40,9 +40,10 @@ def _sum_features(t: torch.Tensor, sum_features: bool, feature_dims) -> torch.Te
         return t
     if feature_dims is not None:  # [] sums nothing (torch's sum(dim=[]) would sum all)
         return t.sum(dim=tuple(feature_dims)) if len(feature_dims) else t
-    if t.dim() <= 1:
-        return t
-    return t.sum(dim=tuple(range(1, t.dim())))
+    n = t.dim()
+    if n <= 2:  # (batch, features): one dimension, without building a tuple of dims
+        return t.sum(1) if n == 2 else t
+    return t.sum(dim=tuple(range(1, n)))
 
 
 def _fold_param(t, n: int, rows: Optional[int]):
@@ -479,21 +480,26 @@ class FactorDistribution(Distribution):
                     meta.append(t.shape)
             key = tuple(meta)
             passed = ctx.checked.get(key)
-            if passed is not None:
-                if passed[0] is not None:
-                    self._flag_value(passed[0], x, ctx)
+            if passed is not None:  # the flag as made the first time, for this value
+                if passed:
+                    check, what, problem, lenient = passed
+                    ctx.flags.append(Violation(check, self, what, x, problem, lenient))
                 return x
         scored = self._check_value_metadata(params, d, x)
         check = self.family.value_check_for(scored)
+        made = ()
         if check is not None:
-            self._flag_value(check, scored, ctx)
+            made = self._flag_value(check, scored, ctx)
         if key is not None and scored is x:
-            ctx.checked[key] = (check,)
+            ctx.checked[key] = made
         return scored
 
-    def _flag_value(self, check, x, ctx) -> None:
-        lenient = self.family.lenient_support and not strict()
-        flag(ctx, Violation(check, self, f'"{self._var[0]}"', x, (self.family, None), lenient))
+    def _flag_value(self, check, x, ctx) -> Tuple:
+        """Flag ``x`` for ``check``; returns what the flag is made of, but the tensor."""
+        made = (check, f'"{self._var[0]}"', (self.family, None),
+                self.family.lenient_support and not strict())
+        flag(ctx, Violation(made[0], self, made[1], x, made[2], made[3]))
+        return made
 
     def _check_value_metadata(self, params, d, x) -> torch.Tensor:
         """The host part of :meth:`_check_value`: the value to score, or an error."""

@@ -160,7 +160,13 @@ def _data_parallel(node, values, ctx):
 # --- expectations -----------------------------------------------------------------------------
 def _batch_of(dist, values, default):
     """The batch size of ``dist``'s first batched input, else ``default``."""
-    for v in dist.input_var:
+    return first_batch(dist.input_var, values, default)
+
+
+def first_batch(names, values, default):
+    """The batch size of the first batched tensor of ``values`` named in ``names``, else
+    ``default``."""
+    for v in names:
         t = values.get(v)
         if isinstance(t, torch.Tensor) and t.dim() > 0:
             return t.shape[0]
@@ -245,7 +251,9 @@ def _sum_features(kl, dim):
     if dim is not None and not (isinstance(dim, (list, tuple)) and not dim):  # [], as None
         return kl.sum(dim=dim)
     n = kl.dim()
-    return kl.sum(dim=tuple(range(1, n))) if n > 1 else kl
+    if n <= 2:  # (batch, features): one dimension, without building a tuple of dims
+        return kl.sum(1) if n == 2 else kl
+    return kl.sum(dim=tuple(range(1, n)))
 
 
 def _scalar(d, full) -> bool:

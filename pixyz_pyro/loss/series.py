@@ -49,12 +49,12 @@ from .evaluate import (
     UNARY,
     Result,
     Values,
-    _batch_of,
     _check_kl_shapes,
     _check_shapes,
     _closed_kl,
     _sum_features,
     evaluate,
+    first_batch,
     run,
 )
 
@@ -207,6 +207,7 @@ def _one_draw(node: expectation.Expectation, ctx: Context) -> bool:
 def _draw_then(node: expectation.Expectation, f: Step) -> Step:
     """Draw from ``node.p`` as the interpreter's handler does, then run ``f``."""
     p, var, reparam = node.p, tuple(node.p.var), node.reparam
+    inputs = tuple(p.input_var)
 
     def step(values: Values, ctx: Context) -> Result:
         given = values
@@ -214,7 +215,7 @@ def _draw_then(node: expectation.Expectation, f: Step) -> Step:
             if v in values:
                 given = {k: t for k, t in values.items() if k not in var}
                 break
-        batch_n = _batch_of(p, values, ctx.batch_n)
+        batch_n = first_batch(inputs, values, ctx.batch_n)
         new: Dict[str, Any] = p._sample_values(given, ctx, reparam, batch_n)
         value, more = f({**values, **new}, ctx)
         return value, ({**new, **more} if more else new)
