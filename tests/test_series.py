@@ -200,3 +200,62 @@ def test_a_mask_and_a_step_index_through_the_plan():
     lp = torch.distributions.Normal(0., 1.).log_prob(x).sum(-1)  # (3, 2)
     assert torch.allclose(loss.eval({"x": x, "h_prev": h}), lp.sum(0))
     assert torch.allclose(loss.eval({"x": x, "h_prev": h}, mask=mask), (lp * mask).sum(0))
+
+
+def _graph_ops(t):
+    seen, stack, names = set(), [t.grad_fn], []
+    while stack:
+        f = stack.pop()
+        if f is None or f in seen:
+            continue
+        seen.add(f)
+        names.append(type(f).__name__)
+        stack.extend(g for g, _ in f.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("body", ["kl - E[log p]", "-E[log p] + kl"])
+def test_a_subtracted_log_likelihood_is_added_as_its_nll(body, dists, monkeypatch):
+    """``a - E[log p(x|z)]`` and ``-E[log p] + a`` run as ``a + E[-log p]``: no negation
+    node in the graph, and the interpreter's value and gradients bit for bit."""
+    q, p, e = dists
+    kl, rec = KullbackLeibler(q, p), Expectation(q, LogProb(e))
+    loss = series_of(kl - rec if body.startswith("kl") else -rec + kl)
+    torch.manual_seed(2)
+    planned = run(loss, data(), Context())[0]
+    assert "NegBackward0" not in _graph_ops(planned)
+    interpreted(monkeypatch)
+    torch.manual_seed(2)
+    reference = run(loss, data(), Context())[0]
+    assert "NegBackward0" in _graph_ops(reference)
+    assert torch.equal(planned, reference)
+    params = [t for d in dists for t in d.parameters()]
+    ga = torch.autograd.grad(planned.sum(), params)
+    gb = torch.autograd.grad(reference.sum(), params)
+    assert all(torch.equal(a, b) for a, b in zip(ga, gb))
+
+
+def test_a_normal_likelihood_is_folded_too(monkeypatch):
+    """A Gaussian emission: ``kl - E[log N(x|mu, 1)]`` without a negation, same bits."""
+    torch.manual_seed(0)
+    q = Inference()
+
+    class GaussEmission(Normal):
+        def __init__(self):
+            super().__init__(var=["x"], cond_var=["z"], name="p", scale=1.0,
+                             features_shape=[X])
+            self.fc = nn.Linear(Z, X)
+
+        def forward(self, z):
+            return {"loc": self.fc(z)}
+
+    e, prior = GaussEmission(), Normal(loc=0.0, scale=1.0, var=["z"], features_shape=[Z])
+    loss = series_of(KullbackLeibler(q, prior) - Expectation(q, LogProb(e)))
+    x = {"x": torch.randn(T, B, X), "z_prev": torch.zeros(B, Z)}
+    torch.manual_seed(4)
+    a = run(loss, x, Context())[0]
+    interpreted(monkeypatch)
+    torch.manual_seed(4)
+    b = run(loss, x, Context())[0]
+    assert "NegBackward0" not in _graph_ops(a) and "NegBackward0" in _graph_ops(b)
+    assert torch.equal(a, b)
