@@ -7,6 +7,7 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from _series_world import Emission, Inference
 from torch import nn
 
 from pixyz_pyro.dist import Bernoulli, Normal
@@ -27,16 +28,6 @@ from pixyz_pyro.model import Model
 T, B, X, Z = 5, 4, 3, 2
 
 
-class Inference(Normal):
-    def __init__(self):
-        super().__init__(var=["z"], cond_var=["x", "z_prev"], name="q", features_shape=[Z])
-        self.fc = nn.Linear(X + Z, 2 * Z)
-
-    def forward(self, x, z_prev):
-        loc, s = self.fc(torch.cat([x, z_prev], -1)).chunk(2, -1)
-        return {"loc": loc, "scale": F.softplus(s) + 0.1}
-
-
 class Transition(Normal):
     """p(z|z_prev); from call ``wide_from`` on, its parameters have ``2 * Z`` features."""
 
@@ -54,15 +45,6 @@ class Transition(Normal):
         return {"loc": loc, "scale": scale}
 
 
-class Emission(Bernoulli):
-    def __init__(self):
-        super().__init__(var=["x"], cond_var=["z"], name="p", features_shape=[X])
-        self.fc = nn.Linear(Z, X)
-
-    def forward(self, z):
-        return {"probs": torch.sigmoid(self.fc(z))}
-
-
 def data(seed=0):
     g = torch.Generator().manual_seed(seed)
     return {"x": (torch.rand(T, B, X, generator=g) > 0.5).float(),
@@ -72,7 +54,7 @@ def data(seed=0):
 @pytest.fixture
 def dists():
     torch.manual_seed(0)
-    return Inference(), Transition(), Emission()
+    return Inference(X, Z), Transition(), Emission(X, Z)
 
 
 def steps(q, p, e):
@@ -177,7 +159,7 @@ def test_a_model_trains_the_same_with_and_without_the_plan(dists, monkeypatch):
     results = []
     for planned in (True, False):
         torch.manual_seed(0)
-        q, p, e = Inference(), Transition(), Emission()
+        q, p, e = Inference(X, Z), Transition(), Emission(X, Z)
         loss = series_of(KullbackLeibler(q, p) - Expectation(q, LogProb(e))).mean()
         model = Model(loss, distributions=[q, p, e], optimizer=torch.optim.Adam,
                       optimizer_params={"lr": 1e-2})
@@ -238,7 +220,7 @@ def test_a_subtracted_log_likelihood_is_added_as_its_nll(body, dists, monkeypatc
 def test_a_normal_likelihood_is_folded_too(monkeypatch):
     """A Gaussian emission: ``kl - E[log N(x|mu, 1)]`` without a negation, same bits."""
     torch.manual_seed(0)
-    q = Inference()
+    q = Inference(X, Z)
 
     class GaussEmission(Normal):
         def __init__(self):

@@ -8,10 +8,11 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from _series_world import Emission, Inference
 from torch import nn
 
 import pixyz_pyro
-from pixyz_pyro.dist import Bernoulli, Normal
+from pixyz_pyro.dist import Normal
 from pixyz_pyro.dist.context import Context
 from pixyz_pyro.dist.validation import SupportWarning
 from pixyz_pyro.errors import ParameterError, ShapeError, SupportError
@@ -45,27 +46,8 @@ class Transition(Normal):
         return {"loc": loc, "scale": scale}
 
 
-class Inference(Normal):
-    def __init__(self):
-        super().__init__(var=["z"], cond_var=["x", "z_prev"], name="q", features_shape=[Z])
-        self.fc = nn.Linear(X + Z, 2 * Z)
-
-    def forward(self, x, z_prev):
-        loc, s = self.fc(torch.cat([x, z_prev], -1)).chunk(2, -1)
-        return {"loc": loc, "scale": F.softplus(s) + 0.1}
-
-
-class Emission(Bernoulli):
-    def __init__(self):
-        super().__init__(var=["x"], cond_var=["z"], name="p", features_shape=[X])
-        self.fc = nn.Linear(Z, X)
-
-    def forward(self, z):
-        return {"probs": torch.sigmoid(self.fc(z))}
-
-
 def dmm():
-    q, trans, emit = Inference(), Transition(), Emission()
+    q, trans, emit = Inference(X, Z), Transition(), Emission(X, Z)
     step = KullbackLeibler(q, trans) - Expectation(q, LogProb(emit))
     loss = IterativeLoss(step, max_iter=T, series_var=["x"],
                          update_value={"z": "z_prev"}).mean()
@@ -122,7 +104,7 @@ def test_a_late_value_outside_the_support_warns_or_raises_by_policy():
 
 def test_a_late_value_with_other_features_is_a_shape_error():
     """Steps whose value has other features than the first step's are checked afresh."""
-    emit = Emission()
+    emit = Emission(X, Z)
     lp = LogProb(emit)
     ctx = Context()
     z = torch.zeros(B, Z)
@@ -162,7 +144,7 @@ def test_large_tensors_are_reduced_alone_and_still_caught():
     from pixyz_pyro.dist.checks import GROUPED, Violation, witnesses
     from pixyz_pyro.dist.family import interval_check
     check = interval_check(0, 1)
-    emit = Emission()
+    emit = Emission(X, Z)
 
     def flags(*ts):
         return [Violation(check, emit, '"x"', t, (emit.family, None), True) for t in ts]
