@@ -62,11 +62,16 @@ from .evaluate import (
 Step = Callable[[Values, Context], Result]
 
 
-def step_plan(node: Loss, ctx: Context) -> Step:
-    """The plan of ``node`` for this evaluation (see the module docstring): a node that
-    ``run`` must see (shared, or a recorded term) runs through it."""
+def _run_sees(node: Loss, ctx: Context) -> bool:
+    """Whether ``run`` must evaluate ``node``: its value is shared, or recorded as a term."""
     shared, terms = ctx.shared, ctx.terms
-    if (shared is not None and id(node) in shared) or (terms is not None and id(node) in terms):
+    return (shared is not None and id(node) in shared) or \
+        (terms is not None and id(node) in terms)
+
+
+def step_plan(node: Loss, ctx: Context) -> Step:
+    """The plan of ``node`` for this evaluation (see the module docstring)."""
+    if _run_sees(node, ctx):
         return functools.partial(run, node)
     return _plan(node, ctx, checking())
 
@@ -134,10 +139,7 @@ def negated_plan(node: Loss, ctx: Context) -> Optional[Step]:
     whose numerics table has an ``nll`` (:class:`~pixyz_pyro.dist.family.Numerics`), and
     an expectation of one.  IEEE negation is exact, so ``a - f`` and ``a + (-f)`` are the
     same bits; the loss saves one elementwise kernel forward and one backward per term."""
-    shared, terms = ctx.shared, ctx.terms
-    if (shared is not None and id(node) in shared) or (terms is not None and id(node) in terms):
-        return None
-    return _negated(node, ctx, checking())
+    return None if _run_sees(node, ctx) else _negated(node, ctx, checking())
 
 
 @functools.singledispatch
