@@ -211,3 +211,22 @@ def test_a_gan_commits_both_steps_or_neither():
     after = take(model)
     after["counter skipped_steps"] = before["counter skipped_steps"]
     assert_identical(before, after)
+
+
+def test_a_deferred_interrupt_goes_to_the_handler_in_place_after_the_block():
+    """During the commit a Ctrl-C waits; at its end the handler in place gets it: a
+    user's handler is called once, an ignored SIGINT stays ignored."""
+    from pixyz_pyro.model.guard import deferred_interrupt
+    calls = []
+    previous = signal.signal(signal.SIGINT, lambda *args: calls.append(args[0]))
+    try:
+        with deferred_interrupt():
+            signal.raise_signal(signal.SIGINT)
+            inside = list(calls)
+        after = list(calls)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with deferred_interrupt():
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert inside == [] and after == [signal.SIGINT]
