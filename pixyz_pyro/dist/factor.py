@@ -262,8 +262,8 @@ class FactorDistribution(Distribution):
     def _metadata(self, params: Dict, out: Optional[Dict], values: Dict) -> Tuple:
         """Everything the host checks of :meth:`_validate` read: the names, shapes and
         dtypes of the parameters, which of them ``forward`` returned, and the shapes of
-        its inputs, as one flat tuple (it is built on every call: flat, it costs half of
-        one of tuples)."""
+        its inputs, as one flat tuple (it is built on every call, and flat it costs half
+        of a tuple of tuples)."""
         key: List[object] = ["params", id(self), None if out is None else tuple(out)]
         for k, t in params.items():
             if isinstance(t, torch.Tensor):
