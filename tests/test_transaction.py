@@ -230,3 +230,25 @@ def test_a_deferred_interrupt_goes_to_the_handler_in_place_after_the_block():
     finally:
         signal.signal(signal.SIGINT, previous)
     assert inside == [] and after == [signal.SIGINT]
+
+
+def test_a_ctrl_c_that_reaches_another_thread_is_deferred_too():
+    """The OS may hand a Ctrl-C to any thread (a progress bar's, a loader's); Python then
+    runs the handler in the main thread at once.  The commit still finishes first."""
+    import threading
+    model, q, p, side, data = world()
+    step = model.optimizer.step
+
+    def interrupted_step(*args, **kwargs):
+        def ctrl_c():  # delivered to this thread, which blocks nothing
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+        worker = threading.Thread(target=ctrl_c)
+        worker.start()
+        worker.join()
+        return step(*args, **kwargs)
+
+    model.optimizer.step = interrupted_step
+    w = q.out.weight.detach().clone()
+    with pytest.raises(KeyboardInterrupt):
+        model.train(data)
+    assert model.step_count == 3 and not torch.equal(w, q.out.weight)

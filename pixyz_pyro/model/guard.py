@@ -127,20 +127,15 @@ def restore_module_and_optimizer(saved: tuple) -> None:
 @contextlib.contextmanager
 def deferred_interrupt() -> Iterator[None]:
     """Run a commit with Ctrl-C (SIGINT) deferred to its end, so that an interrupt never
-    leaves it half applied (main thread only; elsewhere the block runs as is).  On POSIX
-    the signal is blocked for the block (two system calls, ~2 us; swapping the handler
-    through ``signal.signal`` cost ~20 us a step)."""
+    leaves it half applied (main thread only; elsewhere the block runs as is).  The
+    handler is swapped for one that notes the signal, then put back and given it, or, if
+    it was set to ignore SIGINT, the signal is dropped.  (Blocking SIGINT in the main
+    thread would be cheaper, but the OS then hands a Ctrl-C to another thread, and Python
+    runs the handler in the main thread at once, inside the commit.)"""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    if hasattr(signal, "pthread_sigmask"):  # POSIX: the OS holds a Ctrl-C pending
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT,))
-        try:
-            yield
-        finally:  # a pending Ctrl-C is delivered here, to the handler in place
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        return
-    caught = []  # elsewhere: a handler that notes it, for the block
+    caught = []
     try:
         previous = signal.signal(signal.SIGINT, lambda *args: caught.append(args))
     except ValueError:  # not the main interpreter
@@ -152,7 +147,7 @@ def deferred_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
         if caught and callable(previous):
             previous(*caught[0])
-        elif caught:
+        elif caught and previous != signal.SIG_IGN:
             raise KeyboardInterrupt
 
 
