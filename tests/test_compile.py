@@ -424,3 +424,52 @@ def test_unroll_series_compiles_the_whole_evaluation(monkeypatch):
     assert not model._compiled.per_step
     assert model._compiled._warm == {"loss", "optimizer step"}
     assert losses == pytest.approx(expected, rel=1e-6)
+
+
+def test_new_batches_of_images_do_not_compile_the_loss_again(monkeypatch):
+    """A batch larger than ``GROUPED`` elements has its support witness reduced on its
+    own; that must not key on the tensor's ``id``, which under Dynamo is a guard on the
+    very batch: every new batch (a data loader's) would compile the loss again, and after
+    eight the loss would run eagerly."""
+    from pixyz_pyro.dist.checks import GROUPED
+    features = GROUPED // 4 + 1  # a batch of 4 is past GROUPED elements
+
+    class Big(Bernoulli):
+        def __init__(self):
+            super().__init__(var=["x"], cond_var=["z"], name="p")
+            self.fc = nn.Linear(Z, features)
+
+        def forward(self, z):
+            return {"probs": torch.sigmoid(self.fc(z))}
+
+    class Enc(Normal):
+        def __init__(self):
+            super().__init__(var=["z"], cond_var=["x"], name="q")
+            self.fc = nn.Linear(features, 2 * Z)
+
+        def forward(self, x):
+            loc, s = self.fc(x).chunk(2, -1)
+            return {"loc": loc, "scale": F.softplus(s) + 0.1}
+
+    compiled = []
+
+    def counting_backend(gm, example_inputs):
+        compiled.append(gm)
+        return gm.forward
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile",
+                        lambda f, **kw: real_compile(f, backend=counting_backend, **kw))
+    torch.manual_seed(0)
+    q, p = Enc(), Big()
+    prior = Normal(loc=torch.tensor(0.0), scale=torch.tensor(1.0), var=["z"],
+                   features_shape=[Z], name="p_{prior}")
+    model = Model((KullbackLeibler(q, prior) - Expectation(q, LogProb(p))).mean(),
+                  distributions=[p, q], compile=True)
+    batches = [torch.rand(4, features).round() for _ in range(6)]  # a new tensor each step
+    for x in batches[:3]:
+        model.train({"x": x})
+    settled = len(compiled)
+    for x in batches[3:]:
+        model.train({"x": x})
+    assert len(compiled) == settled and model._compiled.failed is None

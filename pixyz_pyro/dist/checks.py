@@ -68,10 +68,16 @@ def witnesses(flags: Sequence[Violation]) -> List[torch.Tensor]:
     if not flags:
         return []
     groups: Dict[tuple, Tuple["SupportCheck", List[torch.Tensor]]] = {}
+    alone: List[Tuple["SupportCheck", torch.Tensor]] = []
     for f in flags:
         t = f.tensor
-        key = (id(f.check), t.shape[1:] if t.dim() else None, t.device) \
-            if t.numel() <= GROUPED else (id(f.check), id(t))  # alone (or flagged twice)
+        if t.numel() > GROUPED:  # alone, once even if flagged twice; compared with `is`,
+            # not by id(): under torch.compile an id() of the batch is a guard on that
+            # very tensor, and every new batch would compile the loss again
+            if not any(c is f.check and u is t for c, u in alone):
+                alone.append((f.check, t))
+            continue
+        key = (id(f.check), t.shape[1:] if t.dim() else None, t.device)
         group = groups.get(key)
         if group is None:
             groups[key] = (f.check, [t])
@@ -80,10 +86,12 @@ def witnesses(flags: Sequence[Violation]) -> List[torch.Tensor]:
     out: List[torch.Tensor] = []
     with torch.no_grad():
         for key, (check, ts) in groups.items():
-            if len(ts) == 1 or len(key) == 2:
+            if len(ts) == 1:
                 t = ts[0]
             else:
                 t = torch.cat(ts) if key[1] is not None else torch.stack(ts)
+            out.extend(check.witness(t))
+        for check, t in alone:
             out.extend(check.witness(t))
     return out
 
