@@ -49,7 +49,7 @@ import torch
 from ..dist.checks import witnesses
 from ..dist.context import Context
 from ..errors import ModelError
-from ..loss.evaluate import run
+from ..loss.evaluate import evaluate, run
 
 if TYPE_CHECKING:
     from .model import Model
@@ -120,6 +120,19 @@ def finite_check(value: torch.Tensor, grads: List[torch.Tensor],
         parts.append(_sum(torch.cat(small)) if len(small) > 1 else _sum(small[0]))
     parts.extend(witnesses)
     return torch.stack(parts).sum()
+
+
+def _dispatched(node: Any) -> None:
+    """Look up the interpreter's handler of every node type of the loss once, eagerly.
+
+    Dynamo guards the length of ``functools.singledispatch``'s cache of handlers that it
+    traced through; a series' step plan bypasses the interpreter, so the eager warm-up
+    step leaves the step body's node types out of that cache, and the cache would grow
+    during the first compiled step and compile the step body once more (a third of the
+    deep Markov model's cold compile)."""
+    evaluate.dispatch(type(node))
+    for child in node.children:
+        _dispatched(child)
 
 
 def _evaluated(loss: Any, values: Dict[str, object], ctx: Context
@@ -205,6 +218,7 @@ class CompiledStep:
         self.cudagraphs = mode in CUDAGRAPH_MODES
         loss, optimizer = model._plan.loss, model.optimizer
         self._loss = loss
+        _dispatched(loss)
         #: Compile the step body of the series, not the unrolled evaluation.
         self.per_step = bool(model._plan.series) and not self.cudagraphs and not unroll
         self._eager: Dict[str, Callable[..., Any]] = {
