@@ -234,9 +234,12 @@ def _generic_check(bad: Callable[[torch.Tensor], torch.Tensor]) -> SupportCheck:
 
 def greater_than_check(lower: float) -> SupportCheck:
     """``t > lower`` everywhere (``constraints.greater_than``, e.g. ``positive``)."""
-    def witness(t: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        return ((t.amin().log() if lower == 0 else (t.amin() - lower).log()),)
-    return SupportCheck(witness, lambda t: t.amin() <= lower)
+    def positive(t: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        return (t.amin().log(),)
+
+    def above(t: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        return ((t.amin() - lower).log(),)
+    return SupportCheck(positive if lower == 0 else above, lambda t: t.amin() <= lower)
 
 
 def interval_check(lower: float, upper: float) -> SupportCheck:

@@ -23,6 +23,8 @@ import torch
 from torch.distributions import kl_divergence
 
 from ..dist.context import Context
+from ..dist.factor import FactorDistribution
+from ..dist.factor import _sum_features as sum_features
 from ..dist.family import PYRO_NUMERICS, closed_kl
 from ..dist.shapes import SHAPES, fold, shape_str
 from ..dist.validation import checking
@@ -250,10 +252,7 @@ def _enumerated(node, values, ctx, batch_n):
 def _sum_features(kl, dim):
     if dim is not None and not (isinstance(dim, (list, tuple)) and not dim):  # [], as None
         return kl.sum(dim=dim)
-    n = kl.dim()
-    if n <= 2:  # (batch, features): one dimension, without building a tuple of dims
-        return kl.sum(1) if n == 2 else kl
-    return kl.sum(dim=tuple(range(1, n)))
+    return sum_features(kl, True, None)  # every dimension after the batch, as a factor
 
 
 def _scalar(d, full) -> bool:
@@ -380,8 +379,6 @@ __all__ = ["evaluate", "run", "BINARY", "UNARY"]
 def _stopped_log_prob(q, values, ctx):
     """:math:`\\log q_{\\bar\\phi}(z|x)`: ``q``'s parameters as computed for the draw (the
     memo: no second ``forward``), with their gradient stopped; the value keeps its path."""
-    from ..dist.factor import FactorDistribution
-    from ..dist.factor import _sum_features as sum_factor
     factors = [q] if isinstance(q, FactorDistribution) else q.factors()
     total = None
     for f in factors:
@@ -400,7 +397,7 @@ def _stopped_log_prob(q, values, ctx):
         lp = closed(params, x) if closed is not None else None
         if lp is None:
             lp = f.family.log_prob(f.family.build(params), x)
-        lp = sum_factor(lp, True, None)
+        lp = sum_features(lp, True, None)
         total = lp if total is None else total + lp
     return total
 
