@@ -271,8 +271,8 @@ def test_an_unknown_compile_mode_is_refused_before_anything_is_built(mode):
 def test_every_model_of_a_process_gets_its_loss_and_optimizer_compiled(monkeypatch):
     """Dynamo keeps at most 8 compiled versions per code object and then runs it eagerly,
     silently; the loss of the tenth model of a process still runs compiled, as each model
-    compiles a function with a code object of its own, and so does its optimizer step,
-    whose frames inside torch (shared by every Adam) get room while they compile."""
+    compiles a function with a code object of its own, and so does its optimizer step:
+    its frames inside torch (shared by every Adam) get room while they compile."""
     runs = []
 
     def counting_backend(gm, example_inputs):

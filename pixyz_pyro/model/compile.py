@@ -227,7 +227,11 @@ class CompiledStep:
             self._eager = {"series step": run, "optimizer step": optimizer.step}
         with warnings.catch_warnings():  # torch's own deprecation notes on first import
             warnings.simplefilter("ignore", DeprecationWarning)
-            self._compiled = {k: compiler(own_code(f, k)) for k, f in self._eager.items()}
+            # the loss with a code object of its own (see own_code); the optimizer step
+            # as it is: a wrapper would be one more frame, and one more cache lookup per
+            # step, before the graph break at the top of torch's step
+            self._compiled = {k: compiler(f if k == "optimizer step" else own_code(f, k))
+                              for k, f in self._eager.items()}
         self._warm: Set[str] = set()
         self._marked = False  # cudagraph_mark_step_begin called once already
         self.failed: Optional[str] = None
