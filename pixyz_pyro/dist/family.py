@@ -436,7 +436,7 @@ class Family:
         return out
 
     def build(self, params: Mapping[str, object]):
-        """The scoring ``pyro.distributions`` object (validation is ours, on first call)."""
+        """The scoring ``pyro.distributions`` object (validation is ours, on every call)."""
         return self.pyro_cls(**self._kwargs(params, self.params), validate_args=False)
 
     def build_sampler(self, params: Mapping[str, object]):
