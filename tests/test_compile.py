@@ -75,6 +75,20 @@ def test_identity_compiler_matches_eager_exactly(monkeypatch):
     assert torch.equal(params(model), params(eager))
 
 
+def test_the_optimizer_step_is_compiled_without_a_wrapper_frame(monkeypatch):
+    """torch.compile receives the optimizer's own ``step`` (a wrapper would be one more
+    Dynamo frame, and one more cache lookup per step, in front of the graph break at the
+    top of torch's step) and the loss behind a code object of its own."""
+    given = []
+    monkeypatch.setattr(torch, "compile", lambda f, **kw: given.append(f) or f)
+    model = make_model(True)
+    train(model)
+    assert model._compiled is not None and model._compiled.failed is None
+    assert model.optimizer.step in given  # the bound method itself
+    losses = [f for f in given if f != model.optimizer.step]
+    assert len(losses) == 1 and losses[0].__code__.co_name.startswith("loss_of_model_")
+
+
 def test_compile_unavailable_warns_once_and_trains_eagerly(monkeypatch):
     expected = train(make_model(False))
 
