@@ -23,9 +23,9 @@ X, Z, H = 6, 2, 8
 
 
 class Q(Normal):
-    def __init__(self):
+    def __init__(self, x_dim=X):
         super().__init__(var=["z"], cond_var=["x"], name="q")
-        self.fc = nn.Linear(X, H)
+        self.fc = nn.Linear(x_dim, H)
         self.loc = nn.Linear(H, Z)
         self.scale = nn.Linear(H, Z)
 
@@ -35,9 +35,9 @@ class Q(Normal):
 
 
 class P(Bernoulli):
-    def __init__(self):
+    def __init__(self, x_dim=X):
         super().__init__(var=["x"], cond_var=["z"], name="p")
-        self.fc = nn.Linear(Z, X)
+        self.fc = nn.Linear(Z, x_dim)
 
     def forward(self, z):
         return {"probs": torch.sigmoid(self.fc(z))}
@@ -450,24 +450,6 @@ def test_new_batches_of_images_do_not_compile_the_loss_again(monkeypatch):
     eight the loss would run eagerly."""
     from pixyz_pyro.dist.checks import GROUPED
     features = GROUPED // 4 + 1  # a batch of 4 is past GROUPED elements
-
-    class Big(Bernoulli):
-        def __init__(self):
-            super().__init__(var=["x"], cond_var=["z"], name="p")
-            self.fc = nn.Linear(Z, features)
-
-        def forward(self, z):
-            return {"probs": torch.sigmoid(self.fc(z))}
-
-    class Enc(Normal):
-        def __init__(self):
-            super().__init__(var=["z"], cond_var=["x"], name="q")
-            self.fc = nn.Linear(features, 2 * Z)
-
-        def forward(self, x):
-            loc, s = self.fc(x).chunk(2, -1)
-            return {"loc": loc, "scale": F.softplus(s) + 0.1}
-
     compiled = []
 
     def counting_backend(gm, example_inputs):
@@ -478,7 +460,7 @@ def test_new_batches_of_images_do_not_compile_the_loss_again(monkeypatch):
     monkeypatch.setattr(torch, "compile",
                         lambda f, **kw: real_compile(f, backend=counting_backend, **kw))
     torch.manual_seed(0)
-    q, p = Enc(), Big()
+    q, p = Q(features), P(features)
     prior = Normal(loc=torch.tensor(0.0), scale=torch.tensor(1.0), var=["z"],
                    features_shape=[Z], name="p_{prior}")
     model = Model((KullbackLeibler(q, prior) - Expectation(q, LogProb(p))).mean(),
