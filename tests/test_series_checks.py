@@ -156,3 +156,21 @@ def test_large_tensors_are_reduced_alone_and_still_caught():
     bad = big.clone()
     bad[1, 7] = 1.5
     assert not torch.isfinite(torch.stack(witnesses(flags(small, bad, big))).sum())
+
+
+def test_flags_after_the_first_step_carry_the_group_of_their_tensor():
+    """A flag made from metadata that passed before carries the group key computed the
+    first time; it is the key of its own tensor, and the witnesses are those of flags
+    without a key (computed from the tensors)."""
+    from pixyz_pyro.dist.checks import group_of, witnesses
+    loss, *_ = dmm()
+    ctx = Context()
+    with torch.no_grad():
+        run(loss.a, data(), ctx)
+    assert all(f.group is not None for f in ctx.flags)
+    assert all(f.group == group_of(f.check, f.tensor) for f in ctx.flags)
+    plain = [f._replace(group=None) for f in ctx.flags]
+    assert all(torch.equal(a, b) for a, b in zip(witnesses(ctx.flags), witnesses(plain)))
+    bad = list(ctx.flags)
+    bad[-1] = bad[-1]._replace(tensor=bad[-1].tensor + 2.0)  # the last step's value
+    assert not torch.isfinite(torch.stack(witnesses(bad)).sum())

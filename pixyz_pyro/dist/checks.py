@@ -13,7 +13,7 @@ feature size reaching ``nn.Linear``), the error is re-raised as an
 :class:`~pixyz_pyro.errors.InputError` that names the distribution and its inputs.
 """
 import warnings
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
@@ -41,6 +41,9 @@ class Violation(NamedTuple):
     #: ``(family, parameter name or None)``: the words are made only for a message.
     problem: tuple
     lenient: bool
+    #: The :func:`group_of` ``tensor``, when the flag's maker knows it already (a check
+    #: whose metadata passed before in this evaluation); ``None``: computed when read.
+    group: Optional[tuple] = None
 
 
 def flag(ctx, violation: Violation) -> None:
@@ -54,6 +57,20 @@ def flag(ctx, violation: Violation) -> None:
 
 #: Tensors of at most this many elements are concatenated with the others of their check.
 GROUPED = 16384
+#: The :func:`group_of` a tensor reduced alone (compared with ``is``).
+ALONE: tuple = ("alone",)
+
+
+def group_of(check: "SupportCheck", t: torch.Tensor) -> tuple:
+    """The key under which :func:`witnesses` concatenates ``t`` with the other tensors of
+    ``check``: the check, the dimensions after the batch and the device; :data:`ALONE`
+    for a tensor of more than :data:`GROUPED` elements.  A function of the check and of
+    the tensor's metadata only, so a flag whose metadata passed before in the evaluation
+    carries the key made the first time (reading a tensor's shape and device costs more
+    than the rest of the grouping)."""
+    if t.numel() > GROUPED:
+        return ALONE
+    return (id(check), t.shape[1:] if t.dim() else None, t.device)
 
 
 def witnesses(flags: Sequence[Violation]) -> List[torch.Tensor]:
@@ -71,13 +88,15 @@ def witnesses(flags: Sequence[Violation]) -> List[torch.Tensor]:
     alone: List[Tuple["SupportCheck", torch.Tensor]] = []
     for f in flags:
         t = f.tensor
-        if t.numel() > GROUPED:  # alone, once even if flagged twice; compared with `is`,
-            # not by id(): under torch.compile an id() of the batch is a guard on that
-            # very tensor, and every new batch would compile the loss again
+        key = f.group
+        if key is None:
+            key = group_of(f.check, t)
+        if key is ALONE:  # once even if flagged twice; compared with `is`, not by id():
+            # under torch.compile an id() of the batch is a guard on that very tensor,
+            # and every new batch would compile the loss again
             if not any(c is f.check and u is t for c, u in alone):
                 alone.append((f.check, t))
             continue
-        key = (id(f.check), t.shape[1:] if t.dim() else None, t.device)
         group = groups.get(key)
         if group is None:
             groups[key] = (f.check, [t])

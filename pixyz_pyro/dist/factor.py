@@ -27,7 +27,7 @@ from ..errors import (
     VariableError,
     describe,
 )
-from .checks import Violation, check_forward_batch, flag, forward_error
+from .checks import Violation, check_forward_batch, flag, forward_error, group_of
 from .context import Context
 from .distribution import Distribution, to_dict
 from .family import PYRO_NUMERICS, Family, Numerics
@@ -265,9 +265,13 @@ class FactorDistribution(Distribution):
         its inputs, as one flat tuple (it is built on every call, and flat it costs half
         of a tuple of tuples)."""
         key: List[object] = ["params", id(self), None if out is None else tuple(out)]
+        device = None
         for k, t in params.items():
             if isinstance(t, torch.Tensor):
                 key += (k, t.shape, t.dtype)
+                if device is None:  # the flags' groups name it (one device per call:
+                    device = t.device  # the family's ops combine the parameters)
+                    key.append(device)
             else:
                 key += (k, type(t))
         key.append(None)  # the shapes of forward's inputs follow
@@ -289,8 +293,9 @@ class FactorDistribution(Distribution):
             passed = ctx.checked.get(key)
             if passed is not None:
                 fam = self.family
-                for k, what, check in passed:
-                    ctx.flags.append(Violation(check, self, what, params[k], (fam, k), False))
+                for k, what, check, group in passed:
+                    ctx.flags.append(Violation(check, self, what, params[k], (fam, k), False,
+                                               group))
                 return
         if out is not None:
             self._check_forward(out, values)
@@ -314,7 +319,7 @@ class FactorDistribution(Distribution):
     def _check_params(self, params: Dict[str, torch.Tensor],
                       ctx: Optional[Context]) -> Tuple:
         """Names and shapes on the host; supports as device flags (see :func:`flag`).
-        Returns the support checks it left, ``(name, what, check)``."""
+        Returns the support checks it left, ``(name, what, check, group)``."""
         fam = self.family
         missing = fam.missing(params)
         if missing:
@@ -351,9 +356,9 @@ class FactorDistribution(Distribution):
         for k, t in tensors:
             check = fam.param_check(k, t)
             if check is not None:
-                what = f"parameter {k}"
-                flag(ctx, Violation(check, self, what, t, (fam, k), False))
-                left.append((k, what, check))
+                what, group = f"parameter {k}", group_of(check, t)
+                flag(ctx, Violation(check, self, what, t, (fam, k), False, group))
+                left.append((k, what, check, group))
         return tuple(left)
 
     def get_params(self, params_dict=None, **kwargs) -> Dict[str, torch.Tensor]:
@@ -482,8 +487,8 @@ class FactorDistribution(Distribution):
             passed = ctx.checked.get(key)
             if passed is not None:  # the flag as made the first time, for this value
                 if passed:
-                    check, what, problem, lenient = passed
-                    ctx.flags.append(Violation(check, self, what, x, problem, lenient))
+                    check, dist, what, problem, lenient, group = passed
+                    ctx.flags.append(Violation(check, dist, what, x, problem, lenient, group))
                 return x
         scored = self._check_value_metadata(params, d, x)
         check = self.family.value_check_for(scored)
@@ -495,10 +500,11 @@ class FactorDistribution(Distribution):
         return scored
 
     def _flag_value(self, check, x, ctx) -> Tuple:
-        """Flag ``x`` for ``check``; returns what the flag is made of, but the tensor."""
-        made = (check, f'"{self._var[0]}"', (self.family, None),
-                self.family.lenient_support and not strict())
-        flag(ctx, Violation(made[0], self, made[1], x, made[2], made[3]))
+        """Flag ``x`` for ``check``; returns what the flag is made of, but the tensor:
+        ``(check, dist, what, problem, lenient, group)`` without the fourth field."""
+        made = (check, self, f'"{self._var[0]}"', (self.family, None),
+                self.family.lenient_support and not strict(), group_of(check, x))
+        flag(ctx, Violation(*made[:3], x, *made[3:]))
         return made
 
     def _check_value_metadata(self, params, d, x) -> torch.Tensor:
