@@ -46,3 +46,14 @@ def restore_running(saved: Saved) -> None:
             b = m._buffers[name]
             if b is not None:
                 b.copy_(copy)
+
+
+def restore_running_where(saved: Saved, bad: torch.Tensor) -> None:
+    """Put back what :func:`snapshot_slots` copied where the 0-dim bool ``bad`` is true,
+    on the device and without reading it: :math:`b \\leftarrow \\mathrm{where}(bad,
+    b_{before}, b)` (``Model(check_every=N)``'s refused steps)."""
+    with torch.no_grad():
+        for m, name, copy in saved:
+            b = m._buffers[name]
+            if b is not None:
+                b.copy_(torch.where(bad, copy, b))

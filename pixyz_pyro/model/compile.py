@@ -107,6 +107,21 @@ def finite_check(value: torch.Tensor, grads: List[torch.Tensor],
     value = value.detach() if value.requires_grad else value
     if not grads and not witnesses:
         return value
+    return finite_parts(value, grads, witnesses).sum()
+
+
+def finite_parts(value: torch.Tensor, grads: List[torch.Tensor],
+                 witnesses: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+    """The terms of :func:`finite_check` before their sum, as one vector: the loss, one
+    sum per gradient of at least :data:`SUMMED` elements (or complex), one sum of the
+    smaller ones, then the witnesses (:func:`part_owners` says which gradients are in
+    which entry).  ``check_every`` keeps it, to name the gradients of a refused step
+    after they are gone.
+
+    >>> finite_parts(torch.tensor(1.0), [torch.ones(2), torch.ones(SUMMED)])
+    tensor([1.0000e+00, 8.1920e+03, 2.0000e+00])
+    """
+    value = value.detach() if value.requires_grad else value
     parts = [value]
     small = []
     for g in grads:
@@ -119,7 +134,21 @@ def finite_check(value: torch.Tensor, grads: List[torch.Tensor],
     if small:
         parts.append(_sum(torch.cat(small)) if len(small) > 1 else _sum(small[0]))
     parts.extend(witnesses)
-    return torch.stack(parts).sum()
+    return torch.stack(parts)
+
+
+def part_owners(tensors: Sequence[torch.Tensor]) -> List[List[int]]:
+    """For gradients shaped as ``tensors``, the indices of the gradients summed into each
+    gradient entry of :func:`finite_parts` (entries ``1, 2, ...``), in its order.
+
+    >>> part_owners([torch.ones(2), torch.ones(SUMMED), torch.ones(3)])
+    [[1], [0, 2]]
+    """
+    alone: List[int] = []
+    small: List[int] = []
+    for i, t in enumerate(tensors):
+        (alone if t.is_complex() or t.numel() >= SUMMED else small).append(i)
+    return [[i] for i in alone] + ([small] if small else [])
 
 
 def _dispatched(node: Any) -> None:

@@ -271,6 +271,9 @@ def fit(model: "Model", train_data: Iterable, epochs: int, test_data: Optional[I
             if max_steps is not None and history.steps >= max_steps:
                 history.stopped = f"max_steps={max_steps} reached"
                 break
+        sync = getattr(model, "sync", None)
+        if sync is not None:  # check_every's pending steps, reported in their epoch
+            sync()
         if history.stopped is None:
             per_epoch = history.steps - steps
         if seen == 0:

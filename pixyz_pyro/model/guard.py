@@ -31,7 +31,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Sequence
 import torch
 from torch import nn
 
-from ..dist.running import restore_running, snapshot_slots
+from ..dist.running import restore_running, restore_running_where, snapshot_slots
 from ..errors import NonFiniteError
 from ..loss.base import Loss
 
@@ -98,6 +98,13 @@ class StepGuard:
         self._saved, self._copies, self._running, self.values = [], [], [], {}
         self.armed = False
 
+    def restore_where(self, bad: torch.Tensor) -> None:
+        """Put the running statistics back where ``bad`` (a 0-dim bool on the device) is
+        true, without reading it; the step is then accepted as far as the host knows
+        (``Model(check_every=N)``; never on the first step, whose snapshot is whole)."""
+        assert not self.first, "the first step reads its check"
+        restore_running_where(self._running, bad)
+
     def accept(self) -> None:
         """The step went through: drop the snapshot."""
         self.first = False
@@ -155,22 +162,35 @@ def is_finite(read: float) -> bool:
     return read == read and read not in (float("inf"), float("-inf"))
 
 
+def nonfinite_grads(params: Mapping[str, torch.Tensor]) -> Dict[str, List[str]]:
+    """The parameters whose gradient is not finite, by distribution: ``{"p(x|z)":
+    ["net.fc.weight", ...]}`` from ``{"p(x|z): net.fc.weight": parameter}`` (a read per
+    gradient: the refused path only)."""
+    bad: Dict[str, List[str]] = {}
+    for name, p in params.items():
+        if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+            dist, _, tensor = name.partition(": ")
+            bad.setdefault(dist, []).append(tensor)
+    return bad
+
+
+#: The last sentence of a refused step's message.
+REFUSED = ("The optimizer step was refused; parameters, buffers and optimizer state are "
+           "unchanged (pass skip_nonfinite=True to skip such steps).")
+
+
 def nonfinite_error(value: torch.Tensor, terms: Sequence[Loss],
-                    term_values: Mapping[int, Any],
-                    params: Mapping[str, torch.Tensor],
-                    values: Dict, step: int, loss_text: str) -> NonFiniteError:
-    """The error of a refused step: which terms, gradients and inputs are not finite.
+                    term_values: Mapping[int, Any], bad_grads: Mapping[str, List[str]],
+                    values: Dict, step: int, loss_text: str,
+                    refused: str = REFUSED) -> NonFiniteError:
+    """The error of a refused step: which terms, gradients (``bad_grads``, as
+    :func:`nonfinite_grads` gives them) and inputs are not finite.
 
     Runs only on the refused path, so it may sync with the device freely.
     """
     bad_terms = [t._short() for t in terms
                  if isinstance(term_values.get(id(t)), torch.Tensor)
                  and not bool(torch.isfinite(term_values[id(t)]).all())]
-    bad_grads: Dict[str, List[str]] = {}
-    for name, p in params.items():
-        if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
-            dist, _, tensor = name.partition(": ")
-            bad_grads.setdefault(dist, []).append(tensor)
     bad_inputs = [k for k, v in values.items()
                   if isinstance(v, torch.Tensor) and v.is_floating_point()
                   and not bool(torch.isfinite(v).all())]
@@ -187,6 +207,5 @@ def nonfinite_error(value: torch.Tensor, terms: Sequence[Loss],
             for d, ts in bad_grads.items()) + ".")
     if bad_inputs:
         parts.append(f"Inputs with NaN or inf: {bad_inputs}.")
-    parts.append("The optimizer step was refused; parameters, buffers and optimizer state "
-                 "are unchanged (pass skip_nonfinite=True to skip such steps).")
+    parts.append(refused)
     return NonFiniteError(" ".join(parts))

@@ -25,7 +25,7 @@ from torch import nn
 from ..dist.checks import settle, witnesses
 from ..dist.context import Context
 from ..dist.distribution import Distribution, DistributionList
-from ..errors import LossError, ModelError, passes_through, wrap_error
+from ..errors import LossError, ModelError, SupportError, passes_through, wrap_error
 from ..loss.base import Loss
 from ..loss.evaluate import run
 from ..loss.execute import check_keywords, finish, pixyz_keywords, prepare
@@ -41,9 +41,17 @@ from .checkpoint import (
     read_checkpoint,
     rng_state,
 )
-from .compile import CompiledStep, compile_mode, compile_step, finite_check
+from .compile import (
+    CompiledStep,
+    compile_mode,
+    compile_step,
+    finite_check,
+    finite_parts,
+    part_owners,
+)
+from .deferred import DeferredChecks, PendingStep, check_check_every, skipped_where, split_flags
 from .fit import History, fit
-from .guard import StepGuard, deferred_interrupt, is_finite, nonfinite_error
+from .guard import StepGuard, deferred_interrupt, is_finite, nonfinite_error, nonfinite_grads
 from .optim import OptimizerSpec, build_optimizer
 
 
@@ -103,6 +111,12 @@ class Model:
         With ``compile``, compile an ``IterativeLoss`` unrolled over its steps as one graph
         (the fastest steps; compile time grows with the number of steps) instead of one
         step body reused at every step (the default; see :mod:`pixyz_pyro.model.compile`).
+    check_every : int
+        Read the step guard once every ``check_every`` steps instead of at every step: a
+        refused step is skipped on the device and reported at the next read (the start
+        of every ``check_every``-th call, :meth:`sync`, ``save`` or ``load``).  It needs a
+        fused optimizer (``optimizer_params={"fused": True}``); see
+        :mod:`pixyz_pyro.model.deferred`.
 
     Examples
     --------
@@ -126,7 +140,8 @@ class Model:
                  clip_grad_value: Optional[float] = None, retain_graph: bool = False,
                  compile: Union[bool, str] = False, skip_nonfinite: bool = False,
                  distributed: Optional[bool] = None, allow_unused: bool = False,
-                 rewrite: bool = False, unroll_series: bool = False) -> None:
+                 rewrite: bool = False, unroll_series: bool = False,
+                 check_every: int = 1) -> None:
         if not isinstance(loss, Loss):
             raise LossError(f"Model needs a pixyz_pyro loss expression, got "
                             f"{type(loss).__name__}")
@@ -147,6 +162,9 @@ class Model:
                              f"trainable parameters (constants are buffers; wrap a trainable "
                              f"constant in nn.Parameter)")
         self.optimizer = build_optimizer(optimizer, params, optimizer_params)
+        self.check_every = check_check_every(check_every, self.optimizer, compile,
+                                             type(self).__name__)
+        self._deferred = DeferredChecks(self.check_every) if self.check_every > 1 else None
         self._params = params
         self._param_names = {f"{d.prob_text}: {n}": p for d in dists
                              for n, p in d.named_parameters() if p.requires_grad}
@@ -219,6 +237,8 @@ class Model:
         kwargs = pixyz_keywords(kwargs, f"{type(self).__name__}.train()")
         check_keywords(self._plan, kwargs, f"{type(self).__name__}.train()")
         check_gradients(self._plan)
+        if self._deferred is not None and self._deferred.due():
+            self.sync()  # the pending steps' verdicts, before this call changes anything
         if not all(m.training for m in self._modules):
             self.distributions.train()
         if self._in_step:
@@ -249,32 +269,44 @@ class Model:
             value, ctx = self.ddp(fn, x_dict, kwargs)
         else:
             value, ctx = fn(x_dict, kwargs)
+        pending = None
         try:
             value.backward(retain_graph=self.retain_graph)
             if self.clip_norm:
                 nn.utils.clip_grad_norm_(self._params, self.clip_norm)
             if self.clip_value:
                 nn.utils.clip_grad_value_(self._params, self.clip_value)
-            grads = [p.grad for p in self._params if p.grad is not None]
-            check = detached = value.detach()
-            if average_across_ranks and self.ddp is not None:
-                check = value = detached = _dist.average_across_ranks(check)
-            # the support checks, folded into the same read (a compiled loss computed them)
-            support = ctx.witnessed if ctx.witnessed is not None else witnesses(ctx.flags)
-            if grads or support:
-                check = self._compiled.check(check, grads, support) \
-                    if self._compiled is not None else finite_check(check, grads, support)
-            read = check.item()
-            if not is_finite(read) and self._refuse(value, ctx):
-                self._refused_value = value.detach()
-                return None
+            if self._deferred is not None and not self._guard.first:  # no read
+                if average_across_ranks and self.ddp is not None:
+                    value = _dist.average_across_ranks(value.detach())
+                pending = self._pending(value, ctx)
+                self._guard.restore_where(pending.bad)
+            else:
+                grads = [p.grad for p in self._params if p.grad is not None]
+                check = detached = value.detach()
+                if average_across_ranks and self.ddp is not None:
+                    check = value = detached = _dist.average_across_ranks(check)
+                # the support checks, folded into the same read (a compiled loss computed
+                # them)
+                support = ctx.witnessed if ctx.witnessed is not None else \
+                    witnesses(ctx.flags)
+                if grads or support:
+                    check = self._compiled.check(check, grads, support) \
+                        if self._compiled is not None else finite_check(check, grads, support)
+                read = check.item()
+                if not is_finite(read) and self._refuse(value, ctx):
+                    self._refused_value = value.detach()
+                    return None
+                del support, grads
             # The evaluation's tensors (parameters, checked values) are not needed by the
             # commit: let them go before the optimizer allocates its temporaries.
-            del ctx, support, grads
+            del ctx
         except BaseException:
             self._guard.restore()  # a no-op when _refuse restored it already
             self.optimizer.zero_grad(set_to_none=True)
             raise
+        if pending is not None:
+            return self._commit_pending(pending)
         with deferred_interrupt():
             self._guard.accept()
             if self._compiled is not None:
@@ -284,6 +316,83 @@ class Model:
             self.step_count += 1
         self._last_value = detached
         return detached
+
+    def _pending(self, value: torch.Tensor, ctx: Context) -> PendingStep:
+        """The step's verdict under ``check_every``, left on the device (see
+        :mod:`pixyz_pyro.model.deferred`)."""
+        params = tuple([p for p in self._params if p.grad is not None])
+        detached = value.detach()
+        strict, lenient = split_flags(ctx.flags)
+        grads = [p.grad for p in params if p.grad is not None]  # every one of them
+        parts = finite_parts(detached, grads, witnesses(strict))
+        bad = parts.sum().isfinite().logical_not()
+        mild = torch.stack(witnesses(lenient)).sum() if lenient else None
+        return PendingStep(self.step_count, bad, mild, parts, params, strict, lenient,
+                           ctx.terms or {}, self._guard.values, detached)
+
+    def _commit_pending(self, pending: PendingStep) -> torch.Tensor:
+        """The commit of a step under ``check_every``: the optimizer skips on the device
+        where the step is bad; the step waits to be read."""
+        assert self._deferred is not None
+        with deferred_interrupt():
+            self._guard.accept()
+            with skipped_where(self.optimizer, pending.bad):
+                self.optimizer.step()
+            self.step_count += 1
+            self._deferred.add(pending)
+        self._last_value = pending.value
+        return pending.value
+
+    def sync(self) -> None:
+        """Read the verdicts of the steps that ``check_every`` left pending, in one host
+        read, and report a refused one as ``check_every=1`` would have at that step; a
+        no-op when none are pending (and always with ``check_every=1``).
+
+        Refused steps changed nothing (they were skipped on the device) and leave
+        ``step_count``; with ``skip_nonfinite`` a non-finite one is counted in
+        ``skipped_steps``; otherwise the first is raised, a SupportError or a
+        NonFiniteError, after the counts are brought up to date.  Lenient support checks
+        warn here.
+        """
+        if self._deferred is None:
+            return
+        verdicts = self._deferred.take()
+        refused = [p for p, bad, _ in verdicts if bad]
+        self.step_count -= len(refused)
+        for p, bad, mild in verdicts:
+            if mild and not bad:
+                settle(p.lenient_flags)  # warns
+        for n, p in enumerate(refused):
+            step = p.step - n  # the refused steps before it were counted, then taken back
+            note = (f"(check_every={self.check_every}: the step after {step} accepted "
+                    f"steps was skipped on the device and changed nothing; the steps after "
+                    f"it, up to this read, were applied")
+            try:
+                settle(p.strict_flags)
+            except SupportError as e:
+                raise SupportError(f"{e} {note})") from None
+            if self.skip_nonfinite:
+                self.skipped_steps += 1
+                continue
+            terms = [t.node for t in self._plan.terms]
+            raise nonfinite_error(p.value, terms, p.terms, self._pending_grads(p), p.values,
+                                  step, self.loss_cls.loss_text,
+                                  refused=f"{note}; pass skip_nonfinite=True to skip such "
+                                          f"steps).")
+
+    def _pending_grads(self, p: PendingStep) -> Dict[str, List[str]]:
+        """The non-finite gradients of a pending step, by distribution, from its
+        :func:`~pixyz_pyro.model.compile.finite_parts` (the gradients themselves are
+        gone); a part that sums several small gradients names them all."""
+        names = {id(t): n for n, t in self._param_names.items()}
+        finite = torch.isfinite(p.parts).tolist()
+        bad: Dict[str, List[str]] = {}
+        for entry, owners in enumerate(part_owners(p.params), start=1):
+            if not finite[entry]:
+                for i in owners:
+                    dist, _, tensor = names.get(id(p.params[i]), "?: ?").partition(": ")
+                    bad.setdefault(dist, []).append(tensor)
+        return bad
 
     def _refuse(self, value: torch.Tensor, ctx: Context) -> bool:
         """After a read that was not finite: raise the SupportError of a value outside its
@@ -307,7 +416,8 @@ class Model:
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped_steps += 1
             return True
-        error = nonfinite_error(value, terms, term_values or {}, self._param_names, values,
+        error = nonfinite_error(value, terms, term_values or {},
+                                nonfinite_grads(self._param_names), values,
                                 self.step_count, self.loss_cls.loss_text)
         self.optimizer.zero_grad(set_to_none=True)
         raise error
@@ -375,6 +485,7 @@ class Model:
         return {}
 
     def state_dict(self) -> Dict:
+        self.sync()  # the counters and the state of the pending steps are final
         state = {
             "format_version": FORMAT_VERSION,
             "distributions": [(d.prob_text, d.state_dict()) for d in self.distributions],
@@ -400,6 +511,7 @@ class Model:
         """Restore a checkpoint written by :meth:`save`, all or nothing: the whole file is
         validated against the model first (see :mod:`pixyz_pyro.model.checkpoint`), then
         applied in one go; on any error the model is exactly as it was."""
+        self.sync()
         ckpt = read_checkpoint(path)
         extras = self._checkpoint_extras()
         check_compatible(ckpt, list(self.distributions), path, self.optimizer, extras)

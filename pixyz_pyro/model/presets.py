@@ -13,7 +13,7 @@ import torch
 
 from ..dist.distribution import Distribution
 from ..dist.special import EmpiricalDistribution
-from ..errors import NonFiniteError
+from ..errors import ModelError, NonFiniteError
 from ..loss import ELBO, AdversarialJensenShannon, AdversarialWassersteinDistance, LogProb
 from ..loss.adversarial import AdversarialLoss
 from ..loss.base import Loss
@@ -334,6 +334,10 @@ class GAN(Model):
          clip_grad_value, loss, kwargs) = _gan_arguments(*args, **kwargs)
         check_distribution("p", p, "GAN")
         check_distribution("discriminator", discriminator, "GAN")
+        if kwargs.get("check_every", 1) != 1:  # the discriminator's step reads its guard
+            raise ModelError(f"GAN(check_every={kwargs['check_every']!r}): a GAN reads the "
+                             f"guard of its discriminator's step at every step; "
+                             f"check_every is for Model, VAE, VI and ML")
         check_no_closure(d_optimizer, "d_optimizer", "GAN")
         p_data = p_data if p_data is not None else EmpiricalDistribution(p.var)
         if loss is None:

@@ -1,0 +1,128 @@
+"""Deferred step checks: ``Model(check_every=N)`` reads its step guard once in N steps.
+
+With ``check_every=1`` (the default) a step reads one number before the optimizer steps
+(see :mod:`pixyz_pyro.model.model`) and refuses a bad step then and there.  On a GPU that
+read is a host sync in the middle of the step: the host waits for the backward pass to
+finish before it may launch the optimizer's kernels.  With ``check_every=N`` the verdict
+stays on the device,
+
+.. math::
+
+    \\mathrm{bad} = \\neg\\,\\mathrm{isfinite}\\Big(\\ell + \\sum_i \\textstyle\\sum g_i
+    + \\sum_{j\\ \\mathrm{strict}} w_j\\Big),
+
+and the step is skipped there when it is true:
+
+* the optimizer takes ``bad`` as its ``found_inf``, as ``torch.amp.GradScaler`` hands it
+  to the fused optimizers (``torch.optim.Adam(fused=True)``, ``AdamW``, ``SGD``,
+  ``Adagrad``), which then leave parameters and state alone, step counts included;
+* running statistics changed by the forward pass are put back,
+  :math:`b \\leftarrow \\mathrm{where}(\\mathrm{bad}, b_{before}, b)`.
+
+The verdicts of the pending steps are read in one host read at the start of every
+N-th call (before it changes anything), by :meth:`~pixyz_pyro.model.Model.sync`, and
+before ``save``, ``load`` and ``state_dict``.  A refused step is then reported as
+``check_every=1`` reports it: a :class:`~pixyz_pyro.errors.SupportError` for a value
+outside its support, a :class:`~pixyz_pyro.errors.NonFiniteError` that names the
+non-finite terms, gradients and inputs, or a count in ``skipped_steps`` with
+``skip_nonfinite``; lenient support checks warn then.  Until the read, a pending step
+keeps its flagged tensors, term values and inputs (references, no copies).
+
+What it costs: the steps after a refused one, up to the read, are applied; a refused
+step is reported up to N calls late.  The first step reads at once: it snapshots every
+parameter, for data-dependent initialisations.
+"""
+import contextlib
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+
+from ..dist.checks import Violation
+from ..errors import ModelError
+
+
+class PendingStep(NamedTuple):
+    """One step whose verdict is still on the device."""
+
+    #: ``step_count`` before the step, counting the pending steps as accepted.
+    step: int
+    #: 0-dim bool: the step was skipped on the device.
+    bad: torch.Tensor
+    #: 0-dim: finite unless a lenient support check fired (``None``: none was made).
+    lenient: Optional[torch.Tensor]
+    #: :func:`~pixyz_pyro.model.compile.finite_parts` of the step.
+    parts: torch.Tensor
+    #: The parameters that had a gradient, in the order of ``parts``.
+    params: Tuple[torch.Tensor, ...]
+    strict_flags: List[Violation]
+    lenient_flags: List[Violation]
+    #: The evaluation's term values, by node id (``Context.terms``).
+    terms: Dict[int, Any]
+    values: Dict[str, Any]
+    value: torch.Tensor
+
+
+def split_flags(flags: Sequence[Violation]) -> Tuple[List[Violation], List[Violation]]:
+    """``(strict, lenient)``: a lenient flag warns and never refuses a step."""
+    strict = [f for f in flags if not f.lenient]
+    return strict, ([f for f in flags if f.lenient] if len(strict) < len(flags) else [])
+
+
+def check_check_every(check_every: object, optimizer: torch.optim.Optimizer,
+                      compile: object, who: str = "Model") -> int:
+    """``check_every`` as an int, or a ModelError naming what does not go with it."""
+    if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
+        raise ModelError(f"{who}: check_every must be a positive int (1 reads the step guard "
+                         f"at every step), got {check_every!r}")
+    if check_every == 1:
+        return 1
+    if not getattr(optimizer, "_step_supports_amp_scaling", False):
+        raise ModelError(
+            f"{who}(check_every={check_every}) skips a refused step on the device, which "
+            f"needs an optimizer that takes torch.amp's found_inf: a fused one, e.g. "
+            f"optimizer_params={{'fused': True, ...}} with torch.optim.Adam, AdamW, SGD or "
+            f"Adagrad; got {type(optimizer).__name__} without fused=True")
+    if compile:
+        raise ModelError(f"{who}(check_every={check_every}) does not go with compile="
+                         f"{compile!r} yet: use one or the other")
+    return check_every
+
+
+@contextlib.contextmanager
+def skipped_where(optimizer: torch.optim.Optimizer, bad: torch.Tensor) -> Iterator[None]:
+    """Run the optimizer's ``step`` with ``found_inf = bad``: a fused optimizer then
+    leaves everything as it was where ``bad`` is true, without a host read."""
+    optimizer.grad_scale = None  # type: ignore[attr-defined]
+    optimizer.found_inf = bad.to(torch.float32)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        del optimizer.grad_scale, optimizer.found_inf  # type: ignore[attr-defined]
+
+
+class DeferredChecks:
+    """The steps whose verdicts are pending, read together once ``every`` are."""
+
+    def __init__(self, every: int):
+        self.every = every
+        self.pending: List[PendingStep] = []
+
+    def due(self) -> bool:
+        return len(self.pending) >= self.every
+
+    def add(self, step: PendingStep) -> None:
+        self.pending.append(step)
+
+    def take(self) -> List[Tuple[PendingStep, bool, bool]]:
+        """The pending steps with their verdicts ``(step, refused, lenient fired)``, in one
+        host read; none are pending afterwards."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return []
+        flags = [p.bad.to(torch.float32) for p in pending] + [
+            p.lenient.isfinite().logical_not().to(torch.float32)
+            for p in pending if p.lenient is not None]
+        read = torch.stack(flags).tolist()
+        lenient = iter(read[len(pending):])
+        return [(p, bool(bad), p.lenient is not None and bool(next(lenient)))
+                for p, bad in zip(pending, read)]
