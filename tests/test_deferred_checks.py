@@ -231,11 +231,33 @@ def test_save_and_fit_read_the_pending_steps(tmp_path):
     ({"check_every": 2.0}, "check_every must be a positive int"),
     ({"check_every": 4, "fused": False}, "needs an optimizer that takes torch.amp's "
                                          "found_inf: a fused one"),
-    ({"check_every": 4, "compile": True}, "does not go with compile=True"),
+    ({"check_every": 4, "compile": "reduce-overhead"},
+     "does not go with compile='reduce-overhead' yet"),
 ])
 def test_check_every_arguments_are_checked_at_construction(kwargs, text):
     with pytest.raises(ModelError, match=re.escape(text)):
         make(**kwargs)
+
+
+@pytest.mark.slow
+def test_a_compiled_model_skips_on_the_device_as_the_eager_guard_skips():
+    """``compile=True`` with ``check_every``: the compiled loss hands over its strict and
+    lenient witnesses apart, the compiled fused step honours ``found_inf``, and the state
+    is the one a compiled ``check_every=1`` model reaches by skipping the same step."""
+    xs = batches(bad=(4,))
+    with torch._inductor.config.patch(fallback_random=True):
+        deferred = make(check_every=3, skip_nonfinite=True, compile=True)
+        eager = make(skip_nonfinite=True, compile=True)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", RuntimeWarning)
+            train(deferred, xs)
+            train(eager, xs)
+    assert not [str(w.message) for w in seen if "compile" in str(w.message)]
+    assert deferred._compiled.failed is None
+    deferred.sync()
+    assert (deferred.step_count, deferred.skipped_steps) == (7, 1) == \
+        (eager.step_count, eager.skipped_steps)
+    assert same(state(deferred), state(eager))
 
 
 def test_a_gan_refuses_check_every():

@@ -115,6 +115,12 @@ def witnesses(flags: Sequence[Violation]) -> List[torch.Tensor]:
     return out
 
 
+def split_flags(flags: Sequence[Violation]) -> Tuple[List[Violation], List[Violation]]:
+    """``(strict, lenient)``: a lenient flag warns and never refuses a training step."""
+    strict = [f for f in flags if not f.lenient]
+    return strict, ([f for f in flags if f.lenient] if len(strict) < len(flags) else [])
+
+
 def settle(flags: Sequence[Violation], read: bool = True) -> None:
     """Read the flags (one host read, skipped with ``read=False`` when the caller has
     read their :func:`witnesses` already) and raise a :class:`SupportError` for the

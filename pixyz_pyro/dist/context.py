@@ -41,10 +41,11 @@ class Context:
     options : object
         The evaluation's declared options (e.g. which side of an adversarial loss), set
         by the loss executor; ``None`` elsewhere.
-    witnessed : list of tensors or None
-        The :func:`~pixyz_pyro.dist.checks.witnesses` of ``flags``, when the evaluation
-        computed them itself (a compiled one, where their reductions fuse with the
-        kernels that produce the checked tensors); ``None``: the step computes them.
+    witnessed : pair of lists of tensors, or None
+        The :func:`~pixyz_pyro.dist.checks.witnesses` of the strict and of the lenient
+        ``flags``, when the evaluation computed them itself (a compiled one, where their
+        reductions fuse with the kernels that produce the checked tensors); ``None``:
+        the step computes them.
     step_runner : callable or None
         How an ``IterativeLoss`` runs its step body, ``(step_loss, state, ctx) -> (value,
         new samples)``; ``None`` for the interpreter's own ``run`` (the compiled step sets
@@ -66,7 +67,7 @@ class Context:
         #: Whether the evaluation runs under ``torch.compile`` (see :meth:`recall`).
         self.traced = is_compiling()
         self.step_runner: Optional[Callable[..., Any]] = None
-        self.witnessed: Optional[List[Any]] = None
+        self.witnessed: Optional[Tuple[List[Any], List[Any]]] = None
 
     def for_step(self, traced: bool) -> "Context":
         """A fresh context for one step of a series, with this one's batch, options and

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 
 import torch
 
-from ..dist.checks import witnesses
+from ..dist.checks import split_flags, witnesses
 from ..dist.context import Context
 from ..errors import ModelError
 from ..loss.evaluate import evaluate, run
@@ -166,11 +166,12 @@ def _dispatched(node: Any) -> None:
 
 def _evaluated(loss: Any, values: Dict[str, object], ctx: Context
                ) -> Tuple[object, Dict[str, object]]:
-    """``run(loss, values, ctx)`` with the support witnesses of its flags left in
-    ``ctx.witnessed``: compiled as one piece, each witness's reduction fuses with the
+    """``run(loss, values, ctx)`` with the support witnesses of its strict and lenient
+    flags left in ``ctx.witnessed``: compiled as one piece, each witness's reduction fuses with the
     kernel that produces the checked tensor, instead of reading it again after backward."""
     out = run(loss, values, ctx)
-    ctx.witnessed = witnesses(ctx.flags)
+    strict, lenient = split_flags(ctx.flags)
+    ctx.witnessed = witnesses(strict), witnesses(lenient)
     return out
 
 

@@ -26,19 +26,22 @@ before ``save``, ``load`` and ``state_dict``.  A refused step is then reported a
 outside its support, a :class:`~pixyz_pyro.errors.NonFiniteError` that names the
 non-finite terms, gradients and inputs, or a count in ``skipped_steps`` with
 ``skip_nonfinite``; lenient support checks warn then.  Until the read, a pending step
-keeps its flagged tensors, term values and inputs (references, no copies).
+keeps its flagged tensors, term values and inputs (references, no copies).  ``compile=True`` steps
+this way too (the compiled loss computes the strict and lenient witnesses apart); the
+CUDA-graph modes do not yet, since a replay overwrites the tensors a pending step keeps.
 
 What it costs: the steps after a refused one, up to the read, are applied; a refused
 step is reported up to N calls late.  The first step reads at once: it snapshots every
 parameter, for data-dependent initialisations.
 """
 import contextlib
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
 
 from ..dist.checks import Violation
 from ..errors import ModelError
+from .compile import CUDAGRAPH_MODES
 
 
 class PendingStep(NamedTuple):
@@ -62,15 +65,10 @@ class PendingStep(NamedTuple):
     value: torch.Tensor
 
 
-def split_flags(flags: Sequence[Violation]) -> Tuple[List[Violation], List[Violation]]:
-    """``(strict, lenient)``: a lenient flag warns and never refuses a step."""
-    strict = [f for f in flags if not f.lenient]
-    return strict, ([f for f in flags if f.lenient] if len(strict) < len(flags) else [])
-
-
 def check_check_every(check_every: object, optimizer: torch.optim.Optimizer,
-                      compile: object, who: str = "Model") -> int:
-    """``check_every`` as an int, or a ModelError naming what does not go with it."""
+                      mode: Optional[str] = None, who: str = "Model") -> int:
+    """``check_every`` as an int, or a ModelError naming what does not go with it
+    (``mode``: the ``torch.compile`` mode of ``Model(compile=...)``)."""
     if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
         raise ModelError(f"{who}: check_every must be a positive int (1 reads the step guard "
                          f"at every step), got {check_every!r}")
@@ -82,9 +80,10 @@ def check_check_every(check_every: object, optimizer: torch.optim.Optimizer,
             f"needs an optimizer that takes torch.amp's found_inf: a fused one, e.g. "
             f"optimizer_params={{'fused': True, ...}} with torch.optim.Adam, AdamW, SGD or "
             f"Adagrad; got {type(optimizer).__name__} without fused=True")
-    if compile:
+    if mode in CUDAGRAPH_MODES:
         raise ModelError(f"{who}(check_every={check_every}) does not go with compile="
-                         f"{compile!r} yet: use one or the other")
+                         f"{mode!r} yet: CUDA graphs overwrite the tensors a pending step "
+                         f"keeps for its report; use compile=True, or check_every=1")
     return check_every
 
 

@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from ..dist.checks import settle, witnesses
+from ..dist.checks import settle, split_flags, witnesses
 from ..dist.context import Context
 from ..dist.distribution import Distribution, DistributionList
 from ..errors import LossError, ModelError, SupportError, passes_through, wrap_error
@@ -49,7 +49,7 @@ from .compile import (
     finite_parts,
     part_owners,
 )
-from .deferred import DeferredChecks, PendingStep, check_check_every, skipped_where, split_flags
+from .deferred import DeferredChecks, PendingStep, check_check_every, skipped_where
 from .fit import History, fit
 from .guard import StepGuard, deferred_interrupt, is_finite, nonfinite_error, nonfinite_grads
 from .optim import OptimizerSpec, build_optimizer
@@ -162,7 +162,8 @@ class Model:
                              f"trainable parameters (constants are buffers; wrap a trainable "
                              f"constant in nn.Parameter)")
         self.optimizer = build_optimizer(optimizer, params, optimizer_params)
-        self.check_every = check_check_every(check_every, self.optimizer, compile,
+        self.check_every = check_check_every(check_every, self.optimizer,
+                                             self._compile_mode if compile else None,
                                              type(self).__name__)
         self._deferred = DeferredChecks(self.check_every) if self.check_every > 1 else None
         self._params = params
@@ -288,8 +289,8 @@ class Model:
                     check = value = detached = _dist.average_across_ranks(check)
                 # the support checks, folded into the same read (a compiled loss computed
                 # them)
-                support = ctx.witnessed if ctx.witnessed is not None else \
-                    witnesses(ctx.flags)
+                support = ctx.witnessed[0] + ctx.witnessed[1] if ctx.witnessed is not None \
+                    else witnesses(ctx.flags)
                 if grads or support:
                     check = self._compiled.check(check, grads, support) \
                         if self._compiled is not None else finite_check(check, grads, support)
@@ -324,9 +325,11 @@ class Model:
         detached = value.detach()
         strict, lenient = split_flags(ctx.flags)
         grads = [p.grad for p in params if p.grad is not None]  # every one of them
-        parts = finite_parts(detached, grads, witnesses(strict))
+        seen = ctx.witnessed if ctx.witnessed is not None else \
+            (witnesses(strict), witnesses(lenient))  # a compiled loss computed them
+        parts = finite_parts(detached, grads, seen[0])
         bad = parts.sum().isfinite().logical_not()
-        mild = torch.stack(witnesses(lenient)).sum() if lenient else None
+        mild = torch.stack(seen[1]).sum() if seen[1] else None
         return PendingStep(self.step_count, bad, mild, parts, params, strict, lenient,
                            ctx.terms or {}, self._guard.values, detached)
 
@@ -337,7 +340,10 @@ class Model:
         with deferred_interrupt():
             self._guard.accept()
             with skipped_where(self.optimizer, pending.bad):
-                self.optimizer.step()
+                if self._compiled is not None:
+                    self._compiled.step()
+                else:
+                    self.optimizer.step()
             self.step_count += 1
             self._deferred.add(pending)
         self._last_value = pending.value
