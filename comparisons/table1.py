@@ -52,22 +52,32 @@ from .vae import (
     TorchBCE,
     TorchCompiled,
     TorchCudaGraphs,
+    TorchFused,
     TorchLogits,
     mc_reference,
     reference_weights,
 )
-from .vae_pixyz import PixyzAnalytic, PixyzCompiled, PixyzCudaGraphs, PixyzMC, PixyzRewritten
+from .vae_pixyz import (
+    PixyzAnalytic,
+    PixyzCompiled,
+    PixyzCudaGraphs,
+    PixyzDeferred,
+    PixyzMC,
+    PixyzRewritten,
+)
 from .vae_pyro import PixyzSVI, PyroJit, PyroSVI
 
 IMPLEMENTATIONS = {c.name: c for c in (TorchBCE, TorchLogits, PyroSVI, PyroJit, PixyzAnalytic,
                                        PixyzMC, PixyzRewritten, PixyzSVI, PixyzCompiled,
-                                       TorchCompiled, TorchCudaGraphs, PixyzCudaGraphs)}
+                                       TorchCompiled, TorchCudaGraphs, PixyzCudaGraphs,
+                                       TorchFused, PixyzDeferred)}
 #: What runs by default: the paper's comparison and ours, with the compiled Model beside
 #: the same networks compiled by hand; on a GPU also CUDA graphs, by hand and through
-#: ``Model(compile="reduce-overhead")``.
+#: ``Model(compile="reduce-overhead")``, and ``Model(check_every=16)`` beside the same
+#: hand-written step with a fused Adam (on a CPU: ``--impls ...,torch_fused,pixyz_deferred``).
 DEFAULT_IMPLS = ("torch", "torch_logits", "pyro", "pyro_jit", "pixyz", "pixyz_mc",
                  "pixyz_rewritten", "pixyz_svi", "pixyz_compile", "torch_compile")
-CUDA_IMPLS = ("torch_cudagraphs", "pixyz_cudagraphs")
+CUDA_IMPLS = ("torch_cudagraphs", "pixyz_cudagraphs", "torch_fused", "pixyz_deferred")
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

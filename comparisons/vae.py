@@ -142,6 +142,17 @@ class TorchLogits(TorchBCE):
         return (bce + kl) / x.shape[0]
 
 
+class TorchFused(TorchBCE):
+    """:class:`TorchBCE` with ``torch.optim.Adam(fused=True)``: the baseline of
+    ``Model(check_every=...)``, which needs a fused optimizer."""
+
+    name, label = "torch_fused", "hand-written PyTorch, fused Adam"
+
+    def __init__(self, weights, z_dim, h_dim, lr=1e-3, device="cpu"):
+        super().__init__(weights, z_dim, h_dim, lr, device)
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=lr, fused=True)
+
+
 class TorchCompiled(TorchBCE):
     """Hand-written PyTorch with its loss (and, through AOTAutograd, the backward) and its
     optimizer step under ``torch.compile`` in :attr:`mode`."""

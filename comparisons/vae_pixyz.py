@@ -57,13 +57,16 @@ class PixyzAnalytic(Implementation):
 
     name, label = "pixyz", "pixyz_pyro, analytic KL (Model)"
     compile = False
+    #: ``Model(check_every=...)``; above 1 with a fused Adam.
+    check_every = 1
 
     def __init__(self, weights, z_dim, h_dim, lr=1e-3, device="cpu"):
         super().__init__(weights, z_dim, h_dim, lr, device)
         q, p, prior = distributions(self, z_dim)
+        fused = {"fused": True} if self.check_every > 1 else {}
         self.model = Model(self.make_loss(q, p, prior), distributions=[p, q],
-                           optimizer=torch.optim.Adam, optimizer_params={"lr": lr},
-                           compile=self.compile)
+                           optimizer=torch.optim.Adam, optimizer_params={"lr": lr, **fused},
+                           compile=self.compile, check_every=self.check_every)
 
     @staticmethod
     def make_loss(q, p, prior):
@@ -102,6 +105,14 @@ class PixyzCompiled(PixyzAnalytic):
 
     name, label = "pixyz_compile", "pixyz_pyro, Model(compile=True)"
     compile = True
+
+
+class PixyzDeferred(PixyzAnalytic):
+    """``Model(..., check_every=16)`` with a fused Adam: the step guard's verdict stays on
+    the device and is read once in 16 steps (against :class:`~comparisons.vae.TorchFused`)."""
+
+    name, label = "pixyz_deferred", "pixyz_pyro, Model(check_every=16), fused Adam"
+    check_every = 16
 
 
 class PixyzCudaGraphs(PixyzAnalytic):

@@ -43,7 +43,8 @@ def test_table1_quick_checks_the_objective_and_writes_its_outputs(tmp_path):
     assert set(cfg["timing"]) == set(impls)
     assert cfg["timing"]["torch"]["ratio"]["median"] == 1.0
     assert len(cfg["timing"]["pixyz"]["samples_ms"]) == 2  # 2 rounds in --quick
-    assert set(cfg["targets"]) == {"pixyz", "pixyz_mc", "pixyz_rewritten", "pixyz_svi"}
+    assert set(cfg["targets"]) == {"pixyz", "pixyz_mc", "pixyz_rewritten", "pixyz_svi",
+                                   "pixyz_deferred"}
     assert cfg["targets"]["pixyz_mc"]["impl"] == "pixyz_mc"
     assert cfg["targets"]["pixyz_rewritten"]["reference"] == "pixyz"
     assert result["meta"]["threads"] == 1 and result["meta"]["flush_denormal"]
