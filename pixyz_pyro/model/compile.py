@@ -20,7 +20,9 @@ is with ``Model(..., unroll_series=True)``: the trade is compile time against st
 
 The finiteness check between them (:func:`finite_check`) stays eager: compiled, it saves
 nothing measurable and costs one more guard evaluation per step.  The host still reads
-one number per step, and a non-finite step is refused exactly as in eager mode.
+one number per step (once in N steps with ``Model(check_every=N)``, whose fused optimizer
+skips a refused step on the device: :mod:`pixyz_pyro.model.deferred`), and a non-finite
+step is refused exactly as in eager mode.
 
 ``compile`` may name a ``torch.compile`` mode instead of ``True``.  On a GPU,
 ``"reduce-overhead"`` replays each piece as a CUDA graph: one launch for all of its
