@@ -55,16 +55,18 @@ class Encoder(Normal):
         return {"loc": h[:, :2], "scale": F.softplus(h[:, 2:]) + 0.1}
 
 
-def build(seed: int, **model_kwargs) -> Model:
+def build(seed: int, fused: bool = False, **model_kwargs) -> Model:
     """Two networks, a prior with a trainable mean (a parameter) and a constant scale (a
-    buffer), and an unused distribution whose parameter never gets a gradient."""
+    buffer), and an unused distribution whose parameter never gets a gradient; ``fused``:
+    a fused Adam (for ``check_every``)."""
     torch.manual_seed(seed)
     p, q = Decoder(), Encoder()
     prior = Normal(loc=nn.Parameter(torch.randn(2)), scale=1.0, var=["z"], name="p_prior")
     unused = Normal(loc=nn.Parameter(torch.randn(2)), scale=1.0, var=["w"], name="r")
     loss = (-LogProb(p) + KullbackLeibler(q, prior)).mean()
     return Model(loss, distributions=[p, q, prior, unused], optimizer=torch.optim.Adam,
-                 optimizer_params={"lr": 0.05}, allow_unused=True, **model_kwargs)
+                 optimizer_params={"lr": 0.05, **({"fused": True} if fused else {})},
+                 allow_unused=True, **model_kwargs)
 
 
 class Generator(Deterministic):
@@ -175,7 +177,31 @@ def _fail_on_rank1(rank, port, out):
     model.train(batch)
 
 
-JOBS = {"agree": _agree, "fail_on_rank1": _fail_on_rank1}
+def with_nan(x, step, row):
+    """``x``, or at ``step`` a copy with a NaN in ``row``."""
+    if step != 2:
+        return x
+    x = x.clone()
+    x[row, 0] = float("nan")
+    return x
+
+
+def _deferred(rank, port, out):
+    """``check_every=3`` on two ranks: rank 1's half-batch of step 2 has a NaN, the
+    all-reduced gradients make both ranks skip it on the device."""
+    _init(rank, 2, port)
+    model = build(seed=100, fused=True, check_every=3, skip_nonfinite=True)
+    x, y = data()
+    xs, ys = x[rank::2], y[rank::2]
+    for step in range(STEPS):
+        model.train({"x": with_nan(xs, step if rank == 1 else -1, 0), "y": ys},
+                    average_across_ranks=True)
+    model.sync()
+    torch.save({"params": flat_params(model), "skipped": model.skipped_steps,
+                "steps": model.step_count}, os.path.join(out, f"result{rank}.pt"))
+
+
+JOBS = {"agree": _agree, "fail_on_rank1": _fail_on_rank1, "deferred": _deferred}
 
 
 def run_job(job: str, out, nprocs: int = 2):
@@ -226,6 +252,20 @@ def test_two_ranks_train_like_one_process_on_the_whole_batch(tmp_path):
     # only rank 0 writes checkpoints
     assert (tmp_path / "rank0" / "ckpt.pt").exists()
     assert not (tmp_path / "rank1").exists()
+
+
+def test_check_every_skips_a_step_on_every_rank_as_one_process_skips_it(tmp_path):
+    error = run_job("deferred", tmp_path)
+    assert error is None, str(error)
+    r0, r1 = (torch.load(tmp_path / f"result{r}.pt") for r in range(2))
+    assert torch.equal(r0["params"], r1["params"])
+    assert (r0["steps"], r0["skipped"]) == (r1["steps"], r1["skipped"]) == (STEPS - 1, 1)
+    one = build(seed=100, fused=True, skip_nonfinite=True)
+    x, y = data()
+    for step in range(STEPS):
+        one.train({"x": with_nan(x, step, 1), "y": y})  # row 1 is rank 1's first
+    assert (one.step_count, one.skipped_steps) == (STEPS - 1, 1)
+    torch.testing.assert_close(r0["params"], flat_params(one), rtol=0, atol=1e-5)
 
 
 def test_a_failing_rank_stops_the_job_with_its_error(tmp_path):
