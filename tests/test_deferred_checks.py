@@ -225,6 +225,24 @@ def test_save_and_fit_read_the_pending_steps(tmp_path):
     assert (fitted.step_count, fitted.skipped_steps) == (5, 1)
 
 
+def test_load_reports_a_pending_refused_step_as_a_warning_and_loads(tmp_path):
+    """The checkpoint replaces the state a pending refused step refers to: load reads the
+    verdicts, warns with the report, and restores the checkpoint's counters."""
+    model = make(check_every=8)
+    xs = batches(bad=4)
+    train(model, xs[:3])
+    path = str(tmp_path / "model.pt")
+    model.save(path)
+    saved = state(model)
+    train(model, xs[3:6])  # step 4 refused, not read yet
+    with pytest.warns(RuntimeWarning, match=r"non-finite step 4: .* The checkpoint "):
+        model.load(path)
+    assert same(state(model), saved) and model.step_count == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.load(path)  # nothing pending: no warning
+
+
 @pytest.mark.parametrize("kwargs,text", [
     ({"check_every": 0}, "check_every must be a positive int"),
     ({"check_every": True}, "check_every must be a positive int"),

@@ -17,6 +17,7 @@ the forward pass, and :class:`~pixyz_pyro.model.guard.StepGuard` puts back what 
 failed or refused step changed in the forward pass (running statistics; everything on
 the first step).
 """
+import warnings
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -25,7 +26,14 @@ from torch import nn
 from ..dist.checks import settle, split_flags, witnesses
 from ..dist.context import Context
 from ..dist.distribution import Distribution, DistributionList
-from ..errors import LossError, ModelError, SupportError, passes_through, wrap_error
+from ..errors import (
+    LossError,
+    ModelError,
+    NonFiniteError,
+    SupportError,
+    passes_through,
+    wrap_error,
+)
 from ..loss.base import Loss
 from ..loss.evaluate import run
 from ..loss.execute import check_keywords, finish, pixyz_keywords, prepare
@@ -516,10 +524,16 @@ class Model:
     def load(self, path: str) -> None:
         """Restore a checkpoint written by :meth:`save`, all or nothing: the whole file is
         validated against the model first (see :mod:`pixyz_pyro.model.checkpoint`), then
-        applied in one go; on any error the model is exactly as it was."""
-        self.sync()
+        applied in one go; on any error the model is exactly as it was.  Steps that
+        ``check_every`` left pending are read first: a refused one is reported as a
+        ``RuntimeWarning``, not raised, since the checkpoint replaces what it refers to."""
         ckpt = read_checkpoint(path)
         extras = self._checkpoint_extras()
         check_compatible(ckpt, list(self.distributions), path, self.optimizer, extras)
+        try:
+            self.sync()
+        except (NonFiniteError, SupportError) as e:
+            warnings.warn(f"{e} The checkpoint {path!r} loaded now replaces that state.",
+                          RuntimeWarning, stacklevel=2)
         apply_checkpoint(ckpt, list(self.distributions), self.optimizer, extras)
         self.step_count, self.skipped_steps = ckpt["step_count"], ckpt.get("skipped_steps", 0)
