@@ -25,7 +25,8 @@ before ``save``, ``load`` and ``state_dict``.  A refused step is then reported a
 ``check_every=1`` reports it: a :class:`~pixyz_pyro.errors.SupportError` for a value
 outside its support, a :class:`~pixyz_pyro.errors.NonFiniteError` that names the
 non-finite terms, gradients and inputs, or a count in ``skipped_steps`` with
-``skip_nonfinite``; lenient support checks warn then.  Until the read, a pending step
+``skip_nonfinite``; lenient support checks warn then.  (``load`` reports a refused step
+as a ``RuntimeWarning``: the checkpoint replaces the state it refers to.)  Until the read, a pending step
 keeps its flagged tensors, term values and inputs (references, no copies).  ``compile=True`` steps
 this way too (the compiled loss computes the strict and lenient witnesses apart); the
 CUDA-graph modes do not yet, since a replay overwrites the tensors a pending step keeps.
