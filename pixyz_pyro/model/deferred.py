@@ -26,23 +26,25 @@ before ``save``, ``load`` and ``state_dict``.  A refused step is then reported a
 outside its support, a :class:`~pixyz_pyro.errors.NonFiniteError` that names the
 non-finite terms, gradients and inputs, or a count in ``skipped_steps`` with
 ``skip_nonfinite``; lenient support checks warn then.  (``load`` reports a refused step
-as a ``RuntimeWarning``: the checkpoint replaces the state it refers to.)  Until the read, a pending step
-keeps its flagged tensors, term values and inputs (references, no copies).  ``compile=True`` steps
-this way too (the compiled loss computes the strict and lenient witnesses apart); the
-CUDA-graph modes do not yet, since a replay overwrites the tensors a pending step keeps.
+as a ``RuntimeWarning``: the checkpoint replaces the state it refers to.)
+
+Until the read, a pending step keeps its flagged tensors, term values and inputs:
+references, or, under CUDA graphs (``compile="reduce-overhead"``), whose next replay
+overwrites the graph's outputs, copies made on the device (:func:`copied`).
+``compile=True`` steps this way too: the compiled loss computes the strict and lenient
+witnesses apart.
 
 What it costs: the steps after a refused one, up to the read, are applied; a refused
 step is reported up to N calls late.  The first step reads at once: it snapshots every
 parameter, for data-dependent initialisations.
 """
 import contextlib
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
 from ..dist.checks import Violation
 from ..errors import ModelError
-from .compile import CUDAGRAPH_MODES
 
 
 class PendingStep(NamedTuple):
@@ -67,9 +69,8 @@ class PendingStep(NamedTuple):
 
 
 def check_check_every(check_every: object, optimizer: torch.optim.Optimizer,
-                      mode: Optional[str] = None, who: str = "Model") -> int:
-    """``check_every`` as an int, or a ModelError naming what does not go with it
-    (``mode``: the ``torch.compile`` mode of ``Model(compile=...)``)."""
+                      who: str = "Model") -> int:
+    """``check_every`` as an int, or a ModelError naming what does not go with it."""
     if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
         raise ModelError(f"{who}: check_every must be a positive int (1 reads the step guard "
                          f"at every step), got {check_every!r}")
@@ -81,11 +82,18 @@ def check_check_every(check_every: object, optimizer: torch.optim.Optimizer,
             f"needs an optimizer that takes torch.amp's found_inf: a fused one, e.g. "
             f"optimizer_params={{'fused': True, ...}} with torch.optim.Adam, AdamW, SGD or "
             f"Adagrad; got {type(optimizer).__name__} without fused=True")
-    if mode in CUDAGRAPH_MODES:
-        raise ModelError(f"{who}(check_every={check_every}) does not go with compile="
-                         f"{mode!r} yet: CUDA graphs overwrite the tensors a pending step "
-                         f"keeps for its report; use compile=True, or check_every=1")
     return check_every
+
+
+def copied(flags: Sequence[Violation], terms: Dict[int, Any]
+           ) -> Tuple[List[Violation], Dict[int, Any]]:
+    """The flags with copies of their tensors, and copies of the term values: what a
+    pending step keeps under CUDA graphs, whose next replay overwrites the graph's own
+    outputs (copies on the device, nothing read)."""
+    def copy(t: Any) -> Any:
+        return t.detach().clone() if isinstance(t, torch.Tensor) else t
+    return [f._replace(tensor=copy(f.tensor)) for f in flags], \
+        {k: copy(v) for k, v in terms.items()}
 
 
 @contextlib.contextmanager

@@ -57,7 +57,7 @@ from .compile import (
     finite_parts,
     part_owners,
 )
-from .deferred import DeferredChecks, PendingStep, check_check_every, skipped_where
+from .deferred import DeferredChecks, PendingStep, check_check_every, copied, skipped_where
 from .fit import History, fit
 from .guard import StepGuard, deferred_interrupt, is_finite, nonfinite_error, nonfinite_grads
 from .optim import OptimizerSpec, build_optimizer
@@ -171,7 +171,6 @@ class Model:
                              f"constant in nn.Parameter)")
         self.optimizer = build_optimizer(optimizer, params, optimizer_params)
         self.check_every = check_check_every(check_every, self.optimizer,
-                                             self._compile_mode if compile else None,
                                              type(self).__name__)
         self._deferred = DeferredChecks(self.check_every) if self.check_every > 1 else None
         self._params = params
@@ -338,8 +337,11 @@ class Model:
         parts = finite_parts(detached, grads, seen[0])
         bad = parts.sum().isfinite().logical_not()
         mild = torch.stack(seen[1]).sum() if seen[1] else None
+        terms = ctx.terms or {}
+        if self._compiled is not None and self._compiled.cudagraphs:
+            (strict, terms), (lenient, _) = copied(strict, terms), copied(lenient, {})
         return PendingStep(self.step_count, bad, mild, parts, params, strict, lenient,
-                           ctx.terms or {}, self._guard.values, detached)
+                           terms, self._guard.values, detached)
 
     def _commit_pending(self, pending: PendingStep) -> torch.Tensor:
         """The commit of a step under ``check_every``: the optimizer skips on the device
