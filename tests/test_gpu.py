@@ -233,26 +233,29 @@ def test_loss_evaluation_makes_no_host_sync():
 
 @pytest.mark.gpu
 @needs_cuda
-def test_check_every_steps_make_no_host_sync_between_reads():
-    """``check_every=4`` with a fused Adam: the steps between two reads launch
-    everything without a sync (a refused one is skipped on the device), and the read
-    sees the refused step."""
+@pytest.mark.parametrize("compile", [False, "reduce-overhead"])
+def test_check_every_steps_make_no_host_sync_between_reads(compile):
+    """``check_every=16`` with a fused Adam, eagerly and under CUDA graphs: once warm (the
+    first step reads; compiling and recording the graphs may sync), the steps between two
+    reads launch everything without a sync, a refused one is skipped on the device, and
+    the read sees it."""
     q, p, prior, loss = vae()
     for d in (q, p, prior):
         d.to("cuda")
-    model = Model(loss, distributions=[q, p], check_every=4, skip_nonfinite=True,
-                  optimizer_params={"lr": 1e-2, "fused": True})
+    model = Model(loss, distributions=[q, p], check_every=16, skip_nonfinite=True,
+                  compile=compile, optimizer_params={"lr": 1e-2, "fused": True})
     x = torch.rand(16, 6, device="cuda")
     bad = x.clone()
     bad[0, 0] = float("nan")
-    model.train({"x": x})  # the first step reads: whole snapshot, optimizer state
+    for _ in range(4):
+        model.train({"x": x})
     torch.cuda.synchronize()
     with sync_debug("error"):
         for batch in (x, bad, x, x):
             value = model.train({"x": batch})
     assert value.device.type == "cuda" and model.skipped_steps == 0
     model.sync()
-    assert (model.step_count, model.skipped_steps) == (4, 1)
+    assert (model.step_count, model.skipped_steps) == (7, 1)
     assert all(torch.isfinite(t).all() for t in state(q))
 
 
