@@ -37,6 +37,23 @@ witnesses apart.
 What it costs: the steps after a refused one, up to the read, are applied; a refused
 step is reported up to N calls late.  The first step reads at once: it snapshots every
 parameter, for data-dependent initialisations.
+
+Examples
+--------
+>>> import torch
+>>> from pixyz_pyro.dist import Normal
+>>> from pixyz_pyro.loss import LogProb
+>>> from pixyz_pyro.model import Model
+>>> p = Normal(loc=torch.nn.Parameter(torch.zeros(1)), scale=1., var=["x"])
+>>> model = Model(-LogProb(p).mean(), distributions=[p], check_every=4,
+...               skip_nonfinite=True, optimizer_params={"lr": 0.1, "fused": True})
+>>> for x in [0.0, 1.0, float("nan"), 2.0, 3.0]:  # the first step reads, 4 wait
+...     _ = model.train({"x": torch.full((8, 1), x)})
+>>> model.skipped_steps  # not read yet
+0
+>>> model.sync()
+>>> model.step_count, model.skipped_steps
+(4, 1)
 """
 import contextlib
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
