@@ -317,9 +317,9 @@ def test_a_gan_refuses_check_every():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_the_parts_name_the_gradient_that_is_not_finite(seed):
-    """Property: for gradients of random sizes (some above SUMMED) with one NaN, the one
-    entry of ``finite_parts`` that is not finite is the one ``part_owners`` gives it; the
-    parts sum to ``finite_check``."""
+    """Property: for gradients of random sizes (some above SUMMED) with one NaN, in one
+    group or in random groups, the one entry of ``finite_parts`` that is not finite is the
+    one ``part_owners`` gives it; the parts sum to ``finite_check``."""
     g = torch.Generator().manual_seed(seed)
     sizes = [int(s) for s in torch.randint(1, 3 * SUMMED, (5,), generator=g)]
     grads = [torch.randn(n, generator=g) for n in sizes]
@@ -327,7 +327,11 @@ def test_the_parts_name_the_gradient_that_is_not_finite(seed):
     assert torch.equal(finite_parts(value, grads).sum(), finite_check(value, grads))
     k = int(torch.randint(0, 5, (), generator=g))
     grads[k][0] = float("nan")
-    parts = finite_parts(value, grads)
-    owners = part_owners(grads)
-    bad = [i for i, finite in enumerate(torch.isfinite(parts).tolist()) if not finite]
-    assert len(bad) == 1 and k in owners[bad[0] - 1]
+    for groups in (None, [int(i) for i in torch.randint(0, 3, (5,), generator=g)]):
+        parts = finite_parts(value, grads, groups=groups)
+        owners = part_owners(grads, groups)
+        assert len(parts) == 1 + len(owners)
+        bad = [i for i, finite in enumerate(torch.isfinite(parts).tolist()) if not finite]
+        assert len(bad) == 1 and k in owners[bad[0] - 1]
+        if groups is not None:  # a group holds the small gradients of one group number
+            assert all(len({groups[i] for i in o}) == 1 for o in owners)

@@ -55,6 +55,29 @@ def test_the_term_that_went_nonfinite_is_named():
     assert_same(before, snapshot([model]))
 
 
+@pytest.mark.parametrize("check_every", [1, 3])
+def test_same_named_distributions_are_told_apart_as_the_loss_prints_them(check_every):
+    """Two distributions that print alike, p(x) and p(x): the loss prints them
+    p^{(1)}(x) and p^{(2)}(x), and the message of a refused step names the one whose term
+    and gradient went non-finite the same way (with check_every too)."""
+    a = Normal(loc=nn.Parameter(torch.zeros(1)), scale=1.0, var=["x"], name="p")
+    b = Normal(loc=nn.Parameter(torch.zeros(1)), scale=1.0, var=["x"], name="p")
+    loss = (-LogProb(a) - LogProb(b)).mean()
+    assert "p^{(1)}(x)" in loss.loss_text and "p^{(2)}(x)" in loss.loss_text
+    model = Model(loss, distributions=[a, b], check_every=check_every,
+                  optimizer_params={"lr": 0.1, "fused": True})
+    x = torch.zeros(4, 1)
+    model.train({"x": x})
+    with torch.no_grad():
+        b.loc.fill_(float("inf"))
+    with pytest.raises(NonFiniteError) as info:
+        for _ in range(check_every + 1):
+            model.train({"x": x})
+    message = str(info.value)
+    assert "Non-finite terms: \\log p^{(2)}(x)." in message
+    assert "Non-finite gradients: p^{(2)}(x) (loc)." in message
+
+
 def test_a_nonfinite_gradient_of_a_finite_loss_is_refused():
     w = World(warm=False)
     model, p = two_terms(w)

@@ -1,6 +1,6 @@
 """Variable lists and LaTeX names, without sympy."""
 import re
-from typing import List, Sequence, Union
+from typing import Any, Dict, Iterable, List, Sequence, Union
 
 from ..errors import VariableError
 
@@ -72,3 +72,30 @@ def prob_text(name: str, var: Sequence[str], cond_var: Sequence[str]) -> str:
     if cond_var:
         text += f"|{','.join(map(latex_name, cond_var))}"
     return text + ")"
+
+
+def distinct_texts(dists: Iterable[Any]) -> Dict[int, str]:
+    """``id(dist) -> text`` for the distributions among ``dists`` (in their order) that
+    share their printed text with another one: they print as :math:`p^{(1)}(x|z)`,
+    :math:`p^{(2)}(x|z)`, so that two different distributions are two different symbols
+    (in formulas and in error messages alike).
+
+    >>> class D:
+    ...     def __init__(self, name, var):
+    ...         self.name, self.var, self.cond_var = name, var, []
+    ...         self.prob_text = prob_text(name, var, [])
+    >>> a, b, c = D("p", ["x"]), D("p", ["x"]), D("q", ["x"])
+    >>> sorted(distinct_texts([a, b, c]).values())
+    ['p^{(1)}(x)', 'p^{(2)}(x)']
+    """
+    by_text: Dict[str, List[Any]] = {}
+    for d in dists:
+        same = by_text.setdefault(d.prob_text, [])
+        if all(d is not o for o in same):
+            same.append(d)
+    out: Dict[int, str] = {}
+    for same in by_text.values():
+        if len(same) > 1:
+            for i, d in enumerate(same, 1):
+                out[id(d)] = prob_text(f"{d.name}^{{({i})}}", d.var, d.cond_var)
+    return out

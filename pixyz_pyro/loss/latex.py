@@ -21,7 +21,7 @@ import sympy
 import torch
 
 from ..dist.distribution import Distribution
-from ..dist.naming import prob_text
+from ..dist.naming import distinct_texts
 from . import (
     adversarial,
     bounds,
@@ -72,17 +72,8 @@ def _text(d: Distribution, names: Names) -> str:
 
 def distinct_names(loss: Loss) -> Dict[int, str]:
     """``id(dist) -> text`` for the distributions of ``loss`` that share their printed
-    text with another one: they print as :math:`p^{(1)}(x|z)`, :math:`p^{(2)}(x|z)`, so
-    that two different distributions are two different symbols."""
-    by_text: Dict[str, List[Distribution]] = {}
-    for d in loss.distributions():
-        by_text.setdefault(d.prob_text, []).append(d)
-    out: Dict[int, str] = {}
-    for same in by_text.values():
-        if len(same) > 1:
-            for i, d in enumerate(same, 1):
-                out[id(d)] = prob_text(f"{d.name}^{{({i})}}", d.var, d.cond_var)
-    return out
+    text with another one (:func:`~pixyz_pyro.dist.naming.distinct_texts`)."""
+    return distinct_texts(loss.distributions())
 
 
 def to_sympy(node: Loss, names: Optional[Names] = None) -> sympy.Expr:

@@ -113,44 +113,55 @@ def finite_check(value: torch.Tensor, grads: List[torch.Tensor],
 
 
 def finite_parts(value: torch.Tensor, grads: List[torch.Tensor],
-                 witnesses: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+                 witnesses: Sequence[torch.Tensor] = (),
+                 groups: Optional[Sequence[int]] = None) -> torch.Tensor:
     """The terms of :func:`finite_check` before their sum, as one vector: the loss, one
     sum per gradient of at least :data:`SUMMED` elements (or complex), one sum of the
-    smaller ones, then the witnesses (:func:`part_owners` says which gradients are in
-    which entry).  ``check_every`` keeps it, to name the gradients of a refused step
-    after they are gone.
+    smaller ones (one per group, with ``groups``: a group number per gradient), then the
+    witnesses (:func:`part_owners` says which gradients are in which entry).
+    ``check_every`` keeps it, to name the gradients of a refused step after they are
+    gone, with a group per distribution.
 
     >>> finite_parts(torch.tensor(1.0), [torch.ones(2), torch.ones(SUMMED)])
     tensor([1.0000e+00, 8.1920e+03, 2.0000e+00])
+    >>> finite_parts(torch.tensor(0.0), [torch.ones(2), torch.ones(3)], groups=[0, 1])
+    tensor([0., 2., 3.])
     """
     value = value.detach() if value.requires_grad else value
     parts = [value]
-    small = []
-    for g in grads:
+    small: Dict[int, List[torch.Tensor]] = {}
+    for i, g in enumerate(grads):
         if g.is_complex():
             parts.extend(torch._foreach_norm([g]))  # real, and finite iff g is
         elif g.numel() < SUMMED:
-            small.append(g.reshape(-1))
+            small.setdefault(0 if groups is None else groups[i], []).append(g.reshape(-1))
         else:
             parts.append(_sum(g))
-    if small:
-        parts.append(_sum(torch.cat(small)) if len(small) > 1 else _sum(small[0]))
+    for ts in small.values():
+        parts.append(_sum(torch.cat(ts)) if len(ts) > 1 else _sum(ts[0]))
     parts.extend(witnesses)
     return torch.stack(parts)
 
 
-def part_owners(tensors: Sequence[torch.Tensor]) -> List[List[int]]:
-    """For gradients shaped as ``tensors``, the indices of the gradients summed into each
-    gradient entry of :func:`finite_parts` (entries ``1, 2, ...``), in its order.
+def part_owners(tensors: Sequence[torch.Tensor], groups: Optional[Sequence[int]] = None
+                ) -> List[List[int]]:
+    """For gradients shaped as ``tensors`` (and ``groups``, as :func:`finite_parts` took
+    them), the indices of the gradients summed into each gradient entry of
+    :func:`finite_parts` (entries ``1, 2, ...``), in its order.
 
     >>> part_owners([torch.ones(2), torch.ones(SUMMED), torch.ones(3)])
     [[1], [0, 2]]
+    >>> part_owners([torch.ones(2), torch.ones(SUMMED), torch.ones(3)], groups=[0, 0, 1])
+    [[1], [0], [2]]
     """
-    alone: List[int] = []
-    small: List[int] = []
+    alone: List[List[int]] = []
+    small: Dict[int, List[int]] = {}
     for i, t in enumerate(tensors):
-        (alone if t.is_complex() or t.numel() >= SUMMED else small).append(i)
-    return [[i] for i in alone] + ([small] if small else [])
+        if t.is_complex() or t.numel() >= SUMMED:
+            alone.append([i])
+        else:
+            small.setdefault(0 if groups is None else groups[i], []).append(i)
+    return alone + list(small.values())
 
 
 def _dispatched(node: Any) -> None:

@@ -75,8 +75,10 @@ class PendingStep(NamedTuple):
     lenient: Optional[torch.Tensor]
     #: :func:`~pixyz_pyro.model.compile.finite_parts` of the step.
     parts: torch.Tensor
-    #: The parameters that had a gradient, in the order of ``parts``.
+    #: The parameters that had a gradient, in the order of ``parts``, and the number of
+    #: the distribution each belongs to (``parts`` sums small gradients by distribution).
     params: Tuple[torch.Tensor, ...]
+    groups: List[int]
     strict_flags: List[Violation]
     lenient_flags: List[Violation]
     #: The evaluation's term values, by node id (``Context.terms``).

@@ -26,7 +26,7 @@ import contextlib
 import copy
 import signal
 import threading
-from typing import Any, Dict, Iterator, List, Mapping, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -179,16 +179,16 @@ REFUSED = ("The optimizer step was refused; parameters, buffers and optimizer st
            "unchanged (pass skip_nonfinite=True to skip such steps).")
 
 
-def nonfinite_error(value: torch.Tensor, terms: Sequence[Loss],
+def nonfinite_error(value: torch.Tensor, terms: Sequence[Tuple[Loss, str]],
                     term_values: Mapping[int, Any], bad_grads: Mapping[str, List[str]],
                     values: Dict, step: int, loss_text: str,
                     refused: str = REFUSED) -> NonFiniteError:
-    """The error of a refused step: which terms, gradients (``bad_grads``, as
-    :func:`nonfinite_grads` gives them) and inputs are not finite.
+    """The error of a refused step: which terms (``(node, text)``), gradients
+    (``bad_grads``, as :func:`nonfinite_grads` gives them) and inputs are not finite.
 
     Runs only on the refused path, so it may sync with the device freely.
     """
-    bad_terms = [t._short() for t in terms
+    bad_terms = [text for t, text in terms
                  if isinstance(term_values.get(id(t)), torch.Tensor)
                  and not bool(torch.isfinite(term_values[id(t)]).all())]
     bad_inputs = [k for k, v in values.items()

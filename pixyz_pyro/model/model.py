@@ -26,6 +26,7 @@ from torch import nn
 from ..dist.checks import settle, split_flags, witnesses
 from ..dist.context import Context
 from ..dist.distribution import Distribution, DistributionList
+from ..dist.naming import distinct_texts
 from ..errors import (
     LossError,
     ModelError,
@@ -174,8 +175,14 @@ class Model:
                                              type(self).__name__)
         self._deferred = DeferredChecks(self.check_every) if self.check_every > 1 else None
         self._params = params
-        self._param_names = {f"{d.prob_text}: {n}": p for d in dists
+        texts = distinct_texts(loss.distributions())  # as the loss prints them
+        self._param_names = {f"{texts.get(id(d)) or d.prob_text}: {n}": p for d in dists
                              for n, p in d.named_parameters() if p.requires_grad}
+        #: id(parameter) -> the number of the first listed distribution that holds it
+        self._owner: Dict[int, int] = {}
+        for i, d in enumerate(dists):
+            for p in d.parameters():
+                self._owner.setdefault(id(p), i)
         self._guard = StepGuard(self._guarded_modules(dists), self._plan.running)
         self.clip_norm = clip_grad_norm
         self.clip_value = clip_grad_value
@@ -332,16 +339,17 @@ class Model:
         detached = value.detach()
         strict, lenient = split_flags(ctx.flags)
         grads = [p.grad for p in params if p.grad is not None]  # every one of them
+        groups = [self._owner[id(p)] for p in params]
         seen = ctx.witnessed if ctx.witnessed is not None else \
             (witnesses(strict), witnesses(lenient))  # a compiled loss computed them
-        parts = finite_parts(detached, grads, seen[0])
+        parts = finite_parts(detached, grads, seen[0], groups)
         bad = parts.sum().isfinite().logical_not()
         mild = torch.stack(seen[1]).sum() if seen[1] else None
         terms = ctx.terms or {}
         if self._compiled is not None and self._compiled.cudagraphs:
             (strict, terms), (lenient, _) = copied(strict, terms), copied(lenient, {})
-        return PendingStep(self.step_count, bad, mild, parts, params, strict, lenient,
-                           terms, self._guard.values, detached)
+        return PendingStep(self.step_count, bad, mild, parts, params, groups, strict,
+                           lenient, terms, self._guard.values, detached)
 
     def _commit_pending(self, pending: PendingStep) -> torch.Tensor:
         """The commit of a step under ``check_every``: the optimizer skips on the device
@@ -390,20 +398,20 @@ class Model:
             if self.skip_nonfinite:
                 self.skipped_steps += 1
                 continue
-            terms = [t.node for t in self._plan.terms]
-            raise nonfinite_error(p.value, terms, p.terms, self._pending_grads(p), p.values,
-                                  step, self.loss_cls.loss_text,
+            raise nonfinite_error(p.value, self._terms(), p.terms, self._pending_grads(p),
+                                  p.values, step, self.loss_cls.loss_text,
                                   refused=f"{note}; pass skip_nonfinite=True to skip such "
                                           f"steps).")
 
     def _pending_grads(self, p: PendingStep) -> Dict[str, List[str]]:
         """The non-finite gradients of a pending step, by distribution, from its
         :func:`~pixyz_pyro.model.compile.finite_parts` (the gradients themselves are
-        gone); a part that sums several small gradients names them all."""
+        gone); the small gradients of one distribution are summed together, and a
+        non-finite sum names them all."""
         names = {id(t): n for n, t in self._param_names.items()}
         finite = torch.isfinite(p.parts).tolist()
         bad: Dict[str, List[str]] = {}
-        for entry, owners in enumerate(part_owners(p.params), start=1):
+        for entry, owners in enumerate(part_owners(p.params, p.groups), start=1):
             if not finite[entry]:
                 for i in owners:
                     dist, _, tensor = names.get(id(p.params[i]), "?: ?").partition(": ")
@@ -426,17 +434,26 @@ class Model:
         if ctx.flags and self._finite_after_all(value):
             return False
         self._guard.restore()
-        terms = [t.node for t in self._plan.terms]
         term_values = ctx.terms
         if self.skip_nonfinite:
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped_steps += 1
             return True
-        error = nonfinite_error(value, terms, term_values or {},
+        error = nonfinite_error(value, self._terms(), term_values or {},
                                 nonfinite_grads(self._param_names), values,
                                 self.step_count, self.loss_cls.loss_text)
         self.optimizer.zero_grad(set_to_none=True)
         raise error
+
+    def _terms(self) -> List[Tuple[Loss, str]]:
+        """The plan's terms with their texts as the loss prints them (two distributions
+        that print alike are told apart), for the message of a refused step."""
+        nodes = [t.node for t in self._plan.terms]
+        try:
+            from ..loss.latex import loss_texts  # sympy: on the refused path only
+            return list(zip(nodes, loss_texts(self._plan.loss, nodes)))
+        except Exception:  # noqa: BLE001 - a message must never raise
+            return [(n, n._short()) for n in nodes]
 
     def _guarded_modules(self, dists: Iterable[nn.Module]) -> List[nn.Module]:
         """The listed distributions and every module the loss reaches."""
