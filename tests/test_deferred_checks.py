@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import pixyz_pyro
-from pixyz_pyro.dist import Bernoulli, Normal
+from pixyz_pyro.dist import Bernoulli, Deterministic, Normal
 from pixyz_pyro.dist.validation import SupportWarning
 from pixyz_pyro.errors import ModelError, NonFiniteError, SupportError
 from pixyz_pyro.loss import Expectation, KullbackLeibler, LogProb
@@ -308,11 +308,104 @@ def test_under_cuda_graph_modes_a_pending_step_keeps_copies(monkeypatch):
     assert model.step_count == 4
 
 
-def test_a_gan_refuses_check_every():
-    gen = Normal(loc=torch.zeros(1, X), scale=1.0, var=["x"], name="p")
-    disc = Bernoulli(probs=torch.full((1, 1), 0.5), var=["t"], cond_var=["x"], name="d")
-    with pytest.raises(ModelError, match="a GAN reads the guard of its discriminator"):
-        GAN(gen, disc, check_every=2)
+class Generator(Deterministic):
+    def __init__(self):
+        super().__init__(var=["y"], cond_var=["z"], name="g")
+        self.net = nn.Linear(Z, X)
+        self.poison = False  # NaN gradients into the generator's step
+
+        def hook(grad):
+            return grad * float("nan") if self.poison else grad
+        self.net.weight.register_hook(hook)
+
+    def forward(self, z):
+        return {"y": self.net(z)}
+
+
+class Discriminator(Deterministic):
+    def __init__(self):
+        super().__init__(var=["t"], cond_var=["y"], name="d")
+        self.net = nn.Linear(X, 1)
+        self.poison_next = False  # NaN gradients into the next backward pass only
+
+        def hook(grad):
+            if self.poison_next:
+                self.poison_next = False
+                return grad * float("nan")
+            return grad
+        self.net.weight.register_hook(hook)
+
+    def forward(self, y):
+        return {"t": torch.sigmoid(self.net(y))}
+
+
+def make_gan(**kwargs):
+    torch.manual_seed(0)
+    prior = Normal(loc=0.0, scale=1.0, var=["z"], features_shape=[Z], name="p_z")
+    gen = Generator()
+    model = GAN((gen * prior).marginalize_var("z"), Discriminator(),
+                optimizer_params={"lr": 0.01, "fused": True},
+                d_optimizer_params={"lr": 0.01, "fused": True}, **kwargs)
+    return model, gen
+
+
+def gan_state(model):
+    return state(model) + [t.detach().clone() for t in model.discriminator.state_dict().values()] \
+        + [v.clone() for s in model.d_optimizer.state.values() for v in s.values()
+           if isinstance(v, torch.Tensor)]
+
+
+def train_gan(model, gen, ys, poison=()):
+    for i, y in enumerate(ys):
+        gen.poison = i in poison
+        torch.manual_seed(100 + i)
+        model.train({"y": y})
+    gen.poison = False
+
+
+def test_a_gan_generator_step_refused_puts_the_discriminator_back_as_the_eager_gan_does():
+    ys = [torch.randn(B, X, generator=torch.Generator().manual_seed(i)) for i in range(7)]
+    deferred, g1 = make_gan(check_every=3, skip_nonfinite=True)
+    eager, g2 = make_gan(skip_nonfinite=True)
+    train_gan(deferred, g1, ys, poison=(2,))
+    train_gan(eager, g2, ys, poison=(2,))
+    deferred.sync()
+    assert (deferred.step_count, deferred.skipped_steps) == (6, 1) == \
+        (eager.step_count, eager.skipped_steps)
+    assert same(gan_state(deferred), gan_state(eager))  # both nets and both optimizers
+
+
+@pytest.mark.parametrize("where", ["data", "gradient"])
+def test_a_gan_discriminator_step_refused_changes_nothing_and_is_reported_as_such(where):
+    """A NaN in the data (both sides' losses go NaN) or only in the discriminator step's
+    gradients (the generator's own step is finite, and is refused with it)."""
+    ys = [torch.randn(B, X, generator=torch.Generator().manual_seed(i)) for i in range(5)]
+    if where == "data":
+        ys[2] = ys[2].clone()
+        ys[2][0, 0] = float("nan")
+    model, gen = make_gan(check_every=4)
+    train_gan(model, gen, ys[:2])
+    before = gan_state(model)
+    model.discriminator.poison_next = where == "gradient"
+    train_gan(model, gen, ys[2:3])
+    assert not model.discriminator.poison_next  # it hit the discriminator's step
+    assert same(before, gan_state(model))  # neither step changed anything
+    train_gan(model, gen, ys[3:5])
+    value = "nan" if where == "data" else r"[0-9.]+"
+    with pytest.raises(NonFiniteError, match=r"non-finite discriminator loss or gradient "
+                                             rf"at step 2: .* is {value}; the "
+                                             r"discriminator's and the generator's steps "
+                                             r"were refused \(check_every=4"):
+        model.sync()
+    assert model.step_count == 4
+
+
+def test_a_gan_with_check_every_needs_a_fused_discriminator_optimizer():
+    prior = Normal(loc=0.0, scale=1.0, var=["z"], features_shape=[Z], name="p_z")
+    with pytest.raises(ModelError, match=r"its optimizer must be a fused one as well, e\.g\. "
+                                         r"d_optimizer_params="):
+        GAN((Generator() * prior).marginalize_var("z"), Discriminator(), check_every=2,
+            optimizer_params={"fused": True})
 
 
 @pytest.mark.parametrize("seed", range(6))

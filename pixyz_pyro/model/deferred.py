@@ -32,7 +32,10 @@ Until the read, a pending step keeps its flagged tensors, term values and inputs
 references, or, under CUDA graphs (``compile="reduce-overhead"``), whose next replay
 overwrites the graph's outputs, copies made on the device (:func:`copied`).
 ``compile=True`` steps this way too: the compiled loss computes the strict and lenient
-witnesses apart.
+witnesses apart.  A ``GAN`` (with a fused ``d_optimizer`` too) keeps its discriminator's
+verdict on the device as well: the generator's step is refused with it (``linked``), and a
+refused generator step puts the discriminator and its optimizer state back with
+``where``, both steps or neither, as with ``check_every=1``.
 
 What it costs: the steps after a refused one, up to the read, are applied; a refused
 step is reported up to N calls late.  The first step reads at once: it snapshots every
@@ -85,6 +88,9 @@ class PendingStep(NamedTuple):
     terms: Dict[int, Any]
     values: Dict[str, Any]
     value: torch.Tensor
+    #: A step taken with this one and refused with it (a GAN's discriminator step): its
+    #: own verdict (0-dim bool) and loss, for the report; ``None``: none.
+    linked: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
 
 
 def check_check_every(check_every: object, optimizer: torch.optim.Optimizer,
@@ -140,16 +146,17 @@ class DeferredChecks:
     def add(self, step: PendingStep) -> None:
         self.pending.append(step)
 
-    def take(self) -> List[Tuple[PendingStep, bool, bool]]:
-        """The pending steps with their verdicts ``(step, refused, lenient fired)``, in one
-        host read; none are pending afterwards."""
+    def take(self) -> List[Tuple[PendingStep, bool, bool, bool]]:
+        """The pending steps with their verdicts ``(step, refused, lenient fired, linked
+        step refused)``, in one host read; none are pending afterwards."""
         pending, self.pending = self.pending, []
         if not pending:
             return []
-        flags = [p.bad.to(torch.float32) for p in pending] + [
-            p.lenient.isfinite().logical_not().to(torch.float32)
-            for p in pending if p.lenient is not None]
-        read = torch.stack(flags).tolist()
-        lenient = iter(read[len(pending):])
-        return [(p, bool(bad), p.lenient is not None and bool(next(lenient)))
-                for p, bad in zip(pending, read)]
+        none = torch.zeros((), dtype=torch.bool, device=pending[0].bad.device)
+        rows = [torch.stack([p.bad, none if p.lenient is None else
+                             p.lenient.isfinite().logical_not(),
+                             none if p.linked is None else p.linked[0]])
+                for p in pending]
+        read = torch.stack(rows).tolist()
+        return [(p, bool(bad), bool(mild), bool(linked))
+                for p, (bad, mild, linked) in zip(pending, read)]

@@ -26,7 +26,7 @@ import contextlib
 import copy
 import signal
 import threading
-from typing import Any, Dict, Iterator, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -129,6 +129,28 @@ def restore_module_and_optimizer(saved: tuple) -> None:
         for t, c in zip(tensors, copies):
             t.copy_(c)
     optimizer.load_state_dict(state)
+
+
+def device_snapshot(module: nn.Module, optimizer: torch.optim.Optimizer
+                    ) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    """``(tensor, copy)`` for ``module``'s parameters and buffers and every tensor of
+    ``optimizer``'s state, copied on the device without a read: what
+    :func:`restore_where` puts back where a later verdict says so (a GAN's discriminator
+    under ``check_every``).  The optimizer must hold state for every parameter already."""
+    tensors = list(module.parameters()) + list(module.buffers()) + [
+        v for state in optimizer.state.values() for v in state.values()
+        if isinstance(v, torch.Tensor)]
+    with torch.no_grad():
+        return [(t, t.detach().clone()) for t in tensors]
+
+
+def restore_where(saved: Sequence[Tuple[torch.Tensor, torch.Tensor]],
+                  bad: Optional[torch.Tensor] = None) -> None:
+    """Put back what :func:`device_snapshot` copied: where the 0-dim bool ``bad`` is true
+    (on the device, nothing read), or everywhere when ``bad`` is ``None``."""
+    with torch.no_grad():
+        for t, c in saved:
+            t.copy_(c if bad is None else torch.where(bad, c, t))
 
 
 @contextlib.contextmanager

@@ -193,6 +193,9 @@ class Model:
         self.compile = compile
         self._compiled: Optional[CompiledStep] = None
         self._in_step = False
+        #: A preset's step taken with this one (a GAN's discriminator step): its verdict
+        #: and loss, refused with it under check_every (see :meth:`_pending`).
+        self._linked: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
         self._refused_value: Optional[torch.Tensor] = None
         self._last_value: Optional[torch.Tensor] = None
         self._modules = list(self.distributions.modules())
@@ -344,12 +347,14 @@ class Model:
             (witnesses(strict), witnesses(lenient))  # a compiled loss computed them
         parts = finite_parts(detached, grads, seen[0], groups)
         bad = parts.sum().isfinite().logical_not()
+        if self._linked is not None:  # refused with the step taken with it
+            bad = bad | self._linked[0]
         mild = torch.stack(seen[1]).sum() if seen[1] else None
         terms = ctx.terms or {}
         if self._compiled is not None and self._compiled.cudagraphs:
             (strict, terms), (lenient, _) = copied(strict, terms), copied(lenient, {})
         return PendingStep(self.step_count, bad, mild, parts, params, groups, strict,
-                           lenient, terms, self._guard.values, detached)
+                           lenient, terms, self._guard.values, detached, self._linked)
 
     def _commit_pending(self, pending: PendingStep) -> torch.Tensor:
         """The commit of a step under ``check_every``: the optimizer skips on the device
@@ -381,16 +386,21 @@ class Model:
         if self._deferred is None:
             return
         verdicts = self._deferred.take()
-        refused = [p for p, bad, _ in verdicts if bad]
+        refused = [(p, linked) for p, bad, _, linked in verdicts if bad]
         self.step_count -= len(refused)
-        for p, bad, mild in verdicts:
+        for p, bad, mild, _ in verdicts:
             if mild and not bad:
                 settle(p.lenient_flags)  # warns
-        for n, p in enumerate(refused):
+        for n, (p, linked) in enumerate(refused):
             step = p.step - n  # the refused steps before it were counted, then taken back
             note = (f"(check_every={self.check_every}: the step after {step} accepted "
                     f"steps was skipped on the device and changed nothing; the steps after "
                     f"it, up to this read, were applied")
+            if linked:  # the step taken with it was refused first (a GAN's discriminator)
+                if self.skip_nonfinite:
+                    self.skipped_steps += 1
+                    continue
+                raise self._linked_error(p, step, note)
             try:
                 settle(p.strict_flags)
             except SupportError as e:
@@ -402,6 +412,12 @@ class Model:
                                   p.values, step, self.loss_cls.loss_text,
                                   refused=f"{note}; pass skip_nonfinite=True to skip such "
                                           f"steps).")
+
+    def _linked_error(self, p: PendingStep, step: int, note: str) -> Exception:
+        """The error of a pending step refused because the step taken with it was (a
+        preset's; see :attr:`_linked`)."""
+        return NonFiniteError(f"non-finite step {step}: the step taken with it was refused "
+                              f"{note}).")
 
     def _pending_grads(self, p: PendingStep) -> Dict[str, List[str]]:
         """The non-finite gradients of a pending step, by distribution, from its

@@ -21,10 +21,13 @@ from ..loss.execute import pixyz_keywords
 from . import distributed as _dist
 from .arguments import check_distribution, check_no_closure
 from .compile import finite_check
+from .deferred import PendingStep, skipped_where
 from .guard import (
     deferred_interrupt,
+    device_snapshot,
     is_finite,
     restore_module_and_optimizer,
+    restore_where,
     snapshot_module_and_optimizer,
 )
 from .model import Model, unique_parameters
@@ -334,10 +337,6 @@ class GAN(Model):
          clip_grad_value, loss, kwargs) = _gan_arguments(*args, **kwargs)
         check_distribution("p", p, "GAN")
         check_distribution("discriminator", discriminator, "GAN")
-        if kwargs.get("check_every", 1) != 1:  # the discriminator's step reads its guard
-            raise ModelError(f"GAN(check_every={kwargs['check_every']!r}): a GAN reads the "
-                             f"guard of its discriminator's step at every step; "
-                             f"check_every is for Model, VAE, VI and ML")
         check_no_closure(d_optimizer, "d_optimizer", "GAN")
         p_data = p_data if p_data is not None else EmpiricalDistribution(p.var)
         if loss is None:
@@ -348,6 +347,13 @@ class GAN(Model):
         self.discriminator = discriminator
         self.d_optimizer = build_optimizer(d_optimizer, unique_parameters([discriminator]),
                                            d_optimizer_params)
+        if self.check_every > 1 and \
+                not getattr(self.d_optimizer, "_step_supports_amp_scaling", False):
+            raise ModelError(
+                f"GAN(check_every={self.check_every}) skips a refused step on the device, "
+                f"the discriminator's too: its optimizer must be a fused one as well, e.g. "
+                f"d_optimizer_params={{'fused': True, ...}}; got "
+                f"{type(self.d_optimizer).__name__} without fused=True")
         if self.ddp is not None:  # the discriminator is trained outside DDP: same start
             _dist.broadcast_from_rank0(discriminator)
 
@@ -357,6 +363,13 @@ class GAN(Model):
               **kwargs: Any
               ) -> Union[torch.Tensor, Tuple[torch.Tensor, Optional[torch.Tensor]]]:
         kwargs = pixyz_keywords(kwargs, f"{type(self).__name__}.train()")  # warn once
+        if self._deferred is not None:
+            if self._deferred.due():
+                self.sync()  # before this call changes anything, the discriminator included
+            if adversarial_loss and not self._guard.first and all(
+                    q in self.d_optimizer.state for q in self.discriminator.parameters()
+                    if q.requires_grad):
+                return self._deferred_train(train_x_dict, kwargs)
         d_loss = saved = None
         if adversarial_loss:
             self.discriminator.train()
@@ -371,10 +384,7 @@ class GAN(Model):
             saved = snapshot_module_and_optimizer(self.discriminator, self.d_optimizer)
             with deferred_interrupt():
                 self.d_optimizer.step()
-                if isinstance(self.loss_cls, AdversarialWassersteinDistance):
-                    with torch.no_grad():
-                        for q in self.discriminator.parameters():
-                            q.clamp_(-self.loss_cls.clip_value, self.loss_cls.clip_value)
+                self._clip_discriminator()
             d_loss = d_value.detach()
         # Generator step: the discriminator's gradients from it are discarded.  Both steps
         # are committed together, or neither: a refused or failed generator step puts the
@@ -391,6 +401,54 @@ class GAN(Model):
         if saved is not None and self.step_count == steps:  # refused and skipped
             restore_module_and_optimizer(saved)
         return (loss, d_loss) if adversarial_loss else loss
+
+    def _clip_discriminator(self) -> None:
+        """The Wasserstein critic's weight clipping after its step (idempotent)."""
+        if isinstance(self.loss_cls, AdversarialWassersteinDistance):
+            with torch.no_grad():
+                for q in self.discriminator.parameters():
+                    q.clamp_(-self.loss_cls.clip_value, self.loss_cls.clip_value)
+
+    def _deferred_train(self, x_dict: Optional[Dict], kwargs: Dict
+                        ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Both steps under ``check_every`` (:mod:`pixyz_pyro.model.deferred`): the
+        discriminator's verdict stays on the device, its fused optimizer skips there, the
+        generator's step is refused with it (``_linked``), and a refused generator step
+        puts the discriminator back with ``where``: both steps or neither, without a
+        read."""
+        self.discriminator.train()
+        self.d_optimizer.zero_grad(set_to_none=True)
+        d_value = self.loss_cls.d_loss(x_dict, **kwargs)
+        d_value.backward()
+        if self.ddp is not None:
+            _dist.average_gradients(unique_parameters([self.discriminator]))
+        grads = [q.grad for q in self.discriminator.parameters() if q.grad is not None]
+        d_bad = finite_check(d_value.detach(), grads).isfinite().logical_not()
+        kept = device_snapshot(self.discriminator, self.d_optimizer)
+        with deferred_interrupt():
+            with skipped_where(self.d_optimizer, d_bad):
+                self.d_optimizer.step()
+            self._clip_discriminator()
+        self._linked = (d_bad, d_value.detach())
+        assert self._deferred is not None
+        try:
+            loss = super().train(x_dict, **kwargs)
+        except BaseException:
+            restore_where(kept)
+            raise
+        finally:
+            self._linked = None
+            self.d_optimizer.zero_grad(set_to_none=True)
+        restore_where(kept, self._deferred.pending[-1].bad)
+        return loss, d_value.detach()
+
+    def _linked_error(self, p: PendingStep, step: int, note: str) -> Exception:
+        """A pending step refused at its discriminator's step."""
+        assert p.linked is not None
+        return NonFiniteError(
+            f"non-finite discriminator loss or gradient at step {step}: "
+            f"{self.loss_cls.loss_text} (discriminator side) is {float(p.linked[1]):.4g}; "
+            f"the discriminator's and the generator's steps were refused {note}).")
 
     def _discriminator_step_is_finite(self, d_value: torch.Tensor) -> bool:
         """The NaN guard of the discriminator step: one read of its loss and gradients;
