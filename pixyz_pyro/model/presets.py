@@ -372,12 +372,7 @@ class GAN(Model):
                 return self._deferred_train(train_x_dict, kwargs)
         d_loss = saved = None
         if adversarial_loss:
-            self.discriminator.train()
-            self.d_optimizer.zero_grad(set_to_none=True)
-            d_value = self.loss_cls.d_loss(train_x_dict, **kwargs)
-            d_value.backward()
-            if self.ddp is not None:
-                _dist.average_gradients(unique_parameters([self.discriminator]))
+            d_value = self._discriminator_backward(train_x_dict, kwargs)
             if not self._discriminator_step_is_finite(d_value):
                 return (d_value.detach(), d_value.detach()) if adversarial_loss else \
                     d_value.detach()
@@ -402,6 +397,17 @@ class GAN(Model):
             restore_module_and_optimizer(saved)
         return (loss, d_loss) if adversarial_loss else loss
 
+    def _discriminator_backward(self, x_dict: Optional[Dict], kwargs: Dict) -> torch.Tensor:
+        """The discriminator-side loss and its gradients (all-reduced when distributed),
+        from fresh ones; returns the loss."""
+        self.discriminator.train()
+        self.d_optimizer.zero_grad(set_to_none=True)
+        d_value = self.loss_cls.d_loss(x_dict, **kwargs)
+        d_value.backward()
+        if self.ddp is not None:
+            _dist.average_gradients(unique_parameters([self.discriminator]))
+        return d_value
+
     def _clip_discriminator(self) -> None:
         """The Wasserstein critic's weight clipping after its step (idempotent)."""
         if isinstance(self.loss_cls, AdversarialWassersteinDistance):
@@ -416,12 +422,7 @@ class GAN(Model):
         generator's step is refused with it (``_linked``), and a refused generator step
         puts the discriminator back with ``where``: both steps or neither, without a
         read."""
-        self.discriminator.train()
-        self.d_optimizer.zero_grad(set_to_none=True)
-        d_value = self.loss_cls.d_loss(x_dict, **kwargs)
-        d_value.backward()
-        if self.ddp is not None:
-            _dist.average_gradients(unique_parameters([self.discriminator]))
+        d_value = self._discriminator_backward(x_dict, kwargs)
         grads = [q.grad for q in self.discriminator.parameters() if q.grad is not None]
         d_bad = finite_check(d_value.detach(), grads).isfinite().logical_not()
         kept = device_snapshot(self.discriminator, self.d_optimizer)
