@@ -199,6 +199,7 @@ def _deferred(rank, port, out):
     model.sync()
     torch.save({"params": flat_params(model), "skipped": model.skipped_steps,
                 "steps": model.step_count}, os.path.join(out, f"result{rank}.pt"))
+    torch.distributed.barrier()  # neither rank tears gloo down while the other still uses it
 
 
 JOBS = {"agree": _agree, "fail_on_rank1": _fail_on_rank1, "deferred": _deferred}
