@@ -298,7 +298,7 @@ def test_under_cuda_graph_modes_a_pending_step_keeps_copies(monkeypatch):
         pending = model._deferred.pending
         assert len(pending) == 4
         for p, originals in zip(pending, flagged[1:]):
-            kept = [f.tensor for f in p.strict_flags + p.lenient_flags]
+            kept = [f.tensor for f in [*p.strict_flags, *p.lenient_flags]]
             assert len(kept) == len(originals) > 0
             assert all(a is not b and a.data_ptr() != b.data_ptr() and torch.equal(a, b)
                        for a, b in zip(kept, originals))

@@ -174,3 +174,67 @@ def test_flags_after_the_first_step_carry_the_group_of_their_tensor():
     bad = list(ctx.flags)
     bad[-1] = bad[-1]._replace(tensor=bad[-1].tensor + 2.0)  # the last step's value
     assert not torch.isfinite(torch.stack(witnesses(bad)).sum())
+
+
+def test_flags_of_a_series_share_one_site_per_check_and_make_no_objects():
+    """Later steps' flags reuse the site made when the metadata first passed: a series
+    of T steps leaves 4 sites and 4T tensors, and no Violation lives until the read
+    (long-lived objects bring Python's full collections sooner)."""
+    import gc
+
+    from pixyz_pyro.dist.checks import Flags, Site, Violation, split_flags, witnesses
+    loss, *_ = dmm()
+    ctx = Context()
+    with torch.no_grad():
+        run(loss.a, data(), ctx)
+    assert isinstance(ctx.flags, Flags) and len(ctx.flags) == T * 4
+    assert len({id(s) for s in ctx.flags.sites}) == 4
+    assert all(type(s) is Site for s in ctx.flags.sites)
+    assert not any(type(o) is Violation for o in gc.get_objects())
+    # iterating makes Violations with the same fields; witnesses agree either way
+    listed = list(ctx.flags)
+    assert [v.tensor for v in listed] == ctx.flags.tensors
+    assert [(v.check, v.dist, v.what, v.problem, v.lenient, v.group) for v in listed] == \
+        [tuple(s) for s in ctx.flags.sites]
+    assert all(torch.equal(a, b) for a, b in zip(witnesses(ctx.flags), witnesses(listed)))
+    # a lenient site (the Bernoulli's value) goes to the lenient side, in order
+    strict, lenient = split_flags(ctx.flags)
+    assert len(strict) == 3 * T and len(lenient) == T
+    assert all(not s.lenient for s in strict.sites) and all(s.lenient for s in lenient.sites)
+    again = Flags()
+    again.extend(strict)
+    again.extend(list(lenient))
+    assert len(again) == len(ctx.flags) and again.sites[-1] == lenient.sites[-1]
+    assert again.tensors[-1] is lenient.tensors[-1]
+
+
+def test_each_step_of_a_series_memoises_its_own_forwards():
+    """A factor that a step uses twice runs once per step; a factor on an input that
+    every step shares runs again at every step (as in a compiled step body, whose
+    context is new at every step), and nothing a step memoised is left in the
+    evaluation's memo afterwards."""
+    q, trans, emit = Inference(X, Z), Transition(), Emission(X, Z)
+
+    class Prior(Normal):  # conditioned on a global h, the same tensor at every step
+        def __init__(self):
+            super().__init__(var=["z"], cond_var=["h"], name="r", features_shape=[Z])
+            self.fc, self.calls = nn.Linear(Z, Z), 0
+
+        def forward(self, h):
+            self.calls += 1
+            return {"loc": self.fc(h), "scale": torch.ones(h.shape[0], Z)}
+
+    prior = Prior()
+    step = KullbackLeibler(q, trans) + KullbackLeibler(q, prior) - \
+        Expectation(q, LogProb(emit))
+    series = IterativeLoss(step, max_iter=T, series_var=["x"], update_value={"z": "z_prev"})
+    calls = []
+    inference_forward = q.forward
+    q.forward = lambda **kw: calls.append(1) or inference_forward(**kw)
+    ctx = Context()
+    outside = ("entry", object())
+    ctx.memo[("before",)] = outside
+    with torch.no_grad():
+        run(series, {**data(), "h": torch.zeros(B, Z)}, ctx)
+    assert len(calls) == T and trans.calls == T and prior.calls == T
+    assert ctx.memo == {("before",): outside}

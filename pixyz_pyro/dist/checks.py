@@ -13,7 +13,18 @@ feature size reaching ``nn.Linear``), the error is re-raised as an
 :class:`~pixyz_pyro.errors.InputError` that names the distribution and its inputs.
 """
 import warnings
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import torch
 
@@ -46,13 +57,79 @@ class Violation(NamedTuple):
     group: Optional[tuple] = None
 
 
-def flag(ctx, violation: Violation) -> None:
-    """Leave ``violation`` in ``ctx`` to be read with the others (read at once when there is
-    no evaluation context)."""
+class Site(NamedTuple):
+    """Where a support check is made: a :class:`Violation` without its tensor.  A factor
+    makes one per checked parameter or value the first time its metadata passes in an
+    evaluation, and every later flag of that site reuses it."""
+
+    check: "SupportCheck"
+    dist: "Distribution"
+    what: str
+    problem: tuple
+    lenient: bool
+    group: Optional[tuple] = None
+
+
+class Flags:
+    """The support checks an evaluation left on the device, as two parallel lists: the
+    :class:`Site` of each and the tensor it checks.  A flag costs two appends and makes
+    no object (a 500-step series leaves 2000 flags alive until its step's read, and
+    objects that live that long bring Python's full garbage collections sooner).
+    Iterating gives :class:`Violation` objects, made then.
+
+    >>> from pixyz_pyro.dist.family import interval_check
+    >>> flags = Flags()
+    >>> flags.add(Site(interval_check(0.0, 1.0), None, "x", (None, None), False),
+    ...           torch.tensor([0.5]))
+    >>> len(flags), next(iter(flags)).what
+    (1, 'x')
+    """
+
+    __slots__ = ("sites", "tensors")
+
+    def __init__(self) -> None:
+        self.sites: List[Site] = []
+        self.tensors: List[torch.Tensor] = []
+
+    def add(self, site: Site, tensor: torch.Tensor) -> None:
+        self.sites.append(site)
+        self.tensors.append(tensor)
+
+    def append(self, violation: Violation) -> None:
+        v = violation
+        self.add(Site(v.check, v.dist, v.what, v.problem, v.lenient, v.group), v.tensor)
+
+    def extend(self, other: Iterable[Violation]) -> None:
+        if isinstance(other, Flags):
+            self.sites.extend(other.sites)
+            self.tensors.extend(other.tensors)
+        else:
+            for v in other:
+                self.append(v)
+
+    def __len__(self) -> int:
+        return len(self.sites)
+
+    def __bool__(self) -> bool:
+        return bool(self.sites)
+
+    def __iter__(self) -> Iterator[Violation]:
+        for s, t in zip(self.sites, self.tensors):
+            yield Violation(s.check, s.dist, s.what, t, s.problem, s.lenient, s.group)
+
+    def pairs(self) -> Iterator[Tuple[Site, torch.Tensor]]:
+        """``(site, tensor)`` of each flag, without making a :class:`Violation`."""
+        return zip(self.sites, self.tensors)
+
+
+def flag(ctx, site: Site, tensor: torch.Tensor) -> None:
+    """Leave the check of ``tensor`` at ``site`` in ``ctx`` to be read with the others
+    (read at once when there is no evaluation context)."""
     if ctx is None:
-        settle([violation])
+        settle([Violation(site.check, site.dist, site.what, tensor, site.problem,
+                          site.lenient, site.group)])
     else:
-        ctx.flags.append(violation)
+        ctx.flags.add(site, tensor)
 
 
 #: Tensors of at most this many elements are concatenated with the others of their check.
@@ -73,7 +150,7 @@ def group_of(check: "SupportCheck", t: torch.Tensor) -> tuple:
     return (id(check), t.shape[1:] if t.dim() else None, t.device)
 
 
-def witnesses(flags: Sequence[Violation]) -> List[torch.Tensor]:
+def witnesses(flags: Union[Flags, Sequence[Violation]]) -> List[torch.Tensor]:
     """The flags' witnesses, to be summed into one read: the sum is finite exactly when
     every checked tensor is in its support and free of NaN.
 
@@ -86,8 +163,8 @@ def witnesses(flags: Sequence[Violation]) -> List[torch.Tensor]:
         return []
     groups: Dict[tuple, Tuple["SupportCheck", List[torch.Tensor]]] = {}
     alone: List[Tuple["SupportCheck", torch.Tensor]] = []
-    for f in flags:
-        t = f.tensor
+    pairs = flags.pairs() if isinstance(flags, Flags) else ((f, f.tensor) for f in flags)
+    for f, t in pairs:
         key = f.group
         if key is None:
             key = group_of(f.check, t)
@@ -115,13 +192,17 @@ def witnesses(flags: Sequence[Violation]) -> List[torch.Tensor]:
     return out
 
 
-def split_flags(flags: Sequence[Violation]) -> Tuple[List[Violation], List[Violation]]:
+def split_flags(flags: Flags) -> Tuple[Flags, Flags]:
     """``(strict, lenient)``: a lenient flag warns and never refuses a training step."""
-    strict = [f for f in flags if not f.lenient]
-    return strict, ([f for f in flags if f.lenient] if len(strict) < len(flags) else [])
+    if not any(s.lenient for s in flags.sites):
+        return flags, Flags()
+    strict, lenient = Flags(), Flags()
+    for s, t in flags.pairs():
+        (lenient if s.lenient else strict).add(s, t)
+    return strict, lenient
 
 
-def settle(flags: Sequence[Violation], read: bool = True) -> None:
+def settle(flags: Union[Flags, Sequence[Violation]], read: bool = True) -> None:
     """Read the flags (one host read, skipped with ``read=False`` when the caller has
     read their :func:`witnesses` already) and raise a :class:`SupportError` for the
     first violation, or warn for lenient ones.  A tensor whose only problem is NaN is

@@ -3,9 +3,13 @@
 One :class:`Context` lives for one top-level call (``sample``, ``get_log_prob`` or
 ``loss.eval``) and is dropped after it, so no tensor survives an evaluation.  It
 memoises each distribution's ``forward`` by the identity of its input tensors: within
-one evaluation ``q(z|x)`` runs once however many terms use it.
+one evaluation ``q(z|x)`` runs once however many terms use it.  Each step of an
+``IterativeLoss`` memoises its own forwards (:mod:`pixyz_pyro.loss.series`), eagerly as
+in a compiled step body, so that a step's parameters are freed with the step.
 """
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .checks import Flags
 
 try:
     from torch.compiler import is_compiling
@@ -27,7 +31,7 @@ class Context:
     shared : dict or None
         Values of the loss nodes that occur more than once in the expression, so that each
         is evaluated once per evaluation (``e - e`` is exactly zero).
-    flags : list
+    flags : Flags
         Support checks left on the device (:mod:`pixyz_pyro.dist.checks`), read once.
     checked : dict
         The host checks (names, dtypes, devices, shapes) already passed in this
@@ -60,7 +64,7 @@ class Context:
         self.memo: Dict[Tuple, Any] = {}  # a (inputs, value) pair, or a list of them if traced
         self.terms: Optional[Dict[int, Any]] = {} if record_terms else None
         self.shared: Optional[Dict[int, Any]] = None
-        self.flags: List[Any] = []
+        self.flags = Flags()
         self.checked: Dict[Tuple, Tuple] = {}
         self.batch_n = batch_n
         self.options = options

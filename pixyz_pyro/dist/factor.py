@@ -27,7 +27,7 @@ from ..errors import (
     VariableError,
     describe,
 )
-from .checks import Violation, check_forward_batch, flag, forward_error, group_of
+from .checks import Site, check_forward_batch, flag, forward_error, group_of
 from .context import Context
 from .distribution import Distribution, to_dict
 from .family import PYRO_NUMERICS, Family, Numerics
@@ -292,10 +292,9 @@ class FactorDistribution(Distribution):
             key = self._metadata(params, out, values)
             passed = ctx.checked.get(key)
             if passed is not None:
-                fam = self.family
-                for k, what, check, group in passed:
-                    ctx.flags.append(Violation(check, self, what, params[k], (fam, k), False,
-                                               group))
+                flags = ctx.flags
+                for k, site in passed:
+                    flags.add(site, params[k])
                 return
         if out is not None:
             self._check_forward(out, values)
@@ -319,7 +318,7 @@ class FactorDistribution(Distribution):
     def _check_params(self, params: Dict[str, torch.Tensor],
                       ctx: Optional[Context]) -> Tuple:
         """Names and shapes on the host; supports as device flags (see :func:`flag`).
-        Returns the support checks it left, ``(name, what, check, group)``."""
+        Returns the support checks it left, ``(name, site)``."""
         fam = self.family
         missing = fam.missing(params)
         if missing:
@@ -356,9 +355,9 @@ class FactorDistribution(Distribution):
         for k, t in tensors:
             check = fam.param_check(k, t)
             if check is not None:
-                what, group = f"parameter {k}", group_of(check, t)
-                flag(ctx, Violation(check, self, what, t, (fam, k), False, group))
-                left.append((k, what, check, group))
+                site = Site(check, self, f"parameter {k}", (fam, k), False, group_of(check, t))
+                flag(ctx, site, t)
+                left.append((k, site))
         return tuple(left)
 
     def get_params(self, params_dict=None, **kwargs) -> Dict[str, torch.Tensor]:
@@ -485,27 +484,25 @@ class FactorDistribution(Distribution):
                     meta.append(t.shape)
             key = tuple(meta)
             passed = ctx.checked.get(key)
-            if passed is not None:  # the flag as made the first time, for this value
+            if passed is not None:  # the flag's site as made the first time (or ())
                 if passed:
-                    check, dist, what, problem, lenient, group = passed
-                    ctx.flags.append(Violation(check, dist, what, x, problem, lenient, group))
+                    ctx.flags.add(passed, x)
                 return x
         scored = self._check_value_metadata(params, d, x)
         check = self.family.value_check_for(scored)
-        made = ()
+        made: Tuple = ()  # a Site, or () for a family without a value check
         if check is not None:
             made = self._flag_value(check, scored, ctx)
         if key is not None and scored is x:
             ctx.checked[key] = made
         return scored
 
-    def _flag_value(self, check, x, ctx) -> Tuple:
-        """Flag ``x`` for ``check``; returns what the flag is made of, but the tensor:
-        ``(check, dist, what, problem, lenient, group)`` without the fourth field."""
-        made = (check, self, f'"{self._var[0]}"', (self.family, None),
-                self.family.lenient_support and not strict(), group_of(check, x))
-        flag(ctx, Violation(*made[:3], x, *made[3:]))
-        return made
+    def _flag_value(self, check, x, ctx) -> Site:
+        """Flag ``x`` for ``check``; returns the flag's :class:`Site`."""
+        site = Site(check, self, f'"{self._var[0]}"', (self.family, None),
+                    self.family.lenient_support and not strict(), group_of(check, x))
+        flag(ctx, site, x)
+        return site
 
     def _check_value_metadata(self, params, d, x) -> torch.Tensor:
         """The host part of :meth:`_check_value`: the value to score, or an error."""

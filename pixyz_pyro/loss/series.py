@@ -284,20 +284,27 @@ def _iterative(node: iterative.IterativeLoss, values: Values, ctx: Context) -> R
     state = values
     total: Any = 0  # a tensor (or a number) after the first step
     new: Values = {}
-    for t in range(steps):
-        state = dict(state)
-        if t_name is not None:
-            state[t_name] = t
-        for k, v in series:
-            state[k] = v[t]
-        value, new = step(state, ctx)
-        if new:
-            state.update(new)
-        if mask is not None:
-            value = value * mask[t].to(value.dtype if isinstance(value, torch.Tensor)
-                                       else torch.get_default_dtype())
-        total = total + value
-        for old, renamed in updates:
-            if old in state:
-                state[renamed] = state.pop(old)
+    outer = ctx.memo
+    try:
+        for t in range(steps):
+            # Each step memoises its own forwards, as a compiled step's fresh context does:
+            # a step's parameters die with it instead of piling up until backward.
+            ctx.memo = {}
+            state = dict(state)
+            if t_name is not None:
+                state[t_name] = t
+            for k, v in series:
+                state[k] = v[t]
+            value, new = step(state, ctx)
+            if new:
+                state.update(new)
+            if mask is not None:
+                value = value * mask[t].to(value.dtype if isinstance(value, torch.Tensor)
+                                           else torch.get_default_dtype())
+            total = total + value
+            for old, renamed in updates:
+                if old in state:
+                    state[renamed] = state.pop(old)
+    finally:
+        ctx.memo = outer
     return total, new

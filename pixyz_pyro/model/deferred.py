@@ -59,11 +59,11 @@ Examples
 (4, 1)
 """
 import contextlib
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
 
-from ..dist.checks import Violation
+from ..dist.checks import Flags
 from ..errors import ModelError
 
 
@@ -82,8 +82,8 @@ class PendingStep(NamedTuple):
     #: the distribution each belongs to (``parts`` sums small gradients by distribution).
     params: Tuple[torch.Tensor, ...]
     groups: List[int]
-    strict_flags: List[Violation]
-    lenient_flags: List[Violation]
+    strict_flags: Flags
+    lenient_flags: Flags
     #: The evaluation's term values, by node id (``Context.terms``).
     terms: Dict[int, Any]
     values: Dict[str, Any]
@@ -110,15 +110,16 @@ def check_check_every(check_every: object, optimizer: torch.optim.Optimizer,
     return check_every
 
 
-def copied(flags: Sequence[Violation], terms: Dict[int, Any]
-           ) -> Tuple[List[Violation], Dict[int, Any]]:
+def copied(flags: Flags, terms: Dict[int, Any]) -> Tuple[Flags, Dict[int, Any]]:
     """The flags with copies of their tensors, and copies of the term values: what a
     pending step keeps under CUDA graphs, whose next replay overwrites the graph's own
     outputs (copies on the device, nothing read)."""
     def copy(t: Any) -> Any:
         return t.detach().clone() if isinstance(t, torch.Tensor) else t
-    return [f._replace(tensor=copy(f.tensor)) for f in flags], \
-        {k: copy(v) for k, v in terms.items()}
+    out = Flags()
+    for site, t in flags.pairs():
+        out.add(site, copy(t))
+    return out, {k: copy(v) for k, v in terms.items()}
 
 
 @contextlib.contextmanager
