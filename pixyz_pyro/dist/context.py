@@ -10,6 +10,7 @@ in a compiled step body, so that a step's parameters are freed with the step.
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .checks import Flags
+from .repeats import Repeats
 
 try:
     from torch.compiler import is_compiling
@@ -54,10 +55,13 @@ class Context:
         How an ``IterativeLoss`` runs its step body, ``(step_loss, state, ctx) -> (value,
         new samples)``; ``None`` for the interpreter's own ``run`` (the compiled step sets
         one that runs a compiled step body, see :mod:`pixyz_pyro.model.compile`).
+    repeats : Repeats or None
+        Inside the body of an expectation with ``n > 1`` draws, the inputs that stand for
+        their ``n``-fold repeats (:mod:`pixyz_pyro.dist.repeats`); ``None`` elsewhere.
     """
 
     __slots__ = ("memo", "terms", "shared", "flags", "checked", "batch_n", "options",
-                 "traced", "step_runner", "witnessed")
+                 "traced", "step_runner", "witnessed", "repeats")
 
     def __init__(self, batch_n: Optional[int] = None, record_terms: bool = False,
                  options: Any = None):
@@ -72,6 +76,7 @@ class Context:
         self.traced = is_compiling()
         self.step_runner: Optional[Callable[..., Any]] = None
         self.witnessed: Optional[Tuple[List[Any], List[Any]]] = None
+        self.repeats: Optional[Repeats] = None
 
     def for_step(self, traced: bool) -> "Context":
         """A fresh context for one step of a series, with this one's batch, options and

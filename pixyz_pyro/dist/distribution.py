@@ -34,6 +34,7 @@ from ..validate_args import check_optional_positive_int, check_sample_shape
 from .checks import settle
 from .context import Context
 from .naming import as_var_list, latex_name, prob_text
+from .repeats import Repeats
 from .running import restore_running, snapshot_running
 from .shapes import fold, numel, unfold
 
@@ -189,14 +190,18 @@ class Distribution(nn.Module):
         raise NotImplementedError(f"{self.prob_text} cannot be sampled")
 
     def _sample_n(self, values: Dict, ctx: Context, reparam: bool, batch_n: Optional[int],
-                  n: int, folded: Optional[Dict] = None) -> Dict[str, torch.Tensor]:
+                  n: int, folded: Optional[Dict] = None, repeats: Optional[Repeats] = None
+                  ) -> Dict[str, torch.Tensor]:
         """``n`` draws per batch row, folded draw-major into ``(n * batch, *features)``.
 
         This generic form draws once per row of the inputs folded ``n`` times (``folded``,
-        or ``values`` folded here); a factor overrides it to evaluate its parameters once
-        on the ``batch`` rows."""
+        or ``values`` folded here; where ``folded`` holds ``b``-row inputs that stand for
+        their ``repeats``, :mod:`~pixyz_pyro.dist.repeats`, they are folded first); a
+        factor overrides it to evaluate its parameters once on the ``batch`` rows."""
         if n == 1:
             return self._sample_values(values, ctx, reparam, batch_n)
+        if folded is not None and repeats is not None:
+            folded = repeats.folded(folded, self.input_var)
         if folded is None:
             names = [k for k in self.input_var
                      if isinstance(values.get(k), torch.Tensor) and values[k].dim() > 0]

@@ -31,7 +31,8 @@ from .checks import Site, check_forward_batch, flag, forward_error, group_of
 from .context import Context
 from .distribution import Distribution, to_dict
 from .family import PYRO_NUMERICS, Family, Numerics
-from .shapes import SHAPES, broadcast_shapes, shape_str
+from .repeats import Repeats
+from .shapes import SHAPES, broadcast_shapes, repeat_rows, shape_str
 from .validation import UnbatchedValueWarning, checking, strict, user_stacklevel
 
 
@@ -51,7 +52,7 @@ def _fold_param(t, n: int, rows: Optional[int]):
     if not isinstance(t, torch.Tensor) or t.dim() == 0 or rows is None or \
             t.shape[0] != rows or rows == 1:
         return t
-    return t.unsqueeze(0).expand(n, *t.shape).reshape(n * rows, *t.shape[1:])
+    return repeat_rows(t, n)
 
 
 def _old_dim(fam: Family, dim, features_shape) -> torch.Size:
@@ -221,6 +222,9 @@ class FactorDistribution(Distribution):
         else:
             inputs = (values[cond[0]],) if n else ()
         if ctx is not None:
+            repeats = ctx.repeats
+            if repeats is not None and repeats.holds(values, cond):
+                return self._repeated_params(values, ctx, repeats, inputs)
             hit = ctx.recall(self, inputs)
             if hit is not None:
                 return hit
@@ -231,6 +235,19 @@ class FactorDistribution(Distribution):
         if ctx is not None:
             ctx.remember(self, inputs, params)
         return params
+
+    def _repeated_params(self, values: Dict, ctx: Context, repeats: Repeats,
+                         inputs: Tuple) -> Dict[str, torch.Tensor]:
+        """The parameters on the ``n``-fold repeats of inputs that ``values`` holds as
+        their ``b`` rows (:mod:`~pixyz_pyro.dist.repeats`): the memo's entry under
+        :meth:`Repeats.key`, else computed on the inputs folded (and remembered under
+        both keys)."""
+        key = repeats.key(inputs)
+        hit = ctx.recall(self, key)
+        if hit is None:
+            hit = self._params(repeats.folded(values, self._cond_var), ctx)
+            ctx.remember(self, key, hit)
+        return hit
 
     def _computed_params(self, values: Dict, ctx: Optional[Context]
                          ) -> Dict[str, torch.Tensor]:
@@ -407,13 +424,17 @@ class FactorDistribution(Distribution):
             x = x.reshape(-1, *x.shape[2:])
         return {self._var[0]: x}
 
-    def _sample_n(self, values, ctx, reparam, batch_n, n, folded=None):
+    def _sample_n(self, values, ctx, reparam, batch_n, n, folded=None, repeats=None):
         """``n`` draws per row from ONE evaluation of the parameters on the ``batch``
         rows; the parameters, folded to the ``n * batch`` rows of ``folded``, are left in
-        ``ctx`` so that scoring the draws there runs no second ``forward``."""
+        ``ctx`` so that scoring the draws there runs no second ``forward`` (under
+        :meth:`Repeats.key` where ``folded`` holds ``b``-row inputs that stand for their
+        ``repeats``)."""
         out = self._sample_values(values, ctx, reparam, batch_n, n)
         if ctx is not None and folded is not None and self._cond_var:
             inputs = tuple([folded[k] for k in self._cond_var])
+            if repeats is not None and repeats.holds(folded, self._cond_var):
+                inputs = repeats.key(inputs)
             if ctx.recall(self, inputs) is None:
                 params = self._params(values, ctx)  # the memo's entry
                 ctx.remember(self, inputs, {k: _fold_param(t, n, batch_n)
@@ -428,6 +449,13 @@ class FactorDistribution(Distribution):
         self._require(values, self._lp_names, "log_prob")
         x = values[self._var[0]]
         params = self._params(values, ctx)
+        if ctx is not None and ctx.repeats is not None and \
+                ctx.repeats.originals.get(self._var[0]) is x:
+            scored = self._log_prob_repeated(params, x, ctx, negate)
+            if scored is not None:
+                total = _sum_features(scored[0], sum_features, feature_dims)
+                return -total if negate and not scored[1] else total
+            x = ctx.repeats.folded(values, self._var)[self._var[0]]  # scored as usual
         numerics = self._numerics
         closed = numerics.log_prob
         nll = numerics.nll if negate else None
@@ -452,6 +480,53 @@ class FactorDistribution(Distribution):
                 f"parameters of shape {full} ({SHAPES}). {type(e).__name__}: {e}") from e
         lp = _sum_features(lp, sum_features, feature_dims)
         return -lp if negate else lp
+
+    def _log_prob_repeated(self, params, x, ctx, negate
+                           ) -> Optional[Tuple[torch.Tensor, bool]]:
+        """Score the ``b`` rows ``x`` of a repeated variable (:mod:`.repeats`) as its
+        ``n``-fold repeat would be scored: ``x`` expanded to ``(n, b, *features)`` (a
+        view) against the parameters of ``n * b`` rows viewed as ``(n, b, *features)``,
+        elementwise the same numbers.  Returns the ``(n * b, *features)`` scores and
+        whether they are :math:`-\\log p` already (the numerics' ``nll``, for
+        ``negate``); ``None`` for a family without an elementwise closed-form score, a
+        parameter of other rows or a value that fails its checks, which the caller scores
+        folded as usual (so that an error names the same shapes on either path)."""
+        numerics = self._numerics
+        closed = numerics.log_prob
+        if closed is None:
+            return None
+        n, b = ctx.repeats.n, ctx.repeats.rows
+        rows = n * b
+        viewed, sliced = {}, {}  # (n, b, ...) and the first draw's (b, ...), to check
+        for k, t in params.items():
+            if isinstance(t, torch.Tensor) and t.dim() > 0 and k not in self._static:
+                if t.shape[0] == rows:
+                    v = t.reshape(n, b, *t.shape[1:])
+                    viewed[k], sliced[k] = v, v[0]
+                    continue
+                if t.shape[0] != 1:
+                    return None
+            viewed[k] = sliced[k] = t
+        if checking():
+            try:
+                if self._check_value(sliced, None, x, ctx) is not x:
+                    return None
+            except PixyzError:  # raised again by the folded value, in its shapes
+                return None
+        expanded = x.expand(n, *x.shape)
+        try:
+            lp = numerics.nll(viewed, expanded) if negate and numerics.nll is not None \
+                else None
+            negated = lp is not None
+            if lp is None:
+                lp = closed(viewed, expanded)
+            if lp is None:
+                lp = self.family.log_prob(self.family.build(viewed), expanded)
+        except Exception:  # noqa: BLE001 - scored folded, whose error names the shapes
+            return None
+        if lp.shape[:2] != (n, b):
+            return None
+        return lp.reshape(rows, *lp.shape[2:]), negated
 
     def _value_shape(self, params, d) -> Tuple[int, ...]:
         """The full shape of one value, ``batch_shape + features_shape``."""

@@ -37,8 +37,14 @@ def fold(values: Dict[str, object], names: Iterable[str], n: int) -> Dict[str, o
     for k in names:
         v = values.get(k)
         if isinstance(v, torch.Tensor) and v.dim() > 0:
-            out[k] = v.unsqueeze(0).expand(n, *v.shape).reshape(n * v.shape[0], *v.shape[1:])
+            out[k] = repeat_rows(v, n)
     return out
+
+
+def repeat_rows(t: torch.Tensor, n: int) -> torch.Tensor:
+    """``t`` of ``(B, *F)`` repeated ``n`` times, draw-major: ``(n * B, *F)`` (a copy:
+    no strided view repeats rows)."""
+    return t.unsqueeze(0).expand(n, *t.shape).reshape(n * t.shape[0], *t.shape[1:])
 
 
 def unfold(t: torch.Tensor, sample_shape: Tuple[int, ...]) -> torch.Tensor:

@@ -17,7 +17,7 @@
 import functools
 import math
 import operator
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch.distributions import kl_divergence
@@ -26,6 +26,8 @@ from ..dist.context import Context
 from ..dist.factor import FactorDistribution
 from ..dist.factor import _sum_features as sum_features
 from ..dist.family import PYRO_NUMERICS, closed_kl
+from ..dist.joint import MultiplyDistribution
+from ..dist.repeats import Repeats
 from ..dist.shapes import SHAPES, fold, shape_str
 from ..dist.validation import checking
 from ..errors import LossError, ShapeError
@@ -183,6 +185,44 @@ def _fold_rows(values, b: int, n: int) -> Values:
     return fold(values, names, n)
 
 
+#: The body nodes that pass the values only to their children or to a distribution's score.
+_LAZY_NODES = (pdf.LogProb, pdf.Prob, ops.AddLoss, ops.SubLoss, ops.MulLoss, ops.DivLoss,
+               ops.NegLoss, ops.BatchMean, ops.BatchSum, value_nodes.ValueLoss)
+
+
+def _scores_lazily(d) -> bool:
+    """Whether ``d`` reads the values only through factors' ``_params`` and
+    ``_log_prob_values`` (a factor, or a product of factors)."""
+    if type(d) is MultiplyDistribution:
+        return all(_scores_lazily(f) for f in d._order)
+    return isinstance(d, FactorDistribution) and \
+        type(d)._log_prob_values is FactorDistribution._log_prob_values and \
+        type(d)._params is FactorDistribution._params
+
+
+def lazy_body(f: Loss) -> bool:
+    """Whether an expectation's body ``f`` may see its repeated inputs as their ``b`` rows
+    (:mod:`pixyz_pyro.dist.repeats`): every node is arithmetic or a score, and every
+    scored distribution reads the values through factors only."""
+    if type(f) not in _LAZY_NODES:
+        return False
+    if isinstance(f, pdf.LogProb) and not _scores_lazily(f.p):
+        return False
+    return all(lazy_body(c) for c in f.children)
+
+
+def _repeats(node, values, b: int, ctx) -> Optional[Repeats]:
+    """The :class:`~pixyz_pyro.dist.repeats.Repeats` of ``values``' ``b``-row tensors for
+    ``node``'s draws, or ``None``: fold them (a compiled evaluation, or a body that
+    :func:`lazy_body` does not allow)."""
+    if ctx.traced or ctx.repeats is not None or not lazy_body(node.f):
+        return None
+    names = node.p.var
+    originals = {k: v for k, v in values.items() if k not in names and
+                 isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == b}
+    return Repeats(node.n, b, originals) if originals else None
+
+
 @evaluate.register(expectation.Expectation)
 def _expectation(node, values, ctx):
     """:math:`\\frac1n \\sum_s f(z_s)`: ``p``'s parameters are computed once on the
@@ -207,10 +247,16 @@ def _expectation(node, values, ctx):
         new = p._sample_values(given, ctx, node.reparam, batch_n)
         value, more = run(node.f, {**values, **new}, ctx)
         return value, ({**new, **more} if more else new)
-    folded = _fold_rows(values, batch_n or 1, n)
+    repeats = _repeats(node, values, batch_n or 1, ctx)
+    # with repeats, the b rows stand for their repeats (pixyz_pyro.dist.repeats)
+    folded = _fold_rows(values, batch_n or 1, n) if repeats is None else values
     new = p._sample_n(given, ctx, node.reparam, batch_n, n, folded if given is values else
-                      {k: v for k, v in folded.items() if k in given})
-    value, more = run(node.f, {**folded, **new}, ctx)
+                      {k: v for k, v in folded.items() if k in given}, repeats)
+    outer, ctx.repeats = ctx.repeats, repeats
+    try:
+        value, more = run(node.f, {**folded, **new}, ctx)
+    finally:
+        ctx.repeats = outer
     if isinstance(value, torch.Tensor) and value.dim() > 0:
         value = value.reshape(n, -1, *value.shape[1:]).mean(0)
     new.update(more)
