@@ -256,3 +256,30 @@ def test_save_and_load_restore_parameters_optimizer_and_rng(tmp_path):
     # RNG, parameters and optimizer state all came back: the same two steps again.
     assert [float(v) for v in _steps(model, x, 2)] == later
     assert _same(_snapshot(p, q), later_params)
+
+
+def test_a_step_holds_no_parameters_of_its_evaluation_through_backward():
+    """The evaluation's memo is released before backward: a factor's parameters that the
+    backward does not need (a fixed-scale Normal's mean, not saved by its small composed
+    score) are freed, as in hand-written code."""
+    import weakref
+
+    class Mean(Normal):
+        def __init__(self):
+            super().__init__(var=["x"], cond_var=["z"], scale=torch.tensor(1.0), name="p")
+            self.fc = torch.nn.Linear(2, 3)
+            self.seen = []
+
+        def forward(self, z):
+            loc = self.fc(z)
+            self.seen.append(weakref.ref(loc))
+            return {"loc": loc}
+
+    p = Mean()
+    alive = []
+    p.fc.weight.register_hook(lambda g: alive.append(p.seen[-1]() is not None))
+    model = Model(-LogProb(p).mean(), distributions=[p], optimizer=torch.optim.SGD,
+                  optimizer_params={"lr": 0.1})
+    for _ in range(2):
+        model.train({"x": torch.randn(4, 3), "z": torch.randn(4, 2)})
+    assert alive == [False, False]

@@ -13,7 +13,15 @@ from pixyz_pyro.dist import Bernoulli, Normal
 from pixyz_pyro.dist import repeats as repeats_module
 from pixyz_pyro.dist import shapes as shapes_module
 from pixyz_pyro.errors import ShapeError
-from pixyz_pyro.loss import ELBO, Expectation, KullbackLeibler, LogProb, Parameter
+from pixyz_pyro.loss import (
+    ELBO,
+    IWAE,
+    Expectation,
+    KullbackLeibler,
+    LogProb,
+    Parameter,
+    VRBound,
+)
 from pixyz_pyro.loss import evaluate as evaluate_module
 from pixyz_pyro.loss.evaluate import lazy_body
 from pixyz_pyro.model import Model
@@ -270,3 +278,41 @@ def test_training_under_no_grad_first_then_with_grad(folded):
         steps = [model.train(data(i)) for i in range(3)]
         losses.append(torch.stack([torch.as_tensor(first), *map(torch.as_tensor, steps)]))
     assert torch.equal(losses[0], losses[1])
+
+
+@pytest.mark.parametrize("estimator", ["reparam", "stl", "dreg"])
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_multi_sample_bounds_score_the_data_unrepeated(folded, copies, estimator, alpha):
+    """``VRBound`` / ``IWAE`` over k draws: the same numbers and gradients as folding the
+    data k times, which is never copied; ``q``'s forward runs once."""
+    torch.manual_seed(0)
+    q, p, pz = Inference(), Decoder(), prior()
+    loss = -VRBound(p * pz, q, k=6, alpha=alpha, estimator=estimator).mean()
+    values = data()
+    lazy = _value_and_grads(loss, [q, p], values)
+    assert all(t is not values["x"] for t in copies)
+    assert q.calls == 1
+    folded(True)
+    eager = _value_and_grads(loss, [q, p], values)
+    assert torch.equal(lazy[0], eager[0])
+    for a, b in zip(lazy[1], eager[1]):
+        assert torch.equal(a, b)
+
+
+def test_the_iwae_bound_against_its_formula():
+    """:math:`\\log \\frac1k \\sum_i p(x, z_i) / q(z_i|x)` on the same draws."""
+    torch.manual_seed(0)
+    q, p, pz = Inference(), Decoder(), prior()
+    values, k = data(), 5
+    torch.manual_seed(9)
+    got = IWAE(p * pz, q, k=k).eval(values)
+    torch.manual_seed(9)
+    params = q.get_params({"x": values["x"]})
+    loc, scale = params["loc"], params["scale"]
+    z = loc + scale * torch.randn(k, B, Z)
+    probs, x = torch.sigmoid(p.fc(z)), values["x"]
+    log_px = (x * probs.log() + (1 - x) * (1 - probs).log()).sum(-1)
+    log_pz = (-z ** 2 / 2 - 0.5 * math.log(2 * math.pi)).sum(-1)
+    log_q = (-((z - loc) / scale) ** 2 / 2 - scale.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+    want = torch.logsumexp(log_px + log_pz - log_q, 0) - math.log(k)
+    assert torch.allclose(got, want, atol=1e-5)

@@ -78,6 +78,13 @@ class Context:
         self.witnessed: Optional[Tuple[List[Any], List[Any]]] = None
         self.repeats: Optional[Repeats] = None
 
+    def release(self) -> None:
+        """Drop what only the evaluation itself reads: the memo (every factor's
+        parameters) and the shared nodes' values.  The step's backward keeps the tensors
+        it needs; the flags and the terms' values stay for the step's read."""
+        self.memo = {}
+        self.shared = None
+
     def for_step(self, traced: bool) -> "Context":
         """A fresh context for one step of a series, with this one's batch, options and
         shared nodes (its support flags go back to this context, see

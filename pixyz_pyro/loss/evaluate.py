@@ -213,14 +213,20 @@ def lazy_body(f: Loss) -> bool:
 
 def _repeats(node, values, b: int, ctx) -> Optional[Repeats]:
     """The :class:`~pixyz_pyro.dist.repeats.Repeats` of ``values``' ``b``-row tensors for
-    ``node``'s draws, or ``None``: fold them (a compiled evaluation, or a body that
-    :func:`lazy_body` does not allow)."""
-    if ctx.traced or ctx.repeats is not None or not lazy_body(node.f):
+    an expectation's draws, or ``None``: fold them (a body that :func:`lazy_body` does not
+    allow)."""
+    return _repeats_of(node.p, node.n, values, b, ctx) if lazy_body(node.f) else None
+
+
+def _repeats_of(q, n: int, values, b: int, ctx) -> Optional[Repeats]:
+    """The ``b``-row tensors of ``values`` besides ``q``'s variables, standing for their
+    repeats for ``n`` draws of ``q``; ``None`` in a compiled evaluation (which folds)."""
+    if ctx.traced or ctx.repeats is not None:
         return None
-    names = node.p.var
+    names = q.var
     originals = {k: v for k, v in values.items() if k not in names and
                  isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == b}
-    return Repeats(node.n, b, originals) if originals else None
+    return Repeats(n, b, originals) if originals else None
 
 
 @evaluate.register(expectation.Expectation)
@@ -467,17 +473,24 @@ def _vr_bound(node, values, ctx):
         batch_n = next((values[v].shape[0] for v in node.input_var
                         if isinstance(values.get(v), torch.Tensor) and values[v].dim() > 0),
                        ctx.batch_n)
-    folded = _fold_rows(values, batch_n or 1, k)
-    new = q._sample_n(values, ctx, True, batch_n, k, folded)
+    # the data stands for its k-fold repeat where p and q score through factors
+    repeats = _repeats_of(q, k, values, batch_n or 1, ctx) \
+        if _scores_lazily(p) and _scores_lazily(q) else None
+    folded = _fold_rows(values, batch_n or 1, k) if repeats is None else values
+    new = q._sample_n(values, ctx, True, batch_n, k, folded, repeats)
     box: List[torch.Tensor] = []  # the DReG scale, set below
     if node.estimator == "dreg":
         new = {n: _scaled_grad(z, box) for n, z in new.items()}
     scored = {**folded, **new}
-    log_p = p._log_prob_values(scored, ctx)
-    if node.estimator == "reparam":
-        log_q = q._log_prob_values(scored, ctx)
-    else:
-        log_q = _stopped_log_prob(q, scored, ctx)
+    outer, ctx.repeats = ctx.repeats, repeats
+    try:
+        log_p = p._log_prob_values(scored, ctx)
+        if node.estimator == "reparam":
+            log_q = q._log_prob_values(scored, ctx)
+        else:
+            log_q = _stopped_log_prob(q, scored, ctx)
+    finally:
+        ctx.repeats = outer
     lw = (log_p - log_q).reshape(k, -1)
     if alpha == 1.0:
         bound = lw.mean(0)

@@ -237,6 +237,7 @@ class Model:
             raise wrap_error(f"evaluating {plan.loss._short()}", e, values,
                              plan.input_var) from e
         self._guard.values = values
+        ctx.release()  # the parameters in the memo are not held through backward
         return value, ctx
 
     def _run_loss(self, plan: Plan, values: Dict, ctx: Context) -> Tuple[object, Dict]:
