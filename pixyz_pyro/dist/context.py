@@ -7,7 +7,7 @@ one evaluation ``q(z|x)`` runs once however many terms use it.  Each step of an
 ``IterativeLoss`` memoises its own forwards (:mod:`pixyz_pyro.loss.series`), eagerly as
 in a compiled step body, so that a step's parameters are freed with the step.
 """
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from .checks import Flags
 from .repeats import Repeats
@@ -55,13 +55,17 @@ class Context:
         How an ``IterativeLoss`` runs its step body, ``(step_loss, state, ctx) -> (value,
         new samples)``; ``None`` for the interpreter's own ``run`` (the compiled step sets
         one that runs a compiled step body, see :mod:`pixyz_pyro.model.compile`).
+    once : frozenset
+        The ids of the factors whose parameters one node of the plan reads once
+        (:func:`~pixyz_pyro.loss.plan.read_once`): :meth:`remember` is not called for
+        them, so that their parameters are freed after their one use.
     repeats : Repeats or None
         Inside the body of an expectation with ``n > 1`` draws, the inputs that stand for
         their ``n``-fold repeats (:mod:`pixyz_pyro.dist.repeats`); ``None`` elsewhere.
     """
 
     __slots__ = ("memo", "terms", "shared", "flags", "checked", "batch_n", "options",
-                 "traced", "step_runner", "witnessed", "repeats")
+                 "traced", "step_runner", "witnessed", "repeats", "once")
 
     def __init__(self, batch_n: Optional[int] = None, record_terms: bool = False,
                  options: Any = None):
@@ -77,6 +81,7 @@ class Context:
         self.step_runner: Optional[Callable[..., Any]] = None
         self.witnessed: Optional[Tuple[List[Any], List[Any]]] = None
         self.repeats: Optional[Repeats] = None
+        self.once: FrozenSet[int] = frozenset()
 
     def release(self) -> None:
         """Drop what only the evaluation itself reads: the memo (every factor's

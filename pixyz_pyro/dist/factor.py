@@ -232,7 +232,7 @@ class FactorDistribution(Distribution):
             params = dict(self.get_params({k: values[k] for k in cond}))
         else:
             params = self._computed_params(values, ctx)
-        if ctx is not None:
+        if ctx is not None and id(self) not in ctx.once:
             ctx.remember(self, inputs, params)
         return params
 
@@ -246,7 +246,8 @@ class FactorDistribution(Distribution):
         hit = ctx.recall(self, key)
         if hit is None:
             hit = self._params(repeats.folded(values, self._cond_var), ctx)
-            ctx.remember(self, key, hit)
+            if id(self) not in ctx.once:
+                ctx.remember(self, key, hit)
         return hit
 
     def _computed_params(self, values: Dict, ctx: Optional[Context]
@@ -431,7 +432,8 @@ class FactorDistribution(Distribution):
         :meth:`Repeats.key` where ``folded`` holds ``b``-row inputs that stand for their
         ``repeats``)."""
         out = self._sample_values(values, ctx, reparam, batch_n, n)
-        if ctx is not None and folded is not None and self._cond_var:
+        if ctx is not None and folded is not None and self._cond_var and \
+                id(self) not in ctx.once:  # scored there
             inputs = tuple([folded[k] for k in self._cond_var])
             if repeats is not None and repeats.holds(folded, self._cond_var):
                 inputs = repeats.key(inputs)

@@ -26,7 +26,6 @@ from ..dist.context import Context
 from ..dist.factor import FactorDistribution
 from ..dist.factor import _sum_features as sum_features
 from ..dist.family import PYRO_NUMERICS, closed_kl
-from ..dist.joint import MultiplyDistribution
 from ..dist.repeats import Repeats
 from ..dist.shapes import SHAPES, fold, shape_str
 from ..dist.validation import checking
@@ -45,6 +44,7 @@ from . import (
 )
 from . import values as value_nodes
 from .base import Loss
+from .plan import plain_factors
 
 Values = Dict[str, object]
 Result = Tuple[object, Values]
@@ -192,12 +192,8 @@ _LAZY_NODES = (pdf.LogProb, pdf.Prob, ops.AddLoss, ops.SubLoss, ops.MulLoss, ops
 
 def _scores_lazily(d) -> bool:
     """Whether ``d`` reads the values only through factors' ``_params`` and
-    ``_log_prob_values`` (a factor, or a product of factors)."""
-    if type(d) is MultiplyDistribution:
-        return all(_scores_lazily(f) for f in d._order)
-    return isinstance(d, FactorDistribution) and \
-        type(d)._log_prob_values is FactorDistribution._log_prob_values and \
-        type(d)._params is FactorDistribution._params
+    ``_log_prob_values`` (a factor, or a product of factors, as written here)."""
+    return plain_factors(d) is not None
 
 
 def lazy_body(f: Loss) -> bool:

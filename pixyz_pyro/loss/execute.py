@@ -114,6 +114,7 @@ def prepare(plan: Plan, x_dict: Optional[Mapping[str, object]], kwargs: Dict, wh
         ctx.terms = dict.fromkeys(plan.recorded)
     if plan.shared:
         ctx.shared = {i: [] for i in plan.shared}
+    ctx.once = plan.once
     return values, ctx
 
 

@@ -13,6 +13,9 @@ one per call, a walk over the tree) and is immutable data:
 * ``keywords``: the evaluation keywords that the loss's nodes declare;
 * ``series``: the ``IterativeLoss`` nodes (``Model(compile=True)`` compiles their step
   body once instead of unrolling the steps);
+* ``once``: the factors whose parameters exactly one node reads (:func:`read_once`): the
+  context's memo keeps no entry for them, so that each is freed after its one use, as in
+  hand-written code;
 * ``side``: for adversarial losses, which side this plan computes
   (``"generator"`` or ``"discriminator"``: two plans).
 
@@ -30,9 +33,12 @@ from typing import Dict, FrozenSet, List, NamedTuple, Optional, Tuple
 from torch import nn
 
 from ..dist.distribution import Distribution
+from ..dist.factor import FactorDistribution
 from ..dist.family import Numerics
+from ..dist.joint import MultiplyDistribution
 from ..dist.running import running_slots
 from ..errors import LossError
+from . import divergences, ops, pdf, values
 from .base import Loss
 from .expectation import Expectation
 from .iterative import IterativeLoss
@@ -65,6 +71,65 @@ class Plan(NamedTuple):
     #: ``(module, buffer name)`` of every running statistic the loss's modules keep.
     running: Tuple[Tuple[nn.Module, str], ...]
     series: Tuple[IterativeLoss, ...] = ()
+    once: FrozenSet[int] = frozenset()
+
+
+#: The executor protocol, as :class:`FactorDistribution` writes it.
+_PROTOCOL = ("_params", "_sample_values", "_sample_n", "_log_prob_values")
+
+
+def plain_factors(d: Distribution) -> Optional[List[FactorDistribution]]:
+    """The factors of ``d`` when it is a factor or a product of factors that read the
+    values only through the factors' own parameters, draws and scores (the protocol not
+    overridden), else ``None``."""
+    if type(d) is MultiplyDistribution:
+        out: List[FactorDistribution] = []
+        for f in d._order:
+            inner = plain_factors(f)
+            if inner is None:
+                return None
+            out.extend(inner)
+        return out
+    if not isinstance(d, FactorDistribution) or any(
+            getattr(type(d), m) is not getattr(FactorDistribution, m) for m in _PROTOCOL):
+        return None
+    return [d]
+
+
+#: The nodes that read each distribution they name once (a score, or an expectation's
+#: draw), or none (arithmetic and constants).
+_READS_ONCE = (pdf.LogProb, pdf.Prob, Expectation)
+_READS_NONE = (ops.AddLoss, ops.SubLoss, ops.MulLoss, ops.DivLoss, ops.NegLoss, ops.AbsLoss,
+               ops.BatchMean, ops.BatchSum, ops.MinLoss, ops.MaxLoss, values.ValueLoss)
+
+
+def read_once(nodes: List[Loss]) -> FrozenSet[int]:
+    """The ids of the factors whose parameters one node of ``nodes`` (each node once)
+    reads, once: none of them needs a memo entry.  Empty unless every node is a score,
+    an expectation or arithmetic over plain factors (another node may read a
+    distribution's parameters twice itself, as a multi-sample bound's ``stl`` does; a
+    closed-form KL counts as two reads of each side)."""
+    reads: Dict[int, int] = {}
+    read: Tuple[Distribution, ...]
+    for node in nodes:
+        kind = type(node)
+        if kind in _READS_NONE:
+            continue
+        if kind is divergences.KullbackLeibler and isinstance(node, divergences.KullbackLeibler):
+            # a closed form reads both sides, and Pyro's kl_divergence reads them again;
+            # a Monte Carlo KL is its child expectation
+            read, n = ((node.p, node.q) if node.mc is None else ()), 2
+        elif kind in _READS_ONCE and isinstance(node, _READS_ONCE):  # the exact types
+            read, n = (node.p,), 1
+        else:
+            return frozenset()
+        for d in read:
+            factors = plain_factors(d)
+            if factors is None:
+                return frozenset()
+            for f in factors:
+                reads[id(f)] = reads.get(id(f), 0) + n
+    return frozenset(i for i, k in reads.items() if k == 1)
 
 
 def _walk(node: Loss, count: Dict[int, int], nodes: List[Loss]) -> None:
@@ -119,7 +184,8 @@ def compile_plan(loss: Loss, side: str = "generator", rewrite: bool = False) -> 
         blocked=blocked, keywords=keywords, distributions=dists,
         numerics=tuple((d, getattr(d, "_numerics", None)) for d in dists),
         running=tuple(s for d in dists for s in running_slots(d)),
-        series=tuple(n for n in nodes if isinstance(n, IterativeLoss)))
+        series=tuple(n for n in nodes if isinstance(n, IterativeLoss)),
+        once=read_once(nodes))
 
 
 def check_gradients(plan: Plan) -> None:
