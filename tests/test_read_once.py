@@ -5,10 +5,10 @@ import weakref
 
 import pytest
 import torch
-import torch.nn.functional as F
+from _vae_world import Decoder, Inference, prior
 from torch import nn
 
-from pixyz_pyro.dist import Bernoulli, Normal
+from pixyz_pyro.dist import Normal
 from pixyz_pyro.loss import (
     ELBO,
     IWAE,
@@ -50,33 +50,8 @@ def chain(k=3):
     return links, joint
 
 
-class Q(Normal):
-    def __init__(self):
-        super().__init__(var=["z"], cond_var=["x"], name="q")
-        self.fc = nn.Linear(3, 4)
-        self.calls = 0
-
-    def forward(self, x):
-        self.calls += 1
-        loc, s = self.fc(x).chunk(2, -1)
-        return {"loc": loc, "scale": F.softplus(s) + 0.1}
-
-
-class P(Bernoulli):
-    def __init__(self):
-        super().__init__(var=["x"], cond_var=["z"], name="p")
-        self.fc = nn.Linear(2, 3)
-        self.calls = 0
-
-    def forward(self, z):
-        self.calls += 1
-        return {"probs": torch.sigmoid(self.fc(z))}
-
-
 def vae():
-    prior = Normal(loc=torch.tensor(0.0), scale=torch.tensor(1.0), var=["z"],
-                   features_shape=[2], name="p_{prior}")
-    return Q(), P(), prior
+    return Inference(3, 2), Decoder(2, 3), prior(2)
 
 
 def ids(*dists):

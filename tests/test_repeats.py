@@ -1,15 +1,16 @@
 """An expectation over ``n`` draws scores its ``b``-row inputs without repeating them
 (:mod:`pixyz_pyro.dist.repeats`): the same numbers and gradients as folding the inputs
 ``n`` times, the same checks and errors, ``q``'s forward once, and no copy of the data."""
+import functools
 import math
 import warnings
 
+import _vae_world as world
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from pixyz_pyro.dist import Bernoulli, Normal
+from pixyz_pyro.dist import Normal
 from pixyz_pyro.dist import repeats as repeats_module
 from pixyz_pyro.dist import shapes as shapes_module
 from pixyz_pyro.errors import ShapeError
@@ -29,25 +30,8 @@ from pixyz_pyro.model import Model
 B, X, Z, Y = 5, 6, 3, 2
 
 
-class Inference(Normal):
-    def __init__(self):
-        super().__init__(var=["z"], cond_var=["x"], name="q")
-        self.fc = nn.Linear(X, 2 * Z)
-        self.calls = 0
-
-    def forward(self, x):
-        self.calls += 1
-        loc, s = self.fc(x).chunk(2, -1)
-        return {"loc": loc, "scale": F.softplus(s) + 0.1}
-
-
-class Decoder(Bernoulli):
-    def __init__(self, features=X):
-        super().__init__(var=["x"], cond_var=["z"], name="p")
-        self.fc = nn.Linear(Z, features)
-
-    def forward(self, z):
-        return {"probs": torch.sigmoid(self.fc(z))}
+Inference = functools.partial(world.Inference, X, Z)
+Decoder = functools.partial(world.Decoder, Z, X)
 
 
 class GaussianDecoder(Normal):
@@ -62,8 +46,7 @@ class GaussianDecoder(Normal):
 
 
 def prior():
-    return Normal(loc=torch.tensor(0.0), scale=torch.tensor(1.0), var=["z"],
-                  features_shape=[Z], name="p_{prior}")
+    return world.prior(Z)
 
 
 def data(seed=0):
@@ -142,14 +125,27 @@ def test_the_monte_carlo_log_likelihood_against_its_formula():
     n = 7
     torch.manual_seed(3)
     got = Expectation(q, LogProb(p), sample_shape=n).eval(values)
-    torch.manual_seed(3)
-    params = q.get_params({"x": values["x"]})
-    z = params["loc"] + params["scale"] * torch.randn(n, B, Z)
+    _, _, z = _draws(q, values, n, seed=3)
     probs = torch.sigmoid(p.fc(z))
     x = values["x"]
     want = (x * probs.log() + (1 - x) * (1 - probs).log()).sum(-1).mean(0)
     assert got.shape == (B,)
     assert torch.allclose(got, want, atol=1e-5)
+
+
+def _draws(q, values, n, seed):
+    """q's mean, scale and n reparameterised draws after ``seed``, as the executor draws
+    them: one ``randn(n, B, Z)``."""
+    torch.manual_seed(seed)
+    params = q.get_params({"x": values["x"]})
+    loc, scale = params["loc"], params["scale"]
+    return loc, scale, loc + scale * torch.randn(n, B, Z)
+
+
+def normal(v, m, s):
+    """:math:`\\log \\mathcal{N}(v | m, s)`, summed over the features."""
+    return (-((v - m) / s) ** 2 / 2 - torch.log(torch.as_tensor(s))
+            - 0.5 * math.log(2 * math.pi)).sum(-1)
 
 
 def test_the_elbo_against_its_formula_with_a_gaussian_likelihood():
@@ -158,15 +154,8 @@ def test_the_elbo_against_its_formula_with_a_gaussian_likelihood():
     values, n = data(), 5
     torch.manual_seed(4)
     got = ELBO(p * pz, q, sample_shape=n).eval(values)
-    torch.manual_seed(4)
-    params = q.get_params({"x": values["x"]})
-    loc, scale = params["loc"], params["scale"]
-    z = loc + scale * torch.randn(n, B, Z)
+    loc, scale, z = _draws(q, values, n, seed=4)
     mean = p.fc(torch.cat([z, values["y"].expand(n, B, Y)], -1))
-
-    def normal(v, m, s):
-        return (-((v - m) / s) ** 2 / 2 - torch.log(torch.as_tensor(s))
-                - 0.5 * math.log(2 * math.pi)).sum(-1)
     want = (normal(values["x"], mean, 0.5) + normal(z, 0.0, 1.0)
             - normal(z, loc, scale)).mean(0)
     assert torch.allclose(got, want, atol=1e-5)
@@ -239,7 +228,7 @@ def test_bad_data_is_reported_as_when_folded(folded, case):
     loss = (-ELBO(p * pz, q, sample_shape=3)).mean()
     good, bad = data(), data()
     if case == "wrong features":
-        p = Decoder(features=X - 1)
+        p = world.Decoder(Z, X - 1)
         loss = (-ELBO(p * pz, q, sample_shape=3)).mean()
     bad_x = {"out of support": bad["x"] + 2.0, "wrong features": bad["x"],
              "integer data": bad["x"].long(), "nan data": bad["x"] * math.nan}[case]
@@ -306,13 +295,9 @@ def test_the_iwae_bound_against_its_formula():
     values, k = data(), 5
     torch.manual_seed(9)
     got = IWAE(p * pz, q, k=k).eval(values)
-    torch.manual_seed(9)
-    params = q.get_params({"x": values["x"]})
-    loc, scale = params["loc"], params["scale"]
-    z = loc + scale * torch.randn(k, B, Z)
+    loc, scale, z = _draws(q, values, k, seed=9)
     probs, x = torch.sigmoid(p.fc(z)), values["x"]
     log_px = (x * probs.log() + (1 - x) * (1 - probs).log()).sum(-1)
-    log_pz = (-z ** 2 / 2 - 0.5 * math.log(2 * math.pi)).sum(-1)
-    log_q = (-((z - loc) / scale) ** 2 / 2 - scale.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
-    want = torch.logsumexp(log_px + log_pz - log_q, 0) - math.log(k)
+    want = torch.logsumexp(log_px + normal(z, 0.0, 1.0) - normal(z, loc, scale), 0) \
+        - math.log(k)
     assert torch.allclose(got, want, atol=1e-5)
