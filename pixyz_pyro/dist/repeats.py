@@ -32,7 +32,7 @@ factor (:func:`pixyz_pyro.loss.evaluate.lazy_body`), and folds eagerly otherwise
 >>> rep.folded({"x": x}, ("x",))["x"].shape
 torch.Size([6, 2])
 """
-from typing import Dict, Iterable, Tuple
+from typing import Dict, Iterable, Optional, Tuple
 
 import torch
 
@@ -60,18 +60,14 @@ class Repeats:
         self.originals: Dict[str, torch.Tensor] = originals
         self._folded: Dict[str, torch.Tensor] = {}  # made on first use, for this body
 
+    def _original(self, values: Dict, name: str) -> Optional[torch.Tensor]:
+        """The ``b``-row original of ``name`` when ``values`` holds it, else ``None``."""
+        t = self.originals.get(name)
+        return t if t is not None and values.get(name) is t else None
+
     def holds(self, values: Dict, names: Iterable[str]) -> bool:
         """Whether ``values`` holds one of ``names`` as its ``b``-row original."""
-        originals = self.originals
-        for k in names:
-            t = originals.get(k)
-            if t is not None and values.get(k) is t:
-                return True
-        return False
-
-    @staticmethod
-    def _is(value: object, original: torch.Tensor) -> bool:
-        return value is original
+        return any(self._original(values, k) is not None for k in names)
 
     def key(self, inputs: Tuple) -> Tuple:
         """The memo key of parameters computed on the repeats of ``inputs``: this object
@@ -83,10 +79,10 @@ class Repeats:
         repeat, folded once per body (the same tensor for every reader, so that the
         memo's identity keys agree)."""
         out = dict(values)
-        originals, made = self.originals, self._folded
+        made = self._folded
         for k in names:
-            t = originals.get(k)
-            if t is None or not self._is(values.get(k), t):
+            t = self._original(values, k)
+            if t is None:
                 continue
             f = made.get(k)
             if f is None:

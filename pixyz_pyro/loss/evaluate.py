@@ -190,19 +190,13 @@ _LAZY_NODES = (pdf.LogProb, pdf.Prob, ops.AddLoss, ops.SubLoss, ops.MulLoss, ops
                ops.NegLoss, ops.BatchMean, ops.BatchSum, value_nodes.ValueLoss)
 
 
-def _scores_lazily(d) -> bool:
-    """Whether ``d`` reads the values only through factors' ``_params`` and
-    ``_log_prob_values`` (a factor, or a product of factors, as written here)."""
-    return plain_factors(d) is not None
-
-
 def lazy_body(f: Loss) -> bool:
     """Whether an expectation's body ``f`` may see its repeated inputs as their ``b`` rows
     (:mod:`pixyz_pyro.dist.repeats`): every node is arithmetic or a score, and every
     scored distribution reads the values through factors only."""
     if type(f) not in _LAZY_NODES:
         return False
-    if isinstance(f, pdf.LogProb) and not _scores_lazily(f.p):
+    if isinstance(f, pdf.LogProb) and plain_factors(f.p) is None:
         return False
     return all(lazy_body(c) for c in f.children)
 
@@ -471,7 +465,7 @@ def _vr_bound(node, values, ctx):
                        ctx.batch_n)
     # the data stands for its k-fold repeat where p and q score through factors
     repeats = _repeats_of(q, k, values, batch_n or 1, ctx) \
-        if _scores_lazily(p) and _scores_lazily(q) else None
+        if plain_factors(p) is not None and plain_factors(q) is not None else None
     folded = _fold_rows(values, batch_n or 1, k) if repeats is None else values
     new = q._sample_n(values, ctx, True, batch_n, k, folded, repeats)
     box: List[torch.Tensor] = []  # the DReG scale, set below
