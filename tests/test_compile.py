@@ -472,3 +472,68 @@ def test_new_batches_of_images_do_not_compile_the_loss_again(monkeypatch):
     for x in batches[3:]:
         model.train({"x": x})
     assert len(compiled) == settled and model._compiled.failed is None
+
+
+def _tangent_counting(monkeypatch):
+    """``torch.compile`` through AOTAutograd without Inductor, recording how many tangents
+    (gradients of outputs) each compiled backward takes."""
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    tangents = []
+
+    def bw(gm, example_inputs):
+        tangents.append(sum(1 for n in gm.graph.nodes
+                            if n.op == "placeholder" and n.name.startswith("tangents")))
+        return make_boxed_func(gm.forward)
+
+    backend = aot_autograd(fw_compiler=lambda gm, example_inputs: make_boxed_func(gm.forward),
+                           bw_compiler=bw)
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile",
+                        lambda f, **kw: real_compile(f, backend=backend, **kw))
+    return tangents
+
+
+@pytest.mark.slow
+def test_a_compiled_backward_takes_the_gradient_of_the_loss_alone(monkeypatch):
+    """What a compiled piece leaves behind (the memo's parameters, the checked tensors,
+    the terms' values, the draws) is not returned with a gradient: the loss's compiled
+    backward takes one tangent, the loss's, and a series step's takes two, its value's
+    and the draw the next step reads, so no zero-filled buffers are made and added in
+    backward.  The numbers stay eager's."""
+    expected = train(make_model(False))
+    expected_dmm = train_dmm(make_dmm(False))
+    tangents = _tangent_counting(monkeypatch)
+    model = make_model(True)
+    assert train(model) == pytest.approx(expected, rel=1e-6)
+    assert model._compiled.failed is None and tangents == [1], tangents
+    del tangents[:]
+    dmm = make_dmm(True)
+    assert train_dmm(dmm) == pytest.approx(expected_dmm, rel=1e-6)
+    assert dmm._compiled.per_step and dmm._compiled.failed is None
+    assert tangents and max(tangents) == 2, tangents
+
+
+@pytest.mark.slow
+def test_a_traced_step_still_names_what_refused_it(monkeypatch):
+    """Through a real trace, a refused step still names the offending term (from the
+    terms' values, kept as copies) and the value outside its support with its range (from
+    the checked tensors' copies), and changes nothing."""
+    from pixyz_pyro import validation
+    from pixyz_pyro.errors import SupportError
+    _tangent_counting(monkeypatch)
+    model = make_model(True)
+    train(model, steps=2)
+    before = params(model).clone()
+    bad = torch.rand(5, X).round()
+    bad[2, 1] = 2.0
+    with validation("strict"), pytest.raises(
+            SupportError, match=r'"x" must lie in \[0, 1\]; got values in \[0, 2\]'):
+        model.train({"x": bad})
+    nan = torch.rand(5, X).round()
+    nan[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"non-finite step(.|\n)*D_\{KL\}|KL"):
+        model.train({"x": nan})
+    assert torch.equal(params(model), before)
+    assert model._compiled.failed is None

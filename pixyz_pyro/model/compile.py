@@ -182,10 +182,46 @@ def _evaluated(loss: Any, values: Dict[str, object], ctx: Context
     """``run(loss, values, ctx)`` with the support witnesses of its strict and lenient
     flags left in ``ctx.witnessed``: compiled as one piece, each witness's reduction fuses with the
     kernel that produces the checked tensor, instead of reading it again after backward."""
-    out = run(loss, values, ctx)
+    value, _ = run(loss, values, ctx)
     strict, lenient = split_flags(ctx.flags)
     ctx.witnessed = witnesses(strict), witnesses(lenient)
+    _no_side_gradients(ctx)
+    return value, {}  # the draws are not the step's business (Model reads the value)
+
+
+def _stepped(step_loss: Any, state: Dict[str, object], ctx: Context
+             ) -> Tuple[object, Dict[str, object]]:
+    """One step of a series, ``run(step_loss, state, ctx)``, without side gradients (see
+    :func:`_no_side_gradients`); its draws are the next step's inputs."""
+    out = run(step_loss, state, ctx)
+    _no_side_gradients(ctx)
     return out
+
+
+def _no_side_gradients(ctx: Context) -> None:
+    """Leave nothing in ``ctx`` that a compiled piece would return with a gradient.
+
+    Every tensor a compiled function leaves behind is one more output of its graph, and an
+    output that requires grad gets a tangent in the compiled backward: a zero-filled
+    buffer of its shape at every backward and an addition of it into the gradient (a
+    batch of images' probabilities, flagged for their support check, cost a 128 x 784
+    fill and add per step).  The memo (every factor's parameters) and the shared values
+    are dropped, as :meth:`Context.release` does after the forward anyway; the checked
+    tensors and the terms' values, which only a refused step's message reads, are kept
+    as copies outside autograd.  A ``detach()`` alone would not do: an output that is a
+    view of an intermediate makes AOTAutograd return the intermediate itself.  Each
+    container is changed in place: Dynamo replays the final contents of the containers
+    that existed before the call, even ones no longer referenced."""
+    ctx.memo.clear()
+    if ctx.shared is not None:
+        ctx.shared.clear()
+    tensors = ctx.flags.tensors
+    tensors[:] = [t.detach().clone() if t.requires_grad else t for t in tensors]
+    terms = ctx.terms
+    if terms:
+        for k, v in terms.items():
+            if isinstance(v, torch.Tensor) and v.requires_grad:
+                terms[k] = v.detach().clone()
 
 
 def _compile_label(mode: Optional[str]) -> str:
@@ -267,7 +303,7 @@ class CompiledStep:
         self._eager: Dict[str, Callable[..., Any]] = {
             "loss": functools.partial(_evaluated, loss), "optimizer step": optimizer.step}
         if self.per_step:
-            self._eager = {"series step": run, "optimizer step": optimizer.step}
+            self._eager = {"series step": _stepped, "optimizer step": optimizer.step}
         with warnings.catch_warnings():  # torch's own deprecation notes on first import
             warnings.simplefilter("ignore", DeprecationWarning)
             # the loss with a code object of its own (see own_code); the optimizer step
