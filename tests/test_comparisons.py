@@ -341,3 +341,27 @@ def test_live_tensor_counter_is_exact_when_small_and_an_upper_bound_when_checked
             assert sparse.peak >= exact_peak
             return
     pytest.skip("the allocator never reused the freed address")
+
+
+def test_instruction_counts_are_read_in_dump_order_and_divided_per_step(tmp_path):
+    """``comparisons.instructions`` reads callgrind's ``totals:`` of each dump in the
+    order callgrind wrote them (``cg.PID.N``, then ``cg.PID`` at exit), skips the
+    start-up, and gives each phase per step and against its model's hand-written one.
+    Valgrind itself is not run here."""
+    from comparisons import instructions
+    n = len(instructions.PHASES)
+    counts = [9_000] + [100 * (i + 1) for i in range(n)] + [7]
+    for i, c in enumerate(counts[:-1], start=1):
+        (tmp_path / f"cg.42.{i}").write_text(f"events: Ir\nsummary: {c}\ntotals: {c}\n")
+    (tmp_path / "cg.42").write_text(f"totals: {counts[-1]}\n")
+    assert instructions.totals(sorted(tmp_path.glob("cg.*"))) == counts
+    result = instructions.per_step(counts, steps=2)
+    rows = list(result.values())
+    assert [r["instructions"] for r in rows] == [50 * (i + 1) for i in range(n)]
+    models = [m for m, _ in instructions.PHASES]
+    first = {m: models.index(m) for m in models}
+    for (model, _), r in zip(instructions.PHASES, rows):
+        assert r["ratio"] == pytest.approx(r["instructions"] / rows[first[model]]["instructions"])
+    assert "| ratio |" in instructions.markdown(result, 2, "10x400")
+    with pytest.raises(ValueError, match="phase dumps"):
+        instructions.per_step(counts[:3], steps=2)

@@ -18,6 +18,11 @@ is with ``Model(..., unroll_series=True)``: the trade is compile time against st
 (the 50-step DMM of ``comparisons/``, on a 2-core CPU: one step body compiles in about
 30 s cold and steps at 0.9x the hand-written eager loop; unrolled, 136 s and 0.45x).
 
+A compiled piece returns no side output with a gradient (:func:`_no_side_gradients`):
+what it leaves in the evaluation's context, the memo's parameters, the checked tensors and
+the terms' values, would each be one more output of its graph, and every output that
+requires grad costs a zero-filled tangent and its addition in the compiled backward.
+
 The finiteness check between them (:func:`finite_check`) stays eager: compiled, it saves
 nothing measurable and costs one more guard evaluation per step.  The host still reads
 one number per step (once in N steps with ``Model(check_every=N)``, whose fused optimizer
