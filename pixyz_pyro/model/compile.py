@@ -15,8 +15,8 @@ that the graph's inputs look the same at every step) whose support flags are han
 back to the evaluation's; the rest of the loss stays eager.  Under CUDA graphs, whose
 outputs the next replay overwrites, the whole evaluation is compiled as before, and so it
 is with ``Model(..., unroll_series=True)``: the trade is compile time against step time
-(the 50-step DMM of ``comparisons/``, on a 2-core CPU: one step body compiles in about
-30 s cold and steps at 0.9x the hand-written eager loop; unrolled, 136 s and 0.45x).
+(the 50-step DMM of ``comparisons/``, on a 2-core CPU: one step body compiles in 25-28 s
+cold and steps at 0.79x the hand-written eager loop; unrolled, 136 s and 0.45x).
 
 A compiled piece returns no side output with a gradient (:func:`_no_side_gradients`):
 what it leaves in the evaluation's context, the memo's parameters, the checked tensors and
