@@ -2,10 +2,14 @@
 
 On a shared VM wall-clock ratios of a few percent drown in noise (within one Table 1
 cell the rounds spread by up to 0.27).  The number of instructions a step executes does
-not: Valgrind's ``callgrind`` counts them, and two runs of the same step agree to about
-1e-4.  It is a proxy (it does not see cache misses or memory bandwidth, and a matrix
-product's count says nothing about its speed), but for the overhead of Python and of
-small kernels, the part of a step a library adds, it is exact and repeatable:
+not: Valgrind's ``callgrind`` counts them, and with the hash seed fixed
+(``PYTHONHASHSEED=0``, which the run sets: dict layouts follow it) two runs give the same
+count to the instruction (with a random seed, counts vary by about 0.2 %, and so they do
+between versions of the code, even in phases a change does not touch: compare ratios to
+the same run's hand-written step).  It is a proxy (it does not see cache misses or memory
+bandwidth, and a matrix product's count says nothing about its speed), but for the
+overhead of Python and of small kernels, the part of a step a library adds, it is exact
+and repeatable:
 
 .. math::
 
@@ -148,7 +152,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                    "comparisons.instructions", "--child", "--steps", str(args.steps),
                    "--vae", args.vae]
         root = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.pathsep.join(
             [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
         done = subprocess.run(command, capture_output=True, text=True, env=env)
         if done.returncode != 0:

@@ -278,24 +278,29 @@ class FactorDistribution(Distribution):
         return params
 
     def _metadata(self, params: Dict, out: Optional[Dict], values: Dict) -> Tuple:
-        """Everything the host checks of :meth:`_validate` read: the names, shapes and
-        dtypes of the parameters, which of them ``forward`` returned, and the shapes of
+        """Everything the host checks of :meth:`_validate` read: which parameters
+        ``forward`` returned, the shapes and dtypes of the parameters, and the shapes of
         its inputs, as one flat tuple (it is built on every call, and flat it costs half
-        of a tuple of tuples)."""
-        key: List[object] = ["params", id(self), None if out is None else tuple(out)]
+        of a tuple of tuples).  The parameters' names are not in it: they follow from
+        the names ``forward`` returned, the factor's constants being its own, and a
+        tensor's entries (a shape, a dtype) never equal a non-tensor's (its type), so two
+        different parameter dicts never make the same key."""
+        key: List[object] = [id(self), None if out is None else tuple(out)]
+        append = key.append
         device = None
-        for k, t in params.items():
+        for t in params.values():
             if isinstance(t, torch.Tensor):
-                key += (k, t.shape, t.dtype)
+                append(t.shape)
+                append(t.dtype)
                 if device is None:  # the flags' groups name it (one device per call:
                     device = t.device  # the family's ops combine the parameters)
-                    key.append(device)
+                    append(device)
             else:
-                key += (k, type(t))
-        key.append(None)  # the shapes of forward's inputs follow
+                append(type(t))
+        append(None)  # the shapes of forward's inputs follow
         for v in self._forward_vars:
             t = values[v]
-            key.append(t.shape if isinstance(t, torch.Tensor) else None)
+            append(t.shape if isinstance(t, torch.Tensor) else None)
         return tuple(key)
 
     def _validate(self, params: Dict, out: Optional[Dict], values: Dict,
