@@ -56,8 +56,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def _steps(args) -> List[Tuple[Callable[[], None], Callable[[], object]]]:
-    """Each phase's ``(step, context)``: the step to repeat and the context it runs in."""
+def _steps(args) -> Dict[Tuple[str, str], Tuple[Callable[[], None], Callable[[], object]]]:
+    """Each phase's ``(step, context)`` by its name in :data:`PHASES`: the step to repeat
+    and the context it runs in."""
     import torch
 
     import pixyz_pyro
@@ -74,15 +75,20 @@ def _steps(args) -> List[Tuple[Callable[[], None], Callable[[], object]]]:
     x = batches(1, 128, "cpu", 0)[0]
     on = contextlib.nullcontext
     off = lambda: pixyz_pyro.validation("off")  # noqa: E731 - a context factory
-    return [(lambda: hand.step(data[0]), on), (lambda: ours.step(data[0]), on),
-            (lambda: ours.step(data[0]), off), (lambda: vae["torch"].step(x), on),
-            (lambda: vae["pixyz"].step(x), on), (lambda: vae["pixyz"].step(x), off),
-            (lambda: vae["pixyz_mc"].step(x), on)]
+    steps = [(lambda: hand.step(data[0]), on), (lambda: ours.step(data[0]), on),
+             (lambda: ours.step(data[0]), off), (lambda: vae["torch"].step(x), on),
+             (lambda: vae["pixyz"].step(x), on), (lambda: vae["pixyz"].step(x), off),
+             (lambda: vae["pixyz_mc"].step(x), on)]
+    if len(steps) != len(PHASES):
+        raise AssertionError(f"{len(steps)} steps for {len(PHASES)} phases")
+    return dict(zip(PHASES, steps))
 
 
 def child(args) -> None:
-    """Warm every phase up, then run each phase's ``k`` steps after one ``getppid``."""
-    phases = _steps(args)
+    """Warm every phase up, then run each phase's ``k`` steps after one ``getppid``, in
+    the order of :data:`PHASES`."""
+    steps = _steps(args)
+    phases = [steps[name] for name in PHASES]
     for step, context in phases:
         with context():
             for _ in range(3):

@@ -86,9 +86,13 @@ class Context:
     def release(self) -> None:
         """Drop what only the evaluation itself reads: the memo (every factor's
         parameters) and the shared nodes' values.  The step's backward keeps the tensors
-        it needs; the flags and the terms' values stay for the step's read."""
-        self.memo = {}
-        self.shared = None
+        it needs; the flags and the terms' values stay for the step's read.  Both dicts
+        are emptied in place, so that a compiled piece that releases its context returns
+        none of their tensors (Dynamo replays the final contents of the containers that
+        existed before the call, see :mod:`pixyz_pyro.model.compile`)."""
+        self.memo.clear()
+        if self.shared is not None:
+            self.shared.clear()
 
     def for_step(self, traced: bool) -> "Context":
         """A fresh context for one step of a series, with this one's batch, options and

@@ -211,15 +211,13 @@ def _no_side_gradients(ctx: Context) -> None:
     buffer of its shape at every backward and an addition of it into the gradient (a
     batch of images' probabilities, flagged for their support check, cost a 128 x 784
     fill and add per step).  The memo (every factor's parameters) and the shared values
-    are dropped, as :meth:`Context.release` does after the forward anyway; the checked
-    tensors and the terms' values, which only a refused step's message reads, are kept
-    as copies outside autograd.  A ``detach()`` alone would not do: an output that is a
-    view of an intermediate makes AOTAutograd return the intermediate itself.  Each
-    container is changed in place: Dynamo replays the final contents of the containers
-    that existed before the call, even ones no longer referenced."""
-    ctx.memo.clear()
-    if ctx.shared is not None:
-        ctx.shared.clear()
+    are dropped (:meth:`Context.release`, which ``Model`` calls after the forward anyway);
+    the checked tensors and the terms' values, which only a refused step's message reads,
+    are kept as copies outside autograd.  A ``detach()`` alone would not do: an output
+    that is a view of an intermediate makes AOTAutograd return the intermediate itself.
+    Each container is changed in place: Dynamo replays the final contents of the
+    containers that existed before the call, even ones no longer referenced."""
+    ctx.release()
     tensors = ctx.flags.tensors
     tensors[:] = [t.detach().clone() if t.requires_grad else t for t in tensors]
     terms = ctx.terms
