@@ -314,9 +314,33 @@ def test_memo_runs_forward_once_per_input_identity():
     x, y = torch.zeros(2, 1), torch.zeros(2, 1)
     a = q._params({"x": x}, ctx)
     assert q._params({"x": x}, ctx) is a and len(calls) == 1
+    assert ctx.recall(q, (x,)) is a  # the eager lookup and Context.recall share one key
     q._params({"x": y}, ctx)  # equal values, another tensor: another call
     assert len(calls) == 2
     traced = Context()
     traced.traced = True  # as under torch.compile: compared with ``is``
     b = q._params({"x": x}, traced)
     assert q._params({"x": x}, traced) is b and len(calls) == 3
+
+
+def test_memo_keys_every_input_of_a_factor_by_identity():
+    calls = []
+
+    class Q(Normal):
+        def __init__(self):
+            super().__init__(var=["z"], cond_var=["x", "h"], name="q")
+
+        def forward(self, h, x):  # another order than cond_var: inputs are by name
+            calls.append(1)
+            return {"loc": x - h, "scale": torch.ones_like(x)}
+
+    q, ctx = Q(), Context()
+    x, h = torch.ones(2, 1), torch.zeros(2, 1)
+    a = q._params({"x": x, "h": h, "other": x}, ctx)
+    assert torch.equal(a["loc"], x) and len(calls) == 1
+    assert q._params({"h": h, "x": x}, ctx) is a and len(calls) == 1
+    assert ctx.recall(q, (x, h)) is a
+    ctx.remember(q, (h, x), {"loc": h, "scale": x})  # what Context.remember stores...
+    assert q._params({"x": h, "h": x}, ctx)["loc"] is h and len(calls) == 1  # ...is read
+    b = q._params({"x": x, "h": h.clone()}, ctx)  # one input another tensor: computed
+    assert b is not a and len(calls) == 2

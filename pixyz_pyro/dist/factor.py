@@ -190,7 +190,13 @@ class FactorDistribution(Distribution):
                                   if k not in self._bound and k not in trainable)
         #: nn.Parameters have features_shape; they get their batch dimension per call.
         self._trainable_names = tuple(trainable)
+        #: Whether any parameter comes from elsewhere than ``forward``.
+        self._has_given = bool(self._fixed_names or self._trainable_names or self._static
+                               or self._bound)
         self._lp_names = self._var + [v for v in self._cond_var if v not in self._var]
+        #: The names sampling and scoring need, as sets (a subset test, in C, per call).
+        self._cond_keys = frozenset(self._cond_var)
+        self._lp_keys = frozenset(self._lp_names)
 
     @property
     def distribution_name(self) -> str:
@@ -214,13 +220,33 @@ class FactorDistribution(Distribution):
     # --- parameters ---------------------------------------------------------------------
     def _params(self, values: Dict, ctx: Optional[Context]) -> Dict[str, torch.Tensor]:
         """The parameters given ``values`` (memoised in ``ctx`` by input identity), checked
-        on every call by the validation policy (:mod:`pixyz_pyro.dist.validation`)."""
-        cond = self._cond_var
-        n = len(cond)
-        if n > 1:
-            inputs = tuple([values[k] for k in cond])  # plain Python: Dynamo traces it
+        on every call by the validation policy (:mod:`pixyz_pyro.dist.validation`).
+
+        Eagerly the memo is read and written here, under :meth:`Context.recall`'s key,
+        with the inputs gathered in C (``map``): a series calls this three or four times
+        per time step, and its Python is most of what the call adds to ``forward``."""
+        if ctx is None or ctx.traced or ctx.repeats is not None:
+            return self._params_in(values, ctx)
+        inputs = tuple(map(values.__getitem__, self._cond_var))
+        key = (id(self), *map(id, inputs))
+        memo = ctx.memo
+        hit = memo.get(key)
+        if hit is not None:
+            return hit[1]
+        if self._own_get_params:  # a subclass's get_params (lru_cache_for_sample_dict)
+            params = dict(self.get_params({k: values[k] for k in self._cond_var}))
         else:
-            inputs = (values[cond[0]],) if n else ()
+            params = self._computed_params(values, ctx)
+        if id(self) not in ctx.once:
+            memo[key] = (inputs, params)
+        return params
+
+    def _params_in(self, values: Dict, ctx: Optional[Context]) -> Dict[str, torch.Tensor]:
+        """:meth:`_params` without an evaluation context, under ``torch.compile`` (plain
+        Python that Dynamo traces, memoised by :meth:`Context.recall`) or on repeated
+        inputs."""
+        cond = self._cond_var
+        inputs = tuple([values[k] for k in cond])
         if ctx is not None:
             repeats = ctx.repeats
             if repeats is not None and repeats.holds(values, cond):
@@ -228,7 +254,7 @@ class FactorDistribution(Distribution):
             hit = ctx.recall(self, inputs)
             if hit is not None:
                 return hit
-        if self._own_get_params:  # a subclass's get_params (lru_cache_for_sample_dict)
+        if self._own_get_params:
             params = dict(self.get_params({k: values[k] for k in cond}))
         else:
             params = self._computed_params(values, ctx)
@@ -254,14 +280,7 @@ class FactorDistribution(Distribution):
                          ) -> Dict[str, torch.Tensor]:
         """The parameters given ``values``, computed and checked (no memo)."""
         check = checking()
-        params = {k: getattr(self, k) for k in self._fixed_names} if self._fixed_names \
-            else {}
-        for k in self._trainable_names:
-            params[k] = getattr(self, k).unsqueeze(0)
-        if self._static:
-            params.update(self._static)
-        for k, v in self._bound.items():
-            params[k] = values[v]
+        params = self._given_params(values) if self._has_given else {}
         out = None
         if self._has_forward:
             try:
@@ -272,18 +291,34 @@ class FactorDistribution(Distribution):
                 raise forward_error(self, values, self._forward_vars, e) from e
             if check and type(out) is not dict:
                 self._check_forward(out, values)  # raises, unless a dict subclass
-            params.update(out)
+            if params:
+                params.update(out)
+            else:
+                params = dict(out)
         if check:
             self._validate(params, out, values, ctx)
+        return params
+
+    def _given_params(self, values: Dict) -> Dict:
+        """The parameters that do not come from ``forward``: constants, trainable
+        parameters (given their batch dimension), static settings and bound variables."""
+        params = {k: getattr(self, k) for k in self._fixed_names}
+        for k in self._trainable_names:
+            params[k] = getattr(self, k).unsqueeze(0)
+        params.update(self._static)
+        for k, v in self._bound.items():
+            params[k] = values[v]
         return params
 
     def _metadata(self, params: Dict, out: Optional[Dict], values: Dict) -> Tuple:
         """Everything the host checks of :meth:`_validate` read: which parameters
         ``forward`` returned, the shapes and dtypes of the parameters, and the shapes of
         its inputs, as one flat tuple (it is built on every call, and flat it costs half
-        of a tuple of tuples).  The parameters' names are not in it: they follow from
-        the names ``forward`` returned, the factor's constants being its own, and a
-        tensor's entries (a shape, a dtype) never equal a non-tensor's (its type), so two
+        of a tuple of tuples; reading each tensor's attributes costs more than the
+        Python around it: a C ``attrgetter`` of shape, dtype and device per tensor was
+        measured slower).  The parameters' names are not in it: they follow from the
+        names ``forward`` returned, the factor's constants being its own, and a tensor's
+        entries (a shape, a dtype) never equal a non-tensor's (its type), so two
         different parameter dicts never make the same key."""
         key: List[object] = [id(self), None if out is None else tuple(out)]
         append = key.append
@@ -309,15 +344,18 @@ class FactorDistribution(Distribution):
         one evaluation, metadata that passed once (a series repeats its first step's) is
         looked up in ``ctx.checked`` instead of checked again: the host checks are a
         function of :meth:`_metadata` alone.  The support checks, which read the values,
-        are left for every call."""
+        are left for every call: the lookup gives the names of the checked parameters and
+        their :class:`~pixyz_pyro.dist.checks.Site`, which flag this call's tensors."""
         key = None
         if ctx is not None and not ctx.traced:
             key = self._metadata(params, out, values)
             passed = ctx.checked.get(key)
             if passed is not None:
-                flags = ctx.flags
-                for k, site in passed:
-                    flags.add(site, params[k])
+                names, sites = passed
+                if names:
+                    flags = ctx.flags
+                    flags.sites.extend(sites)
+                    flags.tensors.extend(map(params.__getitem__, names))
                 return
         if out is not None:
             self._check_forward(out, values)
@@ -339,9 +377,9 @@ class FactorDistribution(Distribution):
         check_forward_batch(self, out, values, self._forward_vars)
 
     def _check_params(self, params: Dict[str, torch.Tensor],
-                      ctx: Optional[Context]) -> Tuple:
+                      ctx: Optional[Context]) -> Tuple[Tuple[str, ...], Tuple[Site, ...]]:
         """Names and shapes on the host; supports as device flags (see :func:`flag`).
-        Returns the support checks it left, ``(name, site)``."""
+        Returns the support checks it left: the parameters' names and their sites."""
         fam = self.family
         missing = fam.missing(params)
         if missing:
@@ -374,14 +412,15 @@ class FactorDistribution(Distribution):
                 shown = {k: shape_str(t.shape) for k, t in tensors}
                 raise ShapeError(f"{self.prob_text}: parameter shapes {shown} do not "
                                  f"broadcast ({SHAPES})") from None
-        left = []
+        names, sites = [], []
         for k, t in tensors:
             check = fam.param_check(k, t)
             if check is not None:
                 site = Site(check, self, f"parameter {k}", (fam, k), False, group_of(check, t))
                 flag(ctx, site, t)
-                left.append((k, site))
-        return tuple(left)
+                names.append(k)
+                sites.append(site)
+        return tuple(names), tuple(sites)
 
     def get_params(self, params_dict=None, **kwargs) -> Dict[str, torch.Tensor]:
         """The parameters given the conditioning variables."""
@@ -406,7 +445,8 @@ class FactorDistribution(Distribution):
     def _sample_values(self, values, ctx, reparam, batch_n, n: int = 1):
         """Draw ``var``: ``n`` draws per batch row from ONE evaluation of the parameters,
         folded draw-major into ``(n * batch, *features)``."""
-        self._require(values, self._cond_var, "sampling")
+        if not values.keys() >= self._cond_keys:
+            self._require(values, self._cond_var, "sampling")
         params = self._params(values, ctx)
         # Widen to batch_n when every parameter has batch size 1 (or none), i.e. the
         # largest batch size b = max(1, ...) is 1 and batch_n is another one.
@@ -453,7 +493,8 @@ class FactorDistribution(Distribution):
         """:math:`\\log p(x|\\ldots)` given ``values``, checked; with ``negate``,
         :math:`-\\log p` with the same bits, from the numerics table's ``nll`` where it has
         one (no negation kernel: see :mod:`pixyz_pyro.loss.series`)."""
-        self._require(values, self._lp_names, "log_prob")
+        if not values.keys() >= self._lp_keys:
+            self._require(values, self._lp_names, "log_prob")
         x = values[self._var[0]]
         params = self._params(values, ctx)
         if ctx is not None and ctx.repeats is not None and \

@@ -148,7 +148,8 @@ def _bernoulli_score(params: _Params, x: torch.Tensor, negate: bool) -> Optional
                 return None
             clamped = probs.clamp(eps, 1 - eps)
             return x * clamped.log() + (1 - x) * torch.log1p(-clamped)
-        if probs.shape == x.shape and probs.numel() >= FUSED_MIN:  # one autograd node
+        same = probs.shape == x.shape
+        if same and probs.numel() >= FUSED_MIN:  # one autograd node
             return None if negate else BernoulliLogProb.apply(probs, x, eps)
         logits = torch.logit(probs, eps)
     else:
@@ -156,7 +157,8 @@ def _bernoulli_score(params: _Params, x: torch.Tensor, negate: bool) -> Optional
         if not isinstance(given, torch.Tensor):
             return None
         logits = given
-    if logits.shape != x.shape:
+        same = logits.shape == x.shape
+    if not same:
         logits, x = torch.broadcast_tensors(logits, x)
     # F.binary_cross_entropy_with_logits(..., reduction="none") without its Python wrapper
     # (the shapes are equal here): the same kernel, weight and pos_weight None, reduction 0.
