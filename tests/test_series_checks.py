@@ -177,9 +177,11 @@ def test_flags_after_the_first_step_carry_the_group_of_their_tensor():
 
 
 def test_flags_of_a_series_share_one_site_per_check_and_make_no_objects():
-    """Later steps' flags reuse the site made when the metadata first passed: a series
-    of T steps leaves 4 sites and 4T tensors, and no Violation lives until the read
-    (long-lived objects bring Python's full collections sooner)."""
+    """Later steps' flags reuse the sites made when the metadata first passed: a series
+    of T steps leaves 4T tensors and 8 sites (the first step is checked in full without
+    a key, the second in full with one, which every later step looks up), and no
+    Violation lives until the read (long-lived objects bring Python's full collections
+    sooner)."""
     import gc
 
     from pixyz_pyro.dist.checks import Flags, Site, Violation, split_flags, witnesses
@@ -188,7 +190,9 @@ def test_flags_of_a_series_share_one_site_per_check_and_make_no_objects():
     with torch.no_grad():
         run(loss.a, data(), ctx)
     assert isinstance(ctx.flags, Flags) and len(ctx.flags) == T * 4
-    assert len({id(s) for s in ctx.flags.sites}) == 4
+    sites = ctx.flags.sites
+    assert len({id(s) for s in sites}) == 8
+    assert all(sites[4 * t + i] is sites[4 + i] for t in range(1, T) for i in range(4))
     assert all(type(s) is Site for s in ctx.flags.sites)
     assert not any(type(o) is Violation for o in gc.get_objects())
     # iterating makes Violations with the same fields; witnesses agree either way

@@ -7,7 +7,7 @@ one evaluation ``q(z|x)`` runs once however many terms use it.  Each step of an
 ``IterativeLoss`` memoises its own forwards (:mod:`pixyz_pyro.loss.series`), eagerly as
 in a compiled step body, so that a step's parameters are freed with the step.
 """
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Set, Tuple
 
 from .checks import Flags
 from .repeats import Repeats
@@ -41,6 +41,11 @@ class Context:
         to the support checks they leave: the 49 later steps of a 50-step series repeat
         the first step's metadata, and a lookup stands for the checks that would pass
         again.
+    seen_params, seen_values : set
+        The ids of the factors whose parameters, or whose value, were checked in this
+        evaluation: a factor's first ones are checked in full without building a key for
+        ``checked``, which only a later call could read (most factors of a non-series
+        loss are called once per evaluation).
     batch_n : int or None
         Batch size of the evaluation, used when sampling unconditioned distributions.
     options : object
@@ -64,8 +69,8 @@ class Context:
         their ``n``-fold repeats (:mod:`pixyz_pyro.dist.repeats`); ``None`` elsewhere.
     """
 
-    __slots__ = ("memo", "terms", "shared", "flags", "checked", "batch_n", "options",
-                 "traced", "step_runner", "witnessed", "repeats", "once")
+    __slots__ = ("memo", "terms", "shared", "flags", "checked", "seen_params", "seen_values",
+                 "batch_n", "options", "traced", "step_runner", "witnessed", "repeats", "once")
 
     def __init__(self, batch_n: Optional[int] = None, record_terms: bool = False,
                  options: Any = None):
@@ -74,6 +79,8 @@ class Context:
         self.shared: Optional[Dict[int, Any]] = None
         self.flags = Flags()
         self.checked: Dict[Tuple, Tuple] = {}
+        self.seen_params: Set[int] = set()
+        self.seen_values: Set[int] = set()
         self.batch_n = batch_n
         self.options = options
         #: Whether the evaluation runs under ``torch.compile`` (see :meth:`recall`).

@@ -343,20 +343,25 @@ class FactorDistribution(Distribution):
         """The checks of ``forward``'s result and of the parameters, on every call.  Within
         one evaluation, metadata that passed once (a series repeats its first step's) is
         looked up in ``ctx.checked`` instead of checked again: the host checks are a
-        function of :meth:`_metadata` alone.  The support checks, which read the values,
-        are left for every call: the lookup gives the names of the checked parameters and
+        function of :meth:`_metadata` alone.  A factor's first call in an evaluation is
+        checked in full without a key (``ctx.seen_params``): most factors are called once, and
+        only a later call could read it.  The support checks, which read the values, are
+        left for every call: the lookup gives the names of the checked parameters and
         their :class:`~pixyz_pyro.dist.checks.Site`, which flag this call's tensors."""
         key = None
         if ctx is not None and not ctx.traced:
-            key = self._metadata(params, out, values)
-            passed = ctx.checked.get(key)
-            if passed is not None:
-                names, sites = passed
-                if names:
-                    flags = ctx.flags
-                    flags.sites.extend(sites)
-                    flags.tensors.extend(map(params.__getitem__, names))
-                return
+            if id(self) in ctx.seen_params:  # a later call: its metadata may have passed
+                key = self._metadata(params, out, values)
+                passed = ctx.checked.get(key)
+                if passed is not None:
+                    names, sites = passed
+                    if names:
+                        flags = ctx.flags
+                        flags.sites.extend(sites)
+                        flags.tensors.extend(map(params.__getitem__, names))
+                    return
+            else:
+                ctx.seen_params.add(id(self))
         if out is not None:
             self._check_forward(out, values)
         left = self._check_params(params, ctx)
@@ -368,12 +373,11 @@ class FactorDistribution(Distribution):
         if not isinstance(out, dict):
             raise ParameterError(f"{self.prob_text}.forward must return a dict of parameters "
                                  f"{list(fam.params)}, got {type(out).__name__}")
-        for k in out:
-            if k not in fam.all_params:
-                raise ParameterError(
-                    f"{self.prob_text}.forward returned parameter names {sorted(out)}; a "
-                    f"{fam.name} expects {list(fam.params)} (unknown: "
-                    f"{sorted(set(out) - set(fam.all_params))})")
+        if not out.keys() <= fam.all_params_set:
+            raise ParameterError(
+                f"{self.prob_text}.forward returned parameter names {sorted(out)}; a "
+                f"{fam.name} expects {list(fam.params)} (unknown: "
+                f"{sorted(set(out) - set(fam.all_params))})")
         check_forward_batch(self, out, values, self._forward_vars)
 
     def _check_params(self, params: Dict[str, torch.Tensor],
@@ -388,38 +392,43 @@ class FactorDistribution(Distribution):
                 f"needs {list(fam.params)}, got {sorted(params)} from constants, bound "
                 f"variables and forward")
         static = self._static
-        tensors = [(k, v) for k, v in params.items()
-                   if k not in static and isinstance(v, torch.Tensor)]
         features = self._features_shape
         nf = len(features)
-        shapes = []
-        for k, t in tensors:
+        shapes, names, sites, checked = [], [], [], []
+        for k, t in params.items():  # one pass: the shapes, then the supports to flag
+            if k in static or not isinstance(t, torch.Tensor):
+                continue
             shape = t.shape
             shapes.append(shape)
-            if nf and t.dim() <= nf and t.numel() != 1:
-                raise ShapeError(
-                    f"{self.prob_text}: parameter {k} has shape {shape_str(shape)}, but it "
-                    f"needs a batch dimension before the features {shape_str(features)} "
-                    f"(was an input given without its batch dimension? {SHAPES})")
-            if nf and t.dim() > 1 and shape[-nf:] != features and shape[1:].numel() != 1:
-                raise ShapeError(
-                    f"{self.prob_text}: parameter {k} has features {shape_str(shape[1:])}, "
-                    f"but features_shape is {shape_str(features)} ({SHAPES})")
+            if nf:
+                dim = len(shape)
+                if dim <= nf and t.numel() != 1:
+                    raise ShapeError(
+                        f"{self.prob_text}: parameter {k} has shape {shape_str(shape)}, but "
+                        f"it needs a batch dimension before the features "
+                        f"{shape_str(features)} (was an input given without its batch "
+                        f"dimension? {SHAPES})")
+                if dim > 1 and shape[-nf:] != features and shape[1:].numel() != 1:
+                    raise ShapeError(
+                        f"{self.prob_text}: parameter {k} has features "
+                        f"{shape_str(shape[1:])}, but features_shape is "
+                        f"{shape_str(features)} ({SHAPES})")
+            check = fam.param_check(k, t)
+            if check is not None:
+                names.append(k)
+                sites.append(Site(check, self, f"parameter {k}", (fam, k), False,
+                                  group_of(check, t)))
+                checked.append(t)
         if len(shapes) > 1:
             try:
                 broadcast_shapes(*shapes)
             except RuntimeError:
-                shown = {k: shape_str(t.shape) for k, t in tensors}
+                shown = {k: shape_str(t.shape) for k, t in params.items()
+                         if k not in static and isinstance(t, torch.Tensor)}
                 raise ShapeError(f"{self.prob_text}: parameter shapes {shown} do not "
                                  f"broadcast ({SHAPES})") from None
-        names, sites = [], []
-        for k, t in tensors:
-            check = fam.param_check(k, t)
-            if check is not None:
-                site = Site(check, self, f"parameter {k}", (fam, k), False, group_of(check, t))
-                flag(ctx, site, t)
-                names.append(k)
-                sites.append(site)
+        for site, t in zip(sites, checked):  # once the host checks have all passed
+            flag(ctx, site, t)
         return tuple(names), tuple(sites)
 
     def get_params(self, params_dict=None, **kwargs) -> Dict[str, torch.Tensor]:
@@ -580,9 +589,12 @@ class FactorDistribution(Distribution):
         """The full shape of one value, ``batch_shape + features_shape``."""
         if d is not None:
             return tuple(d.batch_shape + d.event_shape)
+        static = self._static
         shapes = [t.shape for k, t in params.items()
-                  if k not in self._static and isinstance(t, torch.Tensor)]
-        return tuple(broadcast_shapes(*shapes)) if shapes else ()
+                  if k not in static and isinstance(t, torch.Tensor)]
+        if len(shapes) == 1:
+            return shapes[0]  # a torch.Size is a tuple
+        return broadcast_shapes(*shapes) if shapes else ()
 
     def _check_value(self, params, d, x, ctx) -> torch.Tensor:
         """The value's type, dtype, device and shape on the host; its support as a device
@@ -592,25 +604,27 @@ class FactorDistribution(Distribution):
         (``Normal(loc=0., scale=1.)``).  A value of exactly the features' shape against
         parameters of batch 1 is unambiguous: it is returned as ``x[None]`` (see
         :func:`_unbatched`).  As in :meth:`_validate`, metadata that passed once in this
-        evaluation is looked up (not a value without its batch dimension, which warns on
-        every call)."""
+        evaluation is looked up from the factor's second value on (not a value without
+        its batch dimension, which warns on every call)."""
         key = None
         if ctx is not None and not ctx.traced and isinstance(x, torch.Tensor):
-            # the value's metadata, the parameters' device and shapes, flat
-            meta: List[object] = ["value", id(self), x.shape, x.dtype, x.device]
-            device = None
-            for t in params.values():
-                if isinstance(t, torch.Tensor):
-                    if device is None:
-                        device = t.device
-                        meta.append(device)
-                    meta.append(t.shape)
-            key = tuple(meta)
-            passed = ctx.checked.get(key)
-            if passed is not None:  # the flag's site as made the first time (or ())
-                if passed:
-                    ctx.flags.add(passed, x)
-                return x
+            if id(self) not in ctx.seen_values:  # the first value in this evaluation: no key
+                ctx.seen_values.add(id(self))
+            else:  # the value's metadata, the parameters' device and shapes, flat
+                meta: List[object] = ["value", id(self), x.shape, x.dtype, x.device]
+                device = None
+                for t in params.values():
+                    if isinstance(t, torch.Tensor):
+                        if device is None:
+                            device = t.device
+                            meta.append(device)
+                        meta.append(t.shape)
+                key = tuple(meta)
+                passed = ctx.checked.get(key)
+                if passed is not None:  # the flag's site as made the first time (or ())
+                    if passed:
+                        ctx.flags.add(passed, x)
+                    return x
         scored = self._check_value_metadata(params, d, x)
         check = self.family.value_check_for(scored)
         made: Tuple = ()  # a Site, or () for a family without a value check
@@ -640,7 +654,11 @@ class FactorDistribution(Distribution):
         if not x.is_floating_point() and fam.float_values:
             raise SupportError(f'{self.prob_text}: "{var}" has dtype {x.dtype}; a '
                                f"{fam.name} takes floating-point values (use .float())")
-        ref = next((t for t in params.values() if isinstance(t, torch.Tensor)), None)
+        ref = None  # the first tensor parameter (a loop: no generator frame per call)
+        for t in params.values():
+            if isinstance(t, torch.Tensor):
+                ref = t
+                break
         if ref is not None and ref.device != x.device:
             raise ShapeError(f'{self.prob_text}: "{var}" is on {x.device}, but the '
                              f"parameters are on {ref.device}; move one with .to()")

@@ -391,6 +391,7 @@ class Family:
         self.sampler_params: Tuple[str, ...] = tuple(sampler_params)
         self.all_params: Tuple[str, ...] = (self.params + tuple(self.alternatives.values())
                                             + self.sampler_params)
+        self._needed = frozenset(self.params + self.sampler_params)
         self.reparam = reparam
         self.sampler_cls = sampler_cls
         self.defaults = dict(defaults or {})
@@ -399,6 +400,8 @@ class Family:
         self.float_values = float_values
         self.static = dict(static or {})
         self.all_params += tuple(self.static)
+        #: ``all_params`` as a set: forward's names are checked against it on every call.
+        self.all_params_set = frozenset(self.all_params)
         self.lenient_support = lenient_support
         self.support_text = support_text
         #: Closed forms for the hot path (see above); none where the row customises
@@ -431,6 +434,9 @@ class Family:
         return f"Family({self.name}, {self.pyro_cls.__name__}, params={self.params})"
 
     def missing(self, params: Mapping[str, object]):
+        """The parameters ``params`` lacks (none where an alternative stands for one)."""
+        if params.keys() >= self._needed:  # the common case, a subset test in C
+            return []
         return [p for p in self.params + self.sampler_params
                 if p not in params and self.alternatives.get(p) not in params]
 
