@@ -177,11 +177,9 @@ def test_flags_after_the_first_step_carry_the_group_of_their_tensor():
 
 
 def test_flags_of_a_series_share_one_site_per_check_and_make_no_objects():
-    """Later steps' flags reuse the sites made when the metadata first passed: a series
-    of T steps leaves 4T tensors and 8 sites (the first step is checked in full without
-    a key, the second in full with one, which every later step looks up), and no
-    Violation lives until the read (long-lived objects bring Python's full collections
-    sooner)."""
+    """Later steps' flags reuse the site made when the metadata first passed: a series
+    of T steps leaves 4 sites and 4T tensors, and no Violation lives until the read
+    (long-lived objects bring Python's full collections sooner)."""
     import gc
 
     from pixyz_pyro.dist.checks import Flags, Site, Violation, split_flags, witnesses
@@ -191,8 +189,8 @@ def test_flags_of_a_series_share_one_site_per_check_and_make_no_objects():
         run(loss.a, data(), ctx)
     assert isinstance(ctx.flags, Flags) and len(ctx.flags) == T * 4
     sites = ctx.flags.sites
-    assert len({id(s) for s in sites}) == 8
-    assert all(sites[4 * t + i] is sites[4 + i] for t in range(1, T) for i in range(4))
+    assert len({id(s) for s in sites}) == 4
+    assert all(sites[4 * t + i] is sites[i] for t in range(T) for i in range(4))
     assert all(type(s) is Site for s in ctx.flags.sites)
     assert not any(type(o) is Violation for o in gc.get_objects())
     # iterating makes Violations with the same fields; witnesses agree either way
@@ -242,3 +240,42 @@ def test_each_step_of_a_series_memoises_its_own_forwards():
         run(series, {**data(), "h": torch.zeros(B, Z)}, ctx)
     assert len(calls) == T and trans.calls == T and prior.calls == T
     assert ctx.memo == {("before",): outside}
+
+
+class _Identity(Normal):
+    """q(z|x) = N(x, 1): its parameters have the features of its input."""
+
+    def __init__(self):
+        super().__init__(var=["z"], cond_var=["x"], name="q", features_shape=[2])
+
+    def forward(self, x):
+        return {"loc": x, "scale": torch.ones_like(x)}
+
+
+@pytest.mark.parametrize("bad", [0, 1, 2])
+def test_each_call_of_a_factor_in_one_evaluation_is_checked(bad):
+    """Outside a series a factor's first call is checked in full without a lookup key,
+    its later calls by key or in full: a bad call is caught whichever it is."""
+    q, prior = _Identity(), Normal(loc=0.0, scale=1.0, var=["z"], features_shape=[2])
+    names = ["x0", "x1", "x2"]
+    loss = sum((KullbackLeibler(q.replace_var(x=v), prior) for v in names[1:]),
+               KullbackLeibler(q.replace_var(x=names[0]), prior))
+    data = {v: torch.zeros(4, 2) for v in names}
+    assert torch.equal(loss.eval(data), torch.zeros(4))
+    data[names[bad]] = torch.zeros(4, 3)  # other features than features_shape
+    with pytest.raises(ShapeError, match=re.escape("has features (3,), but features_shape "
+                                                   "is (2,)")):
+        loss.eval(data)
+
+
+@pytest.mark.parametrize("bad", [0, 1, 2])
+def test_each_value_of_a_factor_in_one_evaluation_is_checked(bad):
+    """The same for values: the second and third scores of one factor are checked too."""
+    p = Normal(loc=0.0, scale=1.0, var=["x"], features_shape=[2], name="p")
+    names = ["x0", "x1", "x2"]
+    loss = sum((LogProb(p.replace_var(x=v)) for v in names[1:]), LogProb(p.replace_var(x="x0")))
+    data = {v: torch.zeros(4, 2) for v in names}
+    assert loss.eval(data).shape == (4,)
+    data[names[bad]] = torch.zeros(4, 3)
+    with pytest.raises(ShapeError, match="features never broadcast"):
+        loss.eval(data)

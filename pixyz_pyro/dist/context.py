@@ -46,6 +46,9 @@ class Context:
         evaluation: a factor's first ones are checked in full without building a key for
         ``checked``, which only a later call could read (most factors of a non-series
         loss are called once per evaluation).
+    in_series : bool
+        Whether an ``IterativeLoss`` is running its steps, which call every factor of
+        the step body again: there a key is built from the first call on.
     batch_n : int or None
         Batch size of the evaluation, used when sampling unconditioned distributions.
     options : object
@@ -70,7 +73,8 @@ class Context:
     """
 
     __slots__ = ("memo", "terms", "shared", "flags", "checked", "seen_params", "seen_values",
-                 "batch_n", "options", "traced", "step_runner", "witnessed", "repeats", "once")
+                 "in_series", "batch_n", "options", "traced", "step_runner", "witnessed",
+                 "repeats", "once")
 
     def __init__(self, batch_n: Optional[int] = None, record_terms: bool = False,
                  options: Any = None):
@@ -81,6 +85,7 @@ class Context:
         self.checked: Dict[Tuple, Tuple] = {}
         self.seen_params: Set[int] = set()
         self.seen_values: Set[int] = set()
+        self.in_series = False
         self.batch_n = batch_n
         self.options = options
         #: Whether the evaluation runs under ``torch.compile`` (see :meth:`recall`).

@@ -343,14 +343,15 @@ class FactorDistribution(Distribution):
         """The checks of ``forward``'s result and of the parameters, on every call.  Within
         one evaluation, metadata that passed once (a series repeats its first step's) is
         looked up in ``ctx.checked`` instead of checked again: the host checks are a
-        function of :meth:`_metadata` alone.  A factor's first call in an evaluation is
-        checked in full without a key (``ctx.seen_params``): most factors are called once, and
-        only a later call could read it.  The support checks, which read the values, are
-        left for every call: the lookup gives the names of the checked parameters and
-        their :class:`~pixyz_pyro.dist.checks.Site`, which flag this call's tensors."""
+        function of :meth:`_metadata` alone.  Outside a series, a factor's first call in
+        an evaluation is checked in full without a key (``ctx.seen_params``): most
+        factors are called once, and only a later call could read it.  The support
+        checks, which read the values, are left for every call: the lookup gives the
+        names of the checked parameters and their :class:`~pixyz_pyro.dist.checks.Site`,
+        which flag this call's tensors."""
         key = None
         if ctx is not None and not ctx.traced:
-            if id(self) in ctx.seen_params:  # a later call: its metadata may have passed
+            if ctx.in_series or id(self) in ctx.seen_params:  # its metadata may have passed
                 key = self._metadata(params, out, values)
                 passed = ctx.checked.get(key)
                 if passed is not None:
@@ -608,7 +609,7 @@ class FactorDistribution(Distribution):
         its batch dimension, which warns on every call)."""
         key = None
         if ctx is not None and not ctx.traced and isinstance(x, torch.Tensor):
-            if id(self) not in ctx.seen_values:  # the first value in this evaluation: no key
+            if not ctx.in_series and id(self) not in ctx.seen_values:  # the first: no key
                 ctx.seen_values.add(id(self))
             else:  # the value's metadata, the parameters' device and shapes, flat
                 meta: List[object] = ["value", id(self), x.shape, x.dtype, x.device]

@@ -284,7 +284,8 @@ def _iterative(node: iterative.IterativeLoss, values: Values, ctx: Context) -> R
     state = values
     total: Any = 0  # a tensor (or a number) after the first step
     new: Values = {}
-    outer = ctx.memo
+    outer, in_series = ctx.memo, ctx.in_series
+    ctx.in_series = True  # every step calls the body's factors again (see Context)
     try:
         for t in range(steps):
             # Each step memoises its own forwards, as a compiled step's fresh context does:
@@ -306,5 +307,5 @@ def _iterative(node: iterative.IterativeLoss, values: Values, ctx: Context) -> R
                 if old in state:
                     state[renamed] = state.pop(old)
     finally:
-        ctx.memo = outer
+        ctx.memo, ctx.in_series = outer, in_series
     return total, new
