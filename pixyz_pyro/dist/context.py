@@ -11,12 +11,13 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Set, Tuple
 
 from .checks import Flags
 from .repeats import Repeats
+from .shapes import is_compiling
 
-try:
-    from torch.compiler import is_compiling
-except ImportError:  # torch < 2.3: nothing is compiled
-    def is_compiling() -> bool:
-        return False
+
+def memo_key(owner: object, inputs: Tuple) -> Tuple:
+    """The eager memo's key for ``owner`` on ``inputs``: the ``id`` of each (see
+    :meth:`Context.recall`)."""
+    return (id(owner), *map(id, inputs))
 
 
 class Context:
@@ -129,10 +130,7 @@ class Context:
                 if len(seen) == len(inputs) and all(a is b for a, b in zip(seen, inputs)):
                     return value
             return None
-        n = len(inputs)  # the key built without an iterator for one or two inputs
-        hit = self.memo.get((id(owner), id(inputs[0])) if n == 1 else
-                            (id(owner), id(inputs[0]), id(inputs[1])) if n == 2 else
-                            (id(owner), *map(id, inputs)))
+        hit = self.memo.get(memo_key(owner, inputs))
         return None if hit is None else hit[1]
 
     def remember(self, owner: object, inputs: Tuple, value: Any) -> None:
@@ -141,7 +139,4 @@ class Context:
         if self.traced:
             self.memo.setdefault((id(owner), "traced"), []).append((inputs, value))
         else:
-            n = len(inputs)
-            self.memo[(id(owner), id(inputs[0])) if n == 1 else
-                      (id(owner), id(inputs[0]), id(inputs[1])) if n == 2 else
-                      (id(owner), *map(id, inputs))] = (inputs, value)
+            self.memo[memo_key(owner, inputs)] = (inputs, value)

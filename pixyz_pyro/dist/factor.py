@@ -28,7 +28,7 @@ from ..errors import (
     describe,
 )
 from .checks import Site, check_forward_batch, flag, forward_error, group_of
-from .context import Context
+from .context import Context, memo_key
 from .distribution import Distribution, to_dict
 from .family import PYRO_NUMERICS, Family, Numerics
 from .repeats import Repeats
@@ -222,13 +222,14 @@ class FactorDistribution(Distribution):
         """The parameters given ``values`` (memoised in ``ctx`` by input identity), checked
         on every call by the validation policy (:mod:`pixyz_pyro.dist.validation`).
 
-        Eagerly the memo is read and written here, under :meth:`Context.recall`'s key,
-        with the inputs gathered in C (``map``): a series calls this three or four times
-        per time step, and its Python is most of what the call adds to ``forward``."""
+        Eagerly the memo is read and written here, under :func:`memo_key` (the key of
+        :meth:`Context.recall`), with the inputs gathered in C (``map``): a series calls
+        this three or four times per time step, and its Python is most of what the call
+        adds to ``forward``."""
         if ctx is None or ctx.traced or ctx.repeats is not None:
             return self._params_in(values, ctx)
         inputs = tuple(map(values.__getitem__, self._cond_var))
-        key = (id(self), *map(id, inputs))
+        key = memo_key(self, inputs)
         memo = ctx.memo
         hit = memo.get(key)
         if hit is not None:
