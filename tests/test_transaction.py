@@ -216,6 +216,36 @@ def test_a_deferred_interrupt_goes_to_the_handler_in_place_after_the_block():
     assert inside == [] and after == [signal.SIGINT]
 
 
+@pytest.mark.parametrize("kind", ["python function", "default_int_handler", "SIG_IGN",
+                                  "SIG_DFL"])
+def test_a_deferred_interrupt_puts_back_the_handler_it_found(kind):
+    """Whatever handler was in place, the same one is in place after the block (the swap
+    bypasses signal.signal's enum wrapper), and a Ctrl-C inside goes where it would have:
+    to the function, as a KeyboardInterrupt for Python's and the default handler, nowhere
+    when ignored."""
+    from pixyz_pyro.model.guard import deferred_interrupt
+    calls = []
+    handler = {"python function": lambda *args: calls.append(args[0]),
+               "default_int_handler": signal.default_int_handler,
+               "SIG_IGN": signal.SIG_IGN, "SIG_DFL": signal.SIG_DFL}[kind]
+    inherited = signal.signal(signal.SIGINT, handler)
+    try:
+        with deferred_interrupt():
+            assert signal.getsignal(signal.SIGINT) is not handler
+        assert signal.getsignal(signal.SIGINT) == handler
+        raised = False
+        try:
+            with deferred_interrupt():
+                signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            raised = True
+        assert signal.getsignal(signal.SIGINT) == handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+    assert raised == (kind in ("default_int_handler", "SIG_DFL"))
+    assert calls == ([signal.SIGINT] if kind == "python function" else [])
+
+
 @pytest.mark.parametrize("where", ["main thread", "another thread"])
 def test_an_interrupt_during_the_optimizer_step_is_deferred_to_its_end(where):
     """Ctrl-C while the parameters are updated: the commit goes through whole, then the

@@ -153,6 +153,16 @@ def restore_where(saved: Sequence[Tuple[torch.Tensor, torch.Tensor]],
             t.copy_(c if bad is None else torch.where(bad, c, t))
 
 
+try:
+    #: ``signal.signal`` without the ``Signals``/``Handlers`` enum conversions of its
+    #: Python wrapper: the C function it calls (0.25 against 3.8 us a call; the previous
+    #: handler comes back as an int where the wrapper gives ``SIG_DFL``/``SIG_IGN``, which
+    #: compare equal to it).
+    from _signal import signal as _set_handler
+except ImportError:  # an interpreter without CPython's module
+    _set_handler = signal.signal
+
+
 @contextlib.contextmanager
 def deferred_interrupt() -> Iterator[None]:
     """Run a commit with Ctrl-C (SIGINT) deferred to its end, so that an interrupt never
@@ -160,20 +170,21 @@ def deferred_interrupt() -> Iterator[None]:
     handler is swapped for one that notes the signal, then put back and given it, or, if
     it was set to ignore SIGINT, the signal is dropped.  (Blocking SIGINT in the main
     thread would be cheaper, but the OS then hands a Ctrl-C to another thread, and Python
-    runs the handler in the main thread at once, inside the commit.)"""
+    runs the handler in the main thread at once, inside the commit.)  The handlers are
+    swapped by :data:`_set_handler`, every training step does it twice."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught = []
     try:
-        previous = signal.signal(signal.SIGINT, lambda *args: caught.append(args))
+        previous = _set_handler(signal.SIGINT, lambda *args: caught.append(args))
     except ValueError:  # not the main interpreter
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        _set_handler(signal.SIGINT, previous)
         if caught and callable(previous):
             previous(*caught[0])
         elif caught and previous != signal.SIG_IGN:
