@@ -24,6 +24,7 @@ is finite exactly when the loss :math:`\\ell` and every gradient :math:`g_i` are
 """
 import contextlib
 import copy
+import importlib
 import signal
 import threading
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
@@ -158,8 +159,8 @@ try:
     #: Python wrapper: the C function it calls (0.25 against 3.8 us a call; the previous
     #: handler comes back as an int where the wrapper gives ``SIG_DFL``/``SIG_IGN``, which
     #: compare equal to it).
-    from _signal import signal as _set_handler
-except ImportError:  # an interpreter without CPython's module
+    _set_handler: Any = importlib.import_module("_signal").signal
+except ImportError:  # an interpreter without CPython's module (typeshed has no stub)
     _set_handler = signal.signal
 
 
