@@ -97,9 +97,10 @@ class BernoulliLogProb(torch.autograd.Function):
         ctx.save_for_backward(probs, x)
         ctx.eps = eps
         clamped = probs.clamp(eps, 1 - eps)
-        log_q = clamped.neg().log1p_()  # log(1 - pi_c)
-        # (1 - x) log(1 - pi_c) as l - l x, exact at x = 0 and x = 1, then + x log pi_c
-        return torch.addcmul(log_q, log_q, x, value=-1).addcmul_(x, clamped.log_())
+        out = clamped.neg().log1p_()  # log(1 - pi_c)
+        # (1 - x) log(1 - pi_c) as l - l x, exact at x = 0 and x = 1, then + x log pi_c;
+        # in place, so that two batch-sized buffers are alive at once, not three
+        return out.addcmul_(out, x, value=-1).addcmul_(x, clamped.log_())
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor
