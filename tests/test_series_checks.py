@@ -176,6 +176,31 @@ def test_flags_after_the_first_step_carry_the_group_of_their_tensor():
     assert not torch.isfinite(torch.stack(witnesses(bad)).sum())
 
 
+def test_witnesses_group_a_sites_flags_at_once_and_still_see_one_bad_step():
+    """The witnesses of a series' flags, grouped by site (one list per site, not one key
+    lookup per flag), are those of the same flags one by one; a bad parameter at any one
+    step, of either of two sites that share a group (q's and p's scales), is seen."""
+    from pixyz_pyro.dist.checks import Flags, witnesses
+    loss, *_ = dmm()
+    ctx = Context()
+    with torch.no_grad():
+        run(loss.a, data(), ctx)
+    flags = ctx.flags
+    one_by_one = list(flags)
+    assert all(torch.equal(a, b) for a, b in zip(witnesses(flags), witnesses(one_by_one)))
+    scales = [i for i, s in enumerate(flags.sites) if s.what == "parameter scale"]
+    assert len({id(flags.sites[i]) for i in scales}) == 2  # two sites, one group key
+    assert len({flags.sites[i].group for i in scales}) == 1
+    for i in (scales[0], scales[len(scales) // 2], scales[-1]):
+        bad = Flags()
+        for j, (s, t) in enumerate(flags.pairs()):
+            bad.add(s, -t if j == i else t)
+        assert not torch.isfinite(torch.stack(witnesses(bad)).sum())
+        torch.testing.assert_close(torch.stack(witnesses(bad)),
+                                   torch.stack(witnesses(list(bad))), rtol=0, atol=0,
+                                   equal_nan=True)
+
+
 def test_flags_of_a_series_share_one_site_per_check_and_make_no_objects():
     """Later steps' flags reuse the site made when the metadata first passed: a series
     of T steps leaves 4 sites and 4T tensors, and no Violation lives until the read
