@@ -296,8 +296,8 @@ def test_every_model_of_a_process_gets_its_loss_and_optimizer_compiled(monkeypat
         return forward
 
     real_compile = torch.compile
-    monkeypatch.setattr(torch, "compile",
-                        lambda f, **kw: real_compile(f, backend=counting_backend, **kw))
+    monkeypatch.setattr(torch, "compile", lambda f, options=None, **kw: real_compile(
+        f, backend=counting_backend, **kw))  # options are Inductor's
     x = torch.rand(5, X).round()
     for _ in range(10):
         model = make_model(True)
@@ -359,8 +359,73 @@ def test_compiled_and_eager_give_the_same_losses(compile):
         losses = train(model)
     assert model._compiled.failed is None
     assert model._compiled._warm == {"loss", "optimizer step"}
+    # on a CPU, compile=True builds the loss with Inductor's C++ wrapper (not a fallback)
+    assert model._compiled._wrapped == ({"loss"} if compile is True else set())
     assert losses == pytest.approx(expected, rel=1e-5)
     assert torch.allclose(params(model), params(eager), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_series_step_body_compiled_with_the_cpp_wrapper_gives_eagers_losses():
+    """A real compile of a series' step body with Inductor's C++ wrapper (compile=True on
+    a CPU): eager's losses, and the wrapper was kept."""
+    expected = train_dmm(make_dmm(False))
+    with torch._inductor.config.patch(fallback_random=True):
+        model = make_dmm(True)
+        losses = train_dmm(model)
+    assert model._compiled.per_step and model._compiled.failed is None
+    assert model._compiled._wrapped == {"series step"}
+    assert losses == pytest.approx(expected, rel=1e-5)
+
+
+def _recording(monkeypatch, fails_with_options: bool = False):
+    """A stand-in for ``torch.compile`` recording ``(what, options)`` of each call; with
+    ``fails_with_options``, what it compiles with options raises when first called."""
+    calls = []
+
+    def compile(f, options=None, **kw):
+        name = "optimizer step" if hasattr(f, "__self__") else f.__code__.co_name
+        calls.append((name.split("_of_model_")[0], options))
+        if options and fails_with_options:
+            def fails(*args, **kwargs):
+                raise RuntimeError("C++ wrapper: cannot build")
+            return fails
+        return f
+
+    monkeypatch.setattr(torch, "compile", compile)
+    return calls
+
+
+def test_on_a_cpu_the_loss_is_compiled_with_the_cpp_wrapper_and_the_optimizer_without(
+        monkeypatch):
+    """compile=True on a CPU: the loss (or a series' step body) goes to torch.compile with
+    ``options={"cpp_wrapper": True}``, the optimizer's step without options; a mode (which
+    torch.compile does not take with options) goes without them."""
+    calls = _recording(monkeypatch)
+    train(make_model(True))
+    assert calls == [("loss", {"cpp_wrapper": True}), ("optimizer step", None)]
+    del calls[:]
+    train_dmm(make_dmm(True), steps=2)
+    assert calls == [("series_step", {"cpp_wrapper": True}), ("optimizer step", None)]
+    modes = []
+    monkeypatch.setattr(torch, "compile", lambda f, mode=None: modes.append(mode) or f)
+    train(make_model("max-autotune-no-cudagraphs"))
+    assert modes == ["max-autotune-no-cudagraphs"] * 2
+    assert compile_mod.wrapper_options(None, [torch.zeros(1, device="meta")]) is None
+
+
+def test_a_piece_that_fails_with_the_cpp_wrapper_is_compiled_without_it(monkeypatch):
+    """A loss that fails to compile with the C++ wrapper is compiled again without it, on
+    the same call: no warning, no eager fallback, eager's numbers."""
+    expected = train(make_model(False))
+    calls = _recording(monkeypatch, fails_with_options=True)
+    model = make_model(True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert train(model) == expected
+    assert model._compiled.failed is None and model._compiled._wrapped == set()
+    assert calls == [("loss", {"cpp_wrapper": True}), ("optimizer step", None),
+                     ("loss", None)]
 
 
 def make_dmm(compile, steps: int = 6) -> Model:
@@ -396,8 +461,8 @@ def test_a_series_compiles_its_step_body_once(monkeypatch):
 
     expected = train_dmm(make_dmm(False))
     real_compile = torch.compile
-    monkeypatch.setattr(torch, "compile",
-                        lambda f, **kw: real_compile(f, backend=counting_backend, **kw))
+    monkeypatch.setattr(torch, "compile", lambda f, options=None, **kw: real_compile(
+        f, backend=counting_backend, **kw))  # options are Inductor's
     model = make_dmm(True)
     losses = train_dmm(model)
     assert model._compiled.per_step and model._compiled.failed is None
@@ -457,8 +522,8 @@ def test_new_batches_of_images_do_not_compile_the_loss_again(monkeypatch):
         return gm.forward
 
     real_compile = torch.compile
-    monkeypatch.setattr(torch, "compile",
-                        lambda f, **kw: real_compile(f, backend=counting_backend, **kw))
+    monkeypatch.setattr(torch, "compile", lambda f, options=None, **kw: real_compile(
+        f, backend=counting_backend, **kw))  # options are Inductor's
     torch.manual_seed(0)
     q, p = Q(features), P(features)
     prior = Normal(loc=torch.tensor(0.0), scale=torch.tensor(1.0), var=["z"],
@@ -490,8 +555,8 @@ def _tangent_counting(monkeypatch):
     backend = aot_autograd(fw_compiler=lambda gm, example_inputs: make_boxed_func(gm.forward),
                            bw_compiler=bw)
     real_compile = torch.compile
-    monkeypatch.setattr(torch, "compile",
-                        lambda f, **kw: real_compile(f, backend=backend, **kw))
+    monkeypatch.setattr(torch, "compile", lambda f, options=None, **kw: real_compile(
+        f, backend=backend, **kw))  # options are Inductor's
     return tangents
 
 
