@@ -18,11 +18,11 @@ is with ``Model(..., unroll_series=True)``: the trade is compile time against st
 (the 50-step DMM of ``comparisons/``, on a 2-core CPU: one step body compiles in 25-28 s
 cold and steps at 0.79x the hand-written eager loop; unrolled, 136 s and 0.45x).
 
-On a CPU, ``compile=True`` builds the loss (or the step body) with Inductor's C++
-wrapper (:func:`wrapper_options`): the Python that calls a compiled graph's kernels one
-by one is then C++, which a step body called at every time step pays most for (the DMM
-above steps at 0.685x of the hand-written eager loop instead of 0.791x, measured
-interleaved in one process).  A piece that cannot be built so is compiled without it.
+On a CPU, ``compile=True`` builds the loss with Inductor's C++ wrapper
+(:func:`wrapper_options`): the Python that calls a compiled graph's kernels one by one is
+then C++ (the VAE of ``comparisons/`` steps 3 % faster, at the same compile time).  A
+series' step body keeps the Python wrapper, for its compile time; a loss that cannot be
+built with the C++ wrapper is compiled without it.
 
 A compiled piece returns no side output with a gradient (:func:`_no_side_gradients`):
 what it leaves in the evaluation's context, the memo's parameters, the checked tensors and
@@ -327,7 +327,7 @@ class CompiledStep:
             for k, f in self._eager.items():
                 if k == "optimizer step":
                     self._compiled[k] = compiler(f)
-                elif options:
+                elif options and k == "loss":
                     self._compiled[k] = compiler(own_code(f, k), options=options)
                     self._wrapped.add(k)
                 else:
@@ -418,21 +418,26 @@ class CompiledStep:
 
 def wrapper_options(mode: Optional[str], params: Sequence[torch.Tensor]
                     ) -> Optional[Dict[str, Any]]:
-    """``torch.compile``'s ``options`` for the loss (or the series' step body):
-    ``{"cpp_wrapper": True}`` for ``compile=True`` on a CPU, else ``None``.
+    """``torch.compile``'s ``options`` for the loss: ``{"cpp_wrapper": True}`` for
+    ``compile=True`` on a CPU, else ``None``.
 
-    Inductor's default wrapper is Python: each call of a compiled piece runs a Python
-    function that allocates every buffer and calls every kernel.  A step body of a
-    50-step series is called 50 times per training step, and the loss's graph holds the
-    support witnesses beside the model's kernels, so that Python is a measurable part
+    Inductor's default wrapper is Python: each call of a compiled graph runs a Python
+    function that allocates every buffer and calls every kernel.  The loss's graph holds
+    the support witnesses beside the model's kernels, so that Python is a measurable part
     of the step: with the C++ wrapper, measured interleaved in one process on one CPU
-    thread against the hand-written eager step, the DMM of ``comparisons/`` steps at
-    0.685x instead of 0.791x and Table 1's VAE at 0.708x instead of 0.732x (z=10,
-    h=400); the hand-written compiled VAE gains nothing from it (0.649x and 0.646x).
-    The optimizer's step, one fused kernel, keeps the default (0.771x against 0.791x for
-    the DMM, at a longer compile).  Not for a ``mode`` (``torch.compile`` takes a mode
-    or options, not both) nor on a GPU, where CUDA graphs are the tool for launch
-    overhead.  A piece that fails to compile with it is compiled without it
+    thread against the hand-written eager step, Table 1's VAE steps at 0.708x instead of
+    0.732x (z=10, h=400), and compiles as fast (21-25 s cold either way); the
+    hand-written compiled VAE gains nothing from it (0.649x and 0.646x).
+
+    A series' step body keeps the Python wrapper: called at every time step, it gains
+    the most (the DMM of ``comparisons/`` at 0.685x of its hand loop instead of 0.791x),
+    but its cold compile takes 10 s longer (37-45 s against 27-34 s on a 2-core VM),
+    against the 30 s that a first compile of it should stay under.  Setting
+    ``torch._inductor.config.cpp_wrapper = True`` makes that trade for every compiled
+    piece.  The optimizer's step, one fused kernel, keeps the default too (0.771x against
+    0.791x for the DMM).  Not for a ``mode`` (``torch.compile`` takes a mode or options,
+    not both) nor on a GPU, where CUDA graphs are the tool for launch overhead.  A loss
+    that fails to compile with it is compiled without it
     (:meth:`CompiledStep._first_call`).
 
     >>> wrapper_options(None, [torch.zeros(2)]), wrapper_options("reduce-overhead", [])
