@@ -176,10 +176,10 @@ def test_flags_after_the_first_step_carry_the_group_of_their_tensor():
     assert not torch.isfinite(torch.stack(witnesses(bad)).sum())
 
 
-def test_witnesses_group_a_sites_flags_at_once_and_still_see_one_bad_step():
-    """The witnesses of a series' flags, grouped by site (one list per site, not one key
-    lookup per flag), are those of the same flags one by one; a bad parameter at any one
-    step, of either of two sites that share a group (q's and p's scales), is seen."""
+def test_witnesses_of_grouped_flags_still_see_one_bad_step():
+    """The witnesses of a series' flags, concatenated by group, are those of the same
+    flags one by one; a bad parameter at any one step, of either of two sites that share
+    a group (q's and p's scales), is seen."""
     from pixyz_pyro.dist.checks import Flags, witnesses
     loss, *_ = dmm()
     ctx = Context()

@@ -29,7 +29,7 @@ from typing import (
 import torch
 
 from ..errors import InputError, ShapeError, SupportError, describe, describe_values
-from .shapes import SHAPES, is_compiling, shape_str
+from .shapes import SHAPES, shape_str
 from .validation import SupportWarning
 
 if TYPE_CHECKING:
@@ -150,27 +150,6 @@ def group_of(check: "SupportCheck", t: torch.Tensor) -> tuple:
     return (id(check), t.shape[1:] if t.dim() else None, t.device)
 
 
-def _by_site(flags: Union[Flags, Sequence[Violation]]
-             ) -> Iterable[Tuple[Union[Site, Violation], List[torch.Tensor]]]:
-    """The flags' tensors by site, in the order the sites first occur: the ``T`` flags
-    that the steps of a series leave at one site (the same :class:`Site` object) come as
-    one list, so that :func:`witnesses` groups them with one key lookup, not ``T``.  A
-    sequence of violations, or flags under ``torch.compile`` (which would guard on each
-    ``id``), come one by one."""
-    if not isinstance(flags, Flags):
-        return [(f, [f.tensor]) for f in flags]
-    if is_compiling():
-        return [(s, [t]) for s, t in flags.pairs()]
-    per_site: Dict[int, Tuple[Site, List[torch.Tensor]]] = {}
-    for s, t in zip(flags.sites, flags.tensors):  # the sites live in flags: ids unique
-        entry = per_site.get(id(s))
-        if entry is None:
-            per_site[id(s)] = (s, [t])
-        else:
-            entry[1].append(t)
-    return per_site.values()
-
-
 def witnesses(flags: Union[Flags, Sequence[Violation]]) -> List[torch.Tensor]:
     """The flags' witnesses, to be summed into one read: the sum is finite exactly when
     every checked tensor is in its support and free of NaN.
@@ -184,27 +163,22 @@ def witnesses(flags: Union[Flags, Sequence[Violation]]) -> List[torch.Tensor]:
         return []
     groups: Dict[tuple, Tuple["SupportCheck", List[torch.Tensor]]] = {}
     alone: List[Tuple["SupportCheck", torch.Tensor]] = []
-    for f, ts in _by_site(flags):
-        if f.group is not None and f.group is not ALONE:  # one key for all its tensors
-            group = groups.get(f.group)
-            if group is None:
-                groups[f.group] = (f.check, list(ts))
-            else:
-                group[1].extend(ts)
+    pairs = flags.pairs() if isinstance(flags, Flags) else ((f, f.tensor) for f in flags)
+    for f, t in pairs:
+        key = f.group
+        if key is None:
+            key = group_of(f.check, t)
+        if key is ALONE:  # once even if flagged twice; compared with `is`, not by id():
+            # under torch.compile an id() of the batch is a guard on that very tensor,
+            # and every new batch would compile the loss again
+            if not any(c is f.check and u is t for c, u in alone):
+                alone.append((f.check, t))
             continue
-        for t in ts:
-            key = f.group if f.group is not None else group_of(f.check, t)
-            if key is ALONE:  # once even if flagged twice; compared with `is`, not by
-                # id(): under torch.compile an id() of the batch is a guard on that very
-                # tensor, and every new batch would compile the loss again
-                if not any(c is f.check and u is t for c, u in alone):
-                    alone.append((f.check, t))
-                continue
-            group = groups.get(key)
-            if group is None:
-                groups[key] = (f.check, [t])
-            else:
-                group[1].append(t)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = (f.check, [t])
+        else:
+            group[1].append(t)
     out: List[torch.Tensor] = []
     with torch.no_grad():
         for key, (check, ts) in groups.items():

@@ -28,7 +28,7 @@ from ..errors import (
     describe,
 )
 from .checks import Site, check_forward_batch, flag, forward_error, group_of
-from .context import Context
+from .context import Context, memo_key
 from .distribution import Distribution, to_dict
 from .family import PYRO_NUMERICS, Family, Numerics
 from .repeats import Repeats
@@ -229,7 +229,7 @@ class FactorDistribution(Distribution):
         if ctx is None or ctx.traced or ctx.repeats is not None:
             return self._params_in(values, ctx)
         inputs = tuple(map(values.__getitem__, self._cond_var))
-        key = (id(self), *map(id, inputs))  # memo_key(self, inputs), without a call
+        key = memo_key(self, inputs)
         memo = ctx.memo
         hit = memo.get(key)
         if hit is not None:
