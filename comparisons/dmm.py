@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pixyz_pyro import validation
 from pixyz_pyro.dist import Bernoulli, Normal
 from pixyz_pyro.loss import Expectation, IterativeLoss, KullbackLeibler, LogProb
 from pixyz_pyro.model import Model
@@ -129,15 +130,28 @@ class PixyzDMM:
         return self.model.train(data).item()
 
 
+class PixyzDMMUnchecked(PixyzDMM):
+    """:class:`PixyzDMM` with validation off (``pixyz_pyro.validation("off")``): not a
+    configuration to benchmark by, the default checks every step, but what the checks
+    cost, read as the difference from :class:`PixyzDMM`'s step in the same run."""
+
+    def step(self, data: Dict[str, torch.Tensor]) -> float:
+        with validation("off"):
+            return self.model.train(data).item()
+
+
 #: The name of the compiled implementation in :func:`build`'s result.
 COMPILED = "pixyz_pyro IterativeLoss, compile=True"
+#: The name of :class:`PixyzDMMUnchecked` in :func:`build`'s result.
+UNCHECKED = "pixyz_pyro IterativeLoss, validation off"
 
 
 def build(x_dim: int = 32, z_dim: int = 16, h_dim: int = 64, steps: int = 50,
-          batch: int = 16, seed: int = 0, device: str = "cpu", compiled: bool = False):
+          batch: int = 16, seed: int = 0, device: str = "cpu", compiled: bool = False,
+          unchecked: bool = False):
     """Both implementations on copies of the same weights, and a few batches, on
-    ``device``; with ``compiled``, also ``Model(..., compile=True)`` (not yet compiled:
-    see :func:`warm_compiled`)."""
+    ``device``; with ``unchecked``, also :class:`PixyzDMMUnchecked`; with ``compiled``,
+    also ``Model(..., compile=True)`` (not yet compiled: see :func:`warm_compiled`)."""
     torch.manual_seed(seed)
     nets = Nets(x_dim, z_dim, h_dim).to(device)
     twin = Nets(x_dim, z_dim, h_dim).to(device)
@@ -147,6 +161,10 @@ def build(x_dim: int = 32, z_dim: int = 16, h_dim: int = 64, steps: int = 50,
              "z_prev": torch.zeros(batch, z_dim, device=device)} for _ in range(4)]
     impls = {"hand-written loop": HandwrittenDMM(nets), "pixyz_pyro IterativeLoss":
              PixyzDMM(twin, steps)}
+    if unchecked:
+        bare = Nets(x_dim, z_dim, h_dim).to(device)
+        bare.load_state_dict(nets.state_dict())
+        impls[UNCHECKED] = PixyzDMMUnchecked(bare, steps)
     if compiled:
         third = Nets(x_dim, z_dim, h_dim).to(device)
         third.load_state_dict(nets.state_dict())

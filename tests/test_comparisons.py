@@ -106,6 +106,45 @@ def test_extras_quick_writes_dmm_formula_and_scaling(tmp_path):
     assert json.loads((tmp_path / "extras.json").read_text())["dmm"]["T"] == 5
 
 
+def test_dmm_without_checks_steps_as_the_default_one_and_leaves_validation_as_it_was():
+    """The extras' validation-off row computes the same step as the default one (same
+    weights, batch and seed: the same loss and the same updated weights), and only inside
+    its own step."""
+    from comparisons import dmm
+    from pixyz_pyro import get_validation
+
+    impls, data = dmm.build(steps=3, batch=4, unchecked=True)
+    before = get_validation()
+    losses = dmm.same_objective(impls, data)
+    assert get_validation() == before
+    assert losses[dmm.UNCHECKED] == losses["pixyz_pyro IterativeLoss"]
+    checked, unchecked = impls["pixyz_pyro IterativeLoss"], impls[dmm.UNCHECKED]
+    for a, b in zip(checked.nets.parameters(), unchecked.nets.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_extras_report_splits_the_cold_compile_from_the_vector_probe():
+    """With ``--cold-cache`` the DMM's compile time is reported apart from Inductor's
+    once-per-machine probe of the CPU's vector instructions, and with their sum."""
+    timing = {"ms": {"median": 2.0, "q1": 1.9, "q3": 2.1},
+              "ratio": {"median": 1.1, "q1": 1.0, "q3": 1.2}}
+    result = {"threads": 1, "device": "cpu", "load_before": [0], "load_after": [0],
+              "cold_cache": True, "scaling": [],
+              "formula": {"terms": 50, "build_s": 1e-4, "first_print_s": 0.3,
+                          "print_s": 0.01, "characters": 900},
+              "dmm": {"T": 50, "losses": {}, "relative": 0.0, "compile_s": 20.2,
+                      "isa_probe_s": 13.9, "target": 1.05,
+                      "timing": {"hand-written loop": timing,
+                                 "pixyz_pyro IterativeLoss": timing,
+                                 "pixyz_pyro IterativeLoss, validation off": timing}}}
+    md = extras.markdown(result)
+    assert "took 20 s with an empty Inductor cache, after Inductor's probe" in md
+    assert "(14 s:" in md and "34 s in all" in md
+    assert "With validation off the same step is 1.100x" in md
+    result["dmm"]["isa_probe_s"] = None
+    assert "took 20 s with an empty Inductor cache." in extras.markdown(result)
+
+
 # --- scaling curves (python -m comparisons.scaling) -------------------------------------------
 def test_scaling_quick_checks_every_curve_and_writes_its_outputs(tmp_path):
     from comparisons.scaling.cli import CURVES
