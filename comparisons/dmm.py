@@ -154,21 +154,20 @@ def build(x_dim: int = 32, z_dim: int = 16, h_dim: int = 64, steps: int = 50,
     also ``Model(..., compile=True)`` (not yet compiled: see :func:`warm_compiled`)."""
     torch.manual_seed(seed)
     nets = Nets(x_dim, z_dim, h_dim).to(device)
-    twin = Nets(x_dim, z_dim, h_dim).to(device)
-    twin.load_state_dict(nets.state_dict())
+
+    def copy() -> Nets:  # the same weights
+        twin = Nets(x_dim, z_dim, h_dim).to(device)
+        twin.load_state_dict(nets.state_dict())
+        return twin
     g = torch.Generator().manual_seed(seed)
     data = [{"x": (torch.rand(steps, batch, x_dim, generator=g) > 0.5).float().to(device),
              "z_prev": torch.zeros(batch, z_dim, device=device)} for _ in range(4)]
     impls = {"hand-written loop": HandwrittenDMM(nets), "pixyz_pyro IterativeLoss":
-             PixyzDMM(twin, steps)}
+             PixyzDMM(copy(), steps)}
     if unchecked:
-        bare = Nets(x_dim, z_dim, h_dim).to(device)
-        bare.load_state_dict(nets.state_dict())
-        impls[UNCHECKED] = PixyzDMMUnchecked(bare, steps)
+        impls[UNCHECKED] = PixyzDMMUnchecked(copy(), steps)
     if compiled:
-        third = Nets(x_dim, z_dim, h_dim).to(device)
-        third.load_state_dict(nets.state_dict())
-        impls[COMPILED] = PixyzDMM(third, steps, compile=True)
+        impls[COMPILED] = PixyzDMM(copy(), steps, compile=True)
     return impls, data
 
 

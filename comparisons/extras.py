@@ -88,6 +88,25 @@ def run_dmm(args) -> Dict:
             "target": 1.05}
 
 
+def compile_sentence(d: Dict, cold: bool) -> str:
+    """What the DMM's first compile took, for :func:`markdown` (empty when not compiled):
+    with an empty cache, apart from Inductor's probe of the vector instructions."""
+    if not d.get("compile_s"):
+        return ""
+    text = (f" Compiling the step (one step body, reused at every step) took "
+            f"{d['compile_s']:.0f} s")
+    if not cold:
+        return text + " (less when Inductor's on-disk cache already holds the kernels)."
+    text += " with an empty Inductor cache"
+    probe = d.get("isa_probe_s")
+    if probe:
+        text += (f", after Inductor's probe of this CPU's vector instructions ({probe:.0f} s:"
+                 f" a test compile per instruction set, once per machine for any first "
+                 f"torch.compile, then read from its cache; {d['compile_s'] + probe:.0f} s "
+                 f"in all)")
+    return text + "."
+
+
 def markdown(result: Dict) -> str:
     d, f = result["dmm"], result["formula"]
     ratio = d["timing"]["pixyz_pyro IterativeLoss"]["ratio"]
@@ -109,17 +128,7 @@ def markdown(result: Dict) -> str:
               + (f" With validation off the same step is {unchecked['ratio']['median']:.3f}x:"
                  f" the checks of every step's parameters, values and supports cost the "
                  f"difference, the library's own Python the rest." if unchecked else "")
-              + (f" Compiling the step (one step body, reused at every step) took "
-                 f"{d['compile_s']:.0f} s"
-                 + (" with an empty Inductor cache" + (
-                     f", after Inductor's probe of this CPU's vector instructions "
-                     f"({d['isa_probe_s']:.0f} s: a test compile per instruction set, "
-                     f"once per machine for any first torch.compile, then read from its "
-                     f"cache; {d['compile_s'] + d['isa_probe_s']:.0f} s in all)"
-                     if d.get("isa_probe_s") else "") + "."
-                    if result.get("cold_cache") else
-                    " (less when Inductor's on-disk cache already holds the kernels).")
-                 if d.get("compile_s") else ""), "",
+              + compile_sentence(d, result.get("cold_cache", False)), "",
               "## Formula cost", "",
               f"Building a {f['terms']}-term loss: {f['build_s'] * 1e3:.2f} ms (target < 10 "
               f"ms); printing it: {f['first_print_s']:.3f} s the first time in a fresh "

@@ -300,9 +300,9 @@ class CompiledStep:
     def __init__(self, model: "Model", compiler: Optional[Callable[..., Any]] = None,
                  mode: Optional[str] = None, unroll: bool = False) -> None:
         compiler = compiler or torch.compile
-        self._compiler = compiler
         if mode is not None:
             compiler = functools.partial(compiler, mode=mode)
+        self._compile = compiler
         self.mode = mode
         self.cudagraphs = mode in CUDAGRAPH_MODES
         loss, optimizer = model._plan.loss, model.optimizer
@@ -314,24 +314,12 @@ class CompiledStep:
             "loss": functools.partial(_evaluated, loss), "optimizer step": optimizer.step}
         if self.per_step:
             self._eager = {"series step": _stepped, "optimizer step": optimizer.step}
+        options = wrapper_options(mode, model._params)
         #: The pieces compiled with Inductor's C++ wrapper (see :func:`wrapper_options`),
         #: until one fails to compile so and is compiled without it.
-        self._wrapped: Set[str] = set()
-        options = wrapper_options(mode, model._params)
-        with warnings.catch_warnings():  # torch's own deprecation notes on first import
-            warnings.simplefilter("ignore", DeprecationWarning)
-            # the loss with a code object of its own (see own_code); the optimizer step
-            # as it is: a wrapper would be one more frame, and one more cache lookup per
-            # step, before the graph break at the top of torch's step
-            self._compiled = {}
-            for k, f in self._eager.items():
-                if k == "optimizer step":
-                    self._compiled[k] = compiler(f)
-                elif options and k == "loss":
-                    self._compiled[k] = compiler(own_code(f, k), options=options)
-                    self._wrapped.add(k)
-                else:
-                    self._compiled[k] = compiler(own_code(f, k))
+        self._wrapped: Set[str] = {"loss"} if options and "loss" in self._eager else set()
+        self._compiled = {k: self._build(k, options if k in self._wrapped else None)
+                          for k in self._eager}
         self._warm: Set[str] = set()
         self._marked = False  # cudagraph_mark_step_begin called once already
         self.failed: Optional[str] = None
@@ -368,10 +356,22 @@ class CompiledStep:
             return self._compiled[what](*args)
         except Exception:  # noqa: BLE001 - compiled again below, and that error is reported
             self._wrapped.discard(what)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                self._compiled[what] = self._compiler(own_code(self._eager[what], what))
+            self._compiled[what] = self._build(what)
             return self._compiled[what](*args)
+
+    def _build(self, what: str, options: Optional[Dict[str, Any]] = None
+               ) -> Callable[..., Any]:
+        """``torch.compile`` of one piece, with ``options`` when given: the optimizer step
+        as it is (a wrapper would be one more frame, and one more cache lookup per step,
+        before the graph break at the top of torch's step), the others with a code object
+        of their own (see :func:`own_code`)."""
+        f = self._eager[what]
+        with warnings.catch_warnings():  # torch's own deprecation notes on first import
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if what == "optimizer step":
+                return self._compile(f)
+            code = own_code(f, what)
+            return self._compile(code, options=options) if options else self._compile(code)
 
     def _fail(self, what: str, error: Exception) -> None:
         self.failed = what
