@@ -10,10 +10,10 @@ from pixyz_pyro.loss import KullbackLeibler, LogProb
 
 
 @case("A misspelt keyword of train, test or eval", KeywordError,
-      "Model.train() got an unexpected keyword argument 'retrun_terms' (did you mean "
-      '"return_terms"?)', code='model.train({"x": x}, retrun_terms=True)')
+      "Model.train() got an unexpected keyword argument 'bacth_n' (did you mean "
+      '"batch_n"?)', code='model.train({"x": x}, bacth_n=8)')
 def keyword_typo(w):
-    return lambda: w.model.train({"x": w.x}, retrun_terms=True)
+    return lambda: w.model.train({"x": w.x}, bacth_n=8)
 
 
 @case("A value whose features would broadcast", ShapeError,

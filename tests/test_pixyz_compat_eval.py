@@ -117,6 +117,23 @@ def test_batch_n_sets_the_draws_of_an_unconditioned_distribution():
         Expectation(p, LogProb(p)).eval(batch_sizes=5)  # batch_size: test_pixyz_compat_batch_size
 
 
+def test_model_train_and_test_refuse_eval_return_keywords_without_contradiction():
+    """``Model.train``/``test`` return the loss: ``return_dict`` is refused, with a pointer
+    to ``loss.eval``, and never listed among the keywords they accept."""
+    from pixyz_pyro.model import Model
+    p = Normal(loc=torch.nn.Parameter(torch.zeros(1)), scale=1., var=["x"])
+    model = Model(-LogProb(p).mean(), distributions=[p])
+    for call in (model.train, model.test):
+        for k in ("return_dict", "return_all", "return_terms"):
+            with pytest.raises(KeywordError) as e:
+                call({"x": torch.zeros(4, 1)}, **{k: True})
+            text = str(e.value)
+            assert f"use loss.eval(..., {k}=True)" in text and "did you mean" not in text
+            assert "'return_dict'" not in text.split("accepts")[1]
+    value, samples = (-LogProb(p).mean()).eval({"x": torch.zeros(4, 1)}, return_dict=True)
+    assert samples["x"].shape == (4, 1)
+
+
 class _Dropout(Normal):
     def __init__(self):
         super().__init__(var=["z"], cond_var=["x"], name="q")

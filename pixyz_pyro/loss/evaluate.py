@@ -40,6 +40,7 @@ from . import (
     mmd,
     ops,
     pdf,
+    sample_distance,
     wasserstein,
 )
 from . import values as value_nodes
@@ -243,6 +244,8 @@ def _expectation(node, values, ctx):
         new = p._sample_values(given, ctx, node.reparam, batch_n)
         value, more = run(node.f, {**values, **new}, ctx)
         return value, ({**new, **more} if more else new)
+    if mixes_rows(node.f):
+        return _per_draw(node, values, given, ctx, batch_n)
     repeats = _repeats(node, values, batch_n or 1, ctx)
     # with repeats, the b rows stand for their repeats (pixyz_pyro.dist.repeats)
     folded = _fold_rows(values, batch_n or 1, n) if repeats is None else values
@@ -257,6 +260,39 @@ def _expectation(node, values, ctx):
         value = value.reshape(n, -1, *value.shape[1:]).mean(0)
     new.update(more)
     return value, {k: v.reshape(*node.sample_shape, -1, *v.shape[1:]) for k, v in new.items()}
+
+
+#: Nodes whose value combines the batch's rows (a reduction, a distance between samples,
+#: a discriminator's loss): on folded rows they would reduce over every draw at once.
+_ROW_MIXING = (ops.BatchMean, ops.BatchSum, sample_distance.SampleDistance,
+               adversarial.AdversarialLoss)
+
+
+def mixes_rows(f: Loss) -> bool:
+    """Whether some node of ``f`` combines rows (:data:`_ROW_MIXING`), so that ``f`` on
+    ``n`` draws folded into ``n * b`` rows is not ``n`` values of ``f`` side by side."""
+    return isinstance(f, _ROW_MIXING) or any(mixes_rows(c) for c in f.children)
+
+
+def _per_draw(node, values, given, ctx, batch_n):
+    """:math:`\\frac1n \\sum_s f(z_s)` with ``f`` evaluated once per draw on the ``b``
+    rows, for a body that combines rows (:func:`mixes_rows`): for ``f = LogProb(p).sum()``
+    the expectation is :math:`\\frac1n \\sum_s \\sum_i \\log p(x_i|z_{s,i})`, which one
+    evaluation on the folded ``n * b`` rows would give ``n`` times over (Pixyz also
+    evaluates the body once per draw).  The draws come from one evaluation of ``p``'s
+    parameters, as on the folded path, and are returned the same way."""
+    n = node.n
+    new = node.p._sample_values(given, ctx, node.reparam, batch_n, n)
+    b = next(iter(new.values())).shape[0] // n if new else 0
+    parts, more = [], {}
+    for s in range(n):
+        draw = {k: v[s * b:(s + 1) * b] for k, v in new.items()}
+        value, more = run(node.f, {**values, **draw}, ctx)
+        parts.append(value)
+    value = torch.stack(parts).mean(0) if isinstance(parts[0], torch.Tensor) \
+        else sum(parts) / n
+    samples = {k: v.reshape(*node.sample_shape, -1, *v.shape[1:]) for k, v in new.items()}
+    return value, {**samples, **more}
 
 
 def _weighted_sum(value, log_w, k: int, who: str):
@@ -347,6 +383,10 @@ def _kl(node, values, ctx):
     if checking():
         _check_kl_shapes(node, tuple(dp.batch_shape + dp.event_shape),
                          tuple(dq.batch_shape + dq.event_shape))
+    if dp.batch_shape != dq.batch_shape:  # a batch of 1 (a prior) against the batch:
+        # torch's own closed forms do not all broadcast (Bernoulli's masks its rows)
+        shape = torch.broadcast_shapes(dp.batch_shape, dq.batch_shape)
+        dp, dq = dp.expand(shape), dq.expand(shape)
     try:
         kl = kl_divergence(dp, dq)
     except NotImplementedError:

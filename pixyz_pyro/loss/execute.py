@@ -52,15 +52,25 @@ class Options(NamedTuple):
     sample_mean: bool = False
 
 
-def check_keywords(plan: Plan, kwargs: Dict, who: str) -> None:
+def check_keywords(plan: Plan, kwargs: Dict, who: str, returns: bool = True) -> None:
     """Raise :class:`~pixyz_pyro.errors.KeywordError` (a ``TypeError``) for a keyword
-    that neither the API nor a node of the loss declares, with a did-you-mean."""
+    that neither the API nor a node of the loss declares, with a did-you-mean.  With
+    ``returns`` the caller also takes ``loss.eval``'s ``return_dict``, ``return_all`` and
+    ``return_terms`` (a ``Model``'s ``train`` and ``test`` do not: they return the loss)."""
     allowed = ACCEPTED | plan.keywords
     for k in kwargs:
         if k not in allowed:
-            known = sorted(allowed | {"return_dict", "return_all", "return_terms"})
+            known = sorted(allowed | RETURNS) if returns else sorted(allowed)
+            hint = ""
+            if not returns and k in RETURNS:
+                hint = f"; {who} returns the loss only: use loss.eval(..., {k}=True)"
             raise KeywordError(f"{who} got an unexpected keyword argument {k!r}"
-                            f"{did_you_mean(k, known)}; this loss accepts {known}")
+                               f"{'' if hint else did_you_mean(k, known)}{hint}; this "
+                               f"loss accepts {known}")
+
+
+#: ``loss.eval``'s keywords that choose what it returns.
+RETURNS = frozenset({"return_dict", "return_all", "return_terms"})
 
 
 def pixyz_keywords(kwargs: Dict, who: str) -> Dict:
@@ -92,9 +102,10 @@ def _batch_n(values: Values, names: Iterable[str]) -> Optional[int]:
 
 
 def prepare(plan: Plan, x_dict: Optional[Mapping[str, object]], kwargs: Dict, who: str,
-            record_terms: bool = False) -> Tuple[Values, Context]:
-    """The checked input dict and the context of one evaluation of ``plan``."""
-    check_keywords(plan, kwargs, who)
+            record_terms: bool = False, returns: bool = True) -> Tuple[Values, Context]:
+    """The checked input dict and the context of one evaluation of ``plan`` (``returns``:
+    see :func:`check_keywords`)."""
+    check_keywords(plan, kwargs, who, returns)
     if x_dict is not None and not hasattr(x_dict, "keys"):
         check_mapping(lambda: f"the loss {plan.loss._short()}", x_dict)
     values = dict(x_dict) if x_dict is not None else {}

@@ -254,7 +254,7 @@ class Model:
         over the ranks (one more all-reduce) when ``average_across_ranks`` and distributed.
         ``batch_size=`` is read as ``batch_n=`` with a ``DeprecationWarning``."""
         kwargs = pixyz_keywords(kwargs, f"{type(self).__name__}.train()")
-        check_keywords(self._plan, kwargs, f"{type(self).__name__}.train()")
+        check_keywords(self._plan, kwargs, f"{type(self).__name__}.train()", returns=False)
         check_gradients(self._plan)
         if self._deferred is not None and self._deferred.due():
             self.sync()  # the pending steps' verdicts, before this call changes anything
@@ -499,7 +499,8 @@ class Model:
         ``batch_n=``, as in :meth:`train`)."""
         kwargs = pixyz_keywords(kwargs, f"{type(self).__name__}.test()")
         plan = self._test_plan
-        values, ctx = prepare(plan, test_x_dict, kwargs, f"{type(self).__name__}.test()")
+        values, ctx = prepare(plan, test_x_dict, kwargs, f"{type(self).__name__}.test()",
+                              returns=False)
         self.distributions.eval()  # as in Pixyz: the listed distributions stay in eval mode
         modules = [m for d in plan.distributions if isinstance(d, nn.Module)
                    for m in d.modules()]
