@@ -33,7 +33,8 @@ class KullbackLeibler(DistributionLoss):
         Two distributions of the same variables (``KullbackLeibler(p, q)`` is
         :math:`D_{KL}[p \\| q]`).
     dim : int or sequence of int, optional
-        The feature dims to sum over (default: all of them).
+        The feature dims to sum over (default: all of them), analytically and by Monte
+        Carlo alike.
     analytical : bool
         Use the closed form (default) where the families have one; else Monte Carlo with
         draws of ``p``.
@@ -70,7 +71,10 @@ class KullbackLeibler(DistributionLoss):
         self.analytical = analytical
         self.sample_shape = check_sample_shape("sample_shape", sample_shape,
                                                f"KullbackLeibler({p.prob_text}, ...)")
-        self.mc = None if analytical else Expectation(p, LogProb(p) - LogProb(q), sample_shape)
+        dims = None if dim is None or (isinstance(dim, (list, tuple)) and not dim) else \
+            ((dim,) if isinstance(dim, int) else tuple(dim))  # [] as None, as analytically
+        self.mc = None if analytical else Expectation(
+            p, LogProb(p, feature_dims=dims) - LogProb(q, feature_dims=dims), sample_shape)
         self._freeze()
 
     @property
