@@ -10,8 +10,10 @@ import warnings
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
+from torch import nn
 
 from ..dist.distribution import Distribution
+from ..dist.running import running_slots
 from ..dist.special import EmpiricalDistribution
 from ..errors import ModelError, NonFiniteError
 from ..loss import ELBO, AdversarialJensenShannon, AdversarialWassersteinDistance, LogProb
@@ -23,6 +25,7 @@ from .arguments import check_distribution, check_no_closure
 from .compile import finite_check
 from .deferred import PendingStep, skipped_where
 from .guard import (
+    StepGuard,
     deferred_interrupt,
     device_snapshot,
     is_finite,
@@ -266,7 +269,10 @@ def _gan_arguments(optimizer: OptimizerSpec = torch.optim.Adam,
 class GAN(Model):
     """A GAN.  ``train`` returns ``(loss, d_loss)``: one discriminator step on detached
     samples, then one generator step, each with its own optimizer over its own
-    parameter group.  No optimizer hides inside the loss.
+    parameter group.  No optimizer hides inside the loss.  The two steps are one
+    transaction: a refused or failed step on either side changes nothing, neither the
+    parameters, buffers (running statistics) and optimizer state of both networks nor the
+    counters.
 
     The loss is the generator's side of ``loss`` (by default
     ``AdversarialJensenShannon(p_data, p, discriminator)``, with ``p_data`` the data's
@@ -345,6 +351,13 @@ class GAN(Model):
                          optimizer_params=optimizer_params, clip_grad_norm=clip_grad_norm,
                          clip_grad_value=clip_grad_value, **kwargs)
         self.discriminator = discriminator
+        #: The discriminator step's half of the transaction: what its forward pass
+        #: changes (running statistics of every module the loss reaches, the generator's
+        #: too; every parameter and buffer on the first step), put back with a refused
+        #: discriminator or generator step.
+        modules = self._guarded_modules([*self.distributions, discriminator])
+        slots = {(id(m), n): (m, n) for d in modules for m, n in running_slots(d)}
+        self._d_guard = StepGuard(modules, list(slots.values()))
         self.d_optimizer = build_optimizer(d_optimizer, unique_parameters([discriminator]),
                                            d_optimizer_params)
         if self.check_every > 1 and \
@@ -366,7 +379,7 @@ class GAN(Model):
         if self._deferred is not None:
             if self._deferred.due():
                 self.sync()  # before this call changes anything, the discriminator included
-            if adversarial_loss and not self._guard.first and all(
+            if adversarial_loss and not self._guard.first and not self._d_guard.first and all(
                     q in self.d_optimizer.state for q in self.discriminator.parameters()
                     if q.requires_grad):
                 return self._deferred_train(train_x_dict, kwargs)
@@ -374,8 +387,7 @@ class GAN(Model):
         if adversarial_loss:
             d_value = self._discriminator_backward(train_x_dict, kwargs)
             if not self._discriminator_step_is_finite(d_value):
-                return (d_value.detach(), d_value.detach()) if adversarial_loss else \
-                    d_value.detach()
+                return d_value.detach(), d_value.detach()
             saved = snapshot_module_and_optimizer(self.discriminator, self.d_optimizer)
             with deferred_interrupt():
                 self.d_optimizer.step()
@@ -383,29 +395,42 @@ class GAN(Model):
             d_loss = d_value.detach()
         # Generator step: the discriminator's gradients from it are discarded.  Both steps
         # are committed together, or neither: a refused or failed generator step puts the
-        # discriminator back.
+        # discriminator back (its step, then what its forward pass changed).
         steps = self.step_count
         try:
             loss = super().train(train_x_dict, **kwargs)
         except BaseException:
             if saved is not None:
                 restore_module_and_optimizer(saved)
+                self._d_guard.restore()
             raise
         finally:
             self.d_optimizer.zero_grad(set_to_none=True)
-        if saved is not None and self.step_count == steps:  # refused and skipped
-            restore_module_and_optimizer(saved)
+        if saved is not None:
+            if self.step_count == steps:  # refused and skipped
+                restore_module_and_optimizer(saved)
+                self._d_guard.restore()
+            else:
+                self._d_guard.accept()
         return (loss, d_loss) if adversarial_loss else loss
 
     def _discriminator_backward(self, x_dict: Optional[Dict], kwargs: Dict) -> torch.Tensor:
         """The discriminator-side loss and its gradients (all-reduced when distributed),
-        from fresh ones; returns the loss."""
+        from fresh ones; returns the loss.  What the forward pass changes is snapshotted
+        in :attr:`_d_guard` first, and put back if this raises; the caller accepts or
+        restores it with the steps' verdict."""
         self.discriminator.train()
         self.d_optimizer.zero_grad(set_to_none=True)
-        d_value = self.loss_cls.d_loss(x_dict, **kwargs)
-        d_value.backward()
-        if self.ddp is not None:
-            _dist.average_gradients(unique_parameters([self.discriminator]))
+        self._d_guard.snapshot()  # in training mode: its running statistics are copied
+        try:
+            d_value = self.loss_cls.d_loss(x_dict, **kwargs)
+            d_value.backward()
+            if self.ddp is not None:
+                _dist.average_gradients(unique_parameters([self.discriminator]))
+        except BaseException:
+            self._d_guard.restore()
+            self.d_optimizer.zero_grad(set_to_none=True)
+            raise
         return d_value
 
     def _clip_discriminator(self) -> None:
@@ -436,11 +461,15 @@ class GAN(Model):
             loss = super().train(x_dict, **kwargs)
         except BaseException:
             restore_where(kept)
+            self._d_guard.restore()
             raise
         finally:
             self._linked = None
             self.d_optimizer.zero_grad(set_to_none=True)
-        restore_where(kept, self._deferred.pending[-1].bad)
+        bad = self._deferred.pending[-1].bad
+        restore_where(kept, bad)  # the discriminator's step, then its forward pass
+        self._d_guard.restore_where(bad)
+        self._d_guard.accept()
         return loss, d_value.detach()
 
     def _linked_error(self, p: PendingStep, step: int, note: str) -> Exception:
@@ -458,6 +487,7 @@ class GAN(Model):
         grads = [q.grad for q in self.discriminator.parameters() if q.grad is not None]
         if is_finite(finite_check(d_value.detach(), grads).item()):
             return True
+        self._d_guard.restore()  # the running statistics its forward pass changed
         self.d_optimizer.zero_grad(set_to_none=True)
         if self.skip_nonfinite:
             self.skipped_steps += 1
@@ -465,18 +495,33 @@ class GAN(Model):
         raise NonFiniteError(
             f"non-finite discriminator loss or gradient at step {self.step_count}: "
             f"{self.loss_cls.loss_text} (discriminator side) is {float(d_value.detach()):.4g}; the "
-            f"discriminator's step was refused and no parameter changed")
+            f"discriminator's step was refused; parameters, buffers and optimizer state are "
+            f"unchanged")
 
     def test(self, test_x_dict: Optional[Dict] = None,  # type: ignore[override]
              adversarial_loss: bool = True,
              **kwargs: Any) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        """The generator's test loss, and with ``adversarial_loss`` the discriminator's:
+        ``(loss, d_loss)``.  Both are evaluated without gradients and with every module
+        the loss reaches in eval mode (Pixyz's ``loss_test``), so running statistics never
+        change and dropout is off; the listed distributions stay in eval mode (as with
+        :meth:`Model.test`), the other modules get their modes back."""
         kwargs = pixyz_keywords(kwargs, f"{type(self).__name__}.test()")  # warn once
         loss = super().test(test_x_dict, **kwargs)
-        if adversarial_loss:
+        if not adversarial_loss:
+            return loss
+        modules = {id(m): m for d in self._d_guard.modules if isinstance(d, nn.Module)
+                   for m in d.modules()}
+        modes = [(m, m.training) for m in modules.values()]
+        try:
+            for m, _ in modes:
+                m.training = False
             with torch.no_grad():
                 d_loss = self.loss_cls.d_loss(test_x_dict, **kwargs)
-            return loss, d_loss
-        return loss
+        finally:
+            for m, mode in modes:
+                m.training = mode
+        return loss, d_loss
 
     def _checkpoint_extras(self) -> Dict:
         """The discriminator and its optimizer, saved and restored with the model."""
