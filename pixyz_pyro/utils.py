@@ -94,13 +94,17 @@ def cache_maxsize() -> int:
 
 
 class _NotCached(Exception):
-    """An argument that cannot be part of a key (unhashable): the call is not memoised."""
+    """An argument that cannot be part of a key (unhashable, or an inference tensor): the
+    call is not memoised."""
 
 
 def _tensor_key(t: torch.Tensor, tensors: List[torch.Tensor]) -> Tuple:
     """A tensor's identity and state: its version counter (in-place changes), and its
     storage, dtype and device (``.data =`` and ``Module.to`` change those, not the
-    version)."""
+    version).  An inference tensor has no version counter, so an in-place change of it
+    could not be seen: a call that reads one is not memoised."""
+    if t.is_inference():
+        raise _NotCached
     tensors.append(t)
     try:
         ptr = t.data_ptr()
@@ -155,8 +159,11 @@ def lru_cache_for_sample_dict():
     and the validation level; and the other arguments by value.  So an in-place change of
     an input, an optimizer step, ``load_state_dict``, ``.to()``, ``train()``/``eval()``
     or ``torch.no_grad()`` each compute the result afresh.  A call with an unhashable
-    argument is not memoised.  Inside one evaluation pixyz_pyro already runs each
-    network once per input (without any decorator); this memo also spans calls.
+    argument is not memoised, and neither is a call that reads or returns an inference
+    tensor (made under :func:`torch.inference_mode`, which has no version counter to
+    see an in-place change by): it runs as without the decorator.  Inside one
+    evaluation pixyz_pyro already runs each network once per input (without any
+    decorator); this memo also spans calls.
 
     A memoised result is the same object as before, with the same autograd graph: to
     backpropagate twice through one memoised result (two ``backward`` calls without an
@@ -221,13 +228,13 @@ def lru_cache_for_sample_dict():
             tensors: List[torch.Tensor] = []
             try:
                 key: Tuple = (_freeze(args, tensors), _freeze(kwargs, tensors))
+                state: Tuple = ()
+                if isinstance(self, nn.Module):
+                    state = (tuple(_tensor_key(t, tensors) for t in self.parameters()),
+                             tuple(_tensor_key(t, tensors) for t in self.buffers()),
+                             tuple(m.training for m in self.modules()))
             except _NotCached:
                 return function(self, *args, **kwargs)
-            state: Tuple = ()
-            if isinstance(self, nn.Module):
-                state = (tuple(_tensor_key(t, tensors) for t in self.parameters()),
-                         tuple(_tensor_key(t, tensors) for t in self.buffers()),
-                         tuple(m.training for m in self.modules()))
             key = key + (state, torch.is_grad_enabled(),
                          torch.is_inference_mode_enabled(), get_validation())
             entries = entries_of(self)
@@ -241,7 +248,10 @@ def lru_cache_for_sample_dict():
                     entries.move_to_end(key)
                     return result
             result = function(self, *args, **kwargs)
-            outs = tuple((weakref.ref(t), t._version) for t in _result_tensors(result))
+            made = _result_tensors(result)
+            if any(t.is_inference() for t in made):  # no version counter to check later
+                return result
+            outs = tuple((weakref.ref(t), t._version) for t in made)
             entries[key] = (tuple(weakref.ref(t) for t in tensors), outs, result)
             entries.move_to_end(key)
             while len(entries) > maxsize:

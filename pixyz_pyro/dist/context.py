@@ -68,6 +68,10 @@ class Context:
         The ids of the factors whose parameters one node of the plan reads once
         (:func:`~pixyz_pyro.loss.plan.read_once`): :meth:`remember` is not called for
         them, so that their parameters are freed after their one use.
+    scope : tuple
+        The ``replace_var`` distributions the current call runs inside, outermost first
+        (each sets it around its inner call): messages name the factor's variables in
+        the user's names (:class:`~pixyz_pyro.dist.naming.Renamed`).
     repeats : Repeats or None
         Inside the body of an expectation with ``n > 1`` draws, the inputs that stand for
         their ``n``-fold repeats (:mod:`pixyz_pyro.dist.repeats`); ``None`` elsewhere.
@@ -75,7 +79,7 @@ class Context:
 
     __slots__ = ("memo", "terms", "shared", "flags", "checked", "seen_params", "seen_values",
                  "in_series", "batch_n", "options", "traced", "step_runner", "witnessed",
-                 "repeats", "once")
+                 "repeats", "once", "scope")
 
     def __init__(self, batch_n: Optional[int] = None, record_terms: bool = False,
                  options: Any = None):
@@ -95,6 +99,7 @@ class Context:
         self.witnessed: Optional[Tuple[List[Any], List[Any]]] = None
         self.repeats: Optional[Repeats] = None
         self.once: FrozenSet[int] = frozenset()
+        self.scope: Tuple = ()
 
     def release(self) -> None:
         """Drop what only the evaluation itself reads: the memo (every factor's

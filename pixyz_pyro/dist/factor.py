@@ -31,6 +31,7 @@ from .checks import Site, check_forward_batch, flag, forward_error, group_of
 from .context import Context, memo_key
 from .distribution import Distribution, to_dict
 from .family import PYRO_NUMERICS, Family, Numerics
+from .naming import Renamed, outer_name
 from .repeats import Repeats
 from .shapes import SHAPES, broadcast_shapes, repeat_rows, shape_str
 from .validation import UnbatchedValueWarning, checking, strict, user_stacklevel
@@ -184,6 +185,9 @@ class FactorDistribution(Distribution):
         self._param_names = tuple(k for k in fam.all_params
                                   if k in consts or k in self._bound or
                                   isinstance(params.get(k), nn.Parameter))
+        both = fam.given_twice(self._param_names)
+        if both is not None:
+            raise ParameterError(self._given_twice_message(both, None))
         self._forward_vars = tuple(v for v in self._cond_var if v not in self._bound.values())
         self._has_forward = type(self).forward is not Distribution.forward
         self._fixed_names = tuple(k for k in self._param_names
@@ -289,9 +293,9 @@ class FactorDistribution(Distribution):
             except PixyzError:
                 raise
             except Exception as e:  # noqa: BLE001 - re-raised in the user's terms
-                raise forward_error(self, values, self._forward_vars, e) from e
+                raise self._forward_error(values, ctx, e) from e
             if check and type(out) is not dict:
-                self._check_forward(out, values)  # raises, unless a dict subclass
+                self._check_forward(out, values, ctx)  # raises, unless a dict subclass
             if params:
                 params.update(out)
             else:
@@ -311,7 +315,28 @@ class FactorDistribution(Distribution):
             params[k] = values[v]
         return params
 
-    def _metadata(self, params: Dict, out: Optional[Dict], values: Dict) -> Tuple:
+    def _who(self, ctx: Optional[Context]):
+        """The factor as messages name it: itself, or inside ``replace_var`` a
+        :class:`~pixyz_pyro.dist.naming.Renamed` view in the user's names."""
+        return Renamed(self, ctx.scope) if ctx is not None and ctx.scope else self
+
+    def _outer(self, ctx: Optional[Context], v: str) -> str:
+        """The user's name of this factor's variable ``v`` (see :meth:`_who`)."""
+        return outer_name(ctx.scope, v) if ctx is not None and ctx.scope else v
+
+    def _value_text(self, ctx: Optional[Context]) -> str:
+        """``p(x|z): "x"``, the start of a message about the value, in the user's names."""
+        return f'{self._who(ctx).prob_text}: "{self._outer(ctx, self._var[0])}"'
+
+    def _forward_error(self, values: Dict, ctx: Optional[Context], error: Exception):
+        """The error of ``forward`` raising ``error``, naming the inputs as the user
+        does."""
+        names = [self._outer(ctx, v) for v in self._forward_vars]
+        outer = dict(zip(names, map(values.__getitem__, self._forward_vars)))
+        return forward_error(self._who(ctx), outer, names, error)
+
+    def _metadata(self, params: Dict, out: Optional[Dict], values: Dict,
+                  scope: Tuple = ()) -> Tuple:
         """Everything the host checks of :meth:`_validate` read: which parameters
         ``forward`` returned, the shapes and dtypes of the parameters, and the shapes of
         its inputs, as one flat tuple (it is built on every call, and flat it costs half
@@ -320,8 +345,10 @@ class FactorDistribution(Distribution):
         measured slower).  The parameters' names are not in it: they follow from the
         names ``forward`` returned, the factor's constants being its own, and a tensor's
         entries (a shape, a dtype) never equal a non-tensor's (its type), so two
-        different parameter dicts never make the same key."""
-        key: List[object] = [id(self), None if out is None else tuple(out)]
+        different parameter dicts never make the same key.  ``scope`` (the renamings
+        around the call, ``ctx.scope``) is in it: the sites it stores name the variables
+        as the user does there."""
+        key: List[object] = [id(self), scope, None if out is None else tuple(out)]
         append = key.append
         device = None
         for t in params.values():
@@ -353,7 +380,7 @@ class FactorDistribution(Distribution):
         key = None
         if ctx is not None and not ctx.traced:
             if ctx.in_series or id(self) in ctx.seen_params:  # its metadata may have passed
-                key = self._metadata(params, out, values)
+                key = self._metadata(params, out, values, ctx.scope)
                 passed = ctx.checked.get(key)
                 if passed is not None:
                     names, sites = passed
@@ -365,22 +392,30 @@ class FactorDistribution(Distribution):
             else:
                 ctx.seen_params.add(id(self))
         if out is not None:
-            self._check_forward(out, values)
+            self._check_forward(out, values, ctx)
         left = self._check_params(params, ctx)
         if key is not None and ctx is not None:
             ctx.checked[key] = left
 
-    def _check_forward(self, out, values: Dict) -> None:
+    def _check_forward(self, out, values: Dict, ctx: Optional[Context] = None) -> None:
         fam = self.family
         if not isinstance(out, dict):
-            raise ParameterError(f"{self.prob_text}.forward must return a dict of parameters "
-                                 f"{list(fam.params)}, got {type(out).__name__}")
+            raise ParameterError(f"{self._who(ctx).prob_text}.forward must return a dict of "
+                                 f"parameters {list(fam.params)}, got {type(out).__name__}")
         if not out.keys() <= fam.all_params_set:
             raise ParameterError(
-                f"{self.prob_text}.forward returned parameter names {sorted(out)}; a "
+                f"{self._who(ctx).prob_text}.forward returned parameter names {sorted(out)}; a "
                 f"{fam.name} expects {list(fam.params)} (unknown: "
                 f"{sorted(set(out) - set(fam.all_params))})")
-        check_forward_batch(self, out, values, self._forward_vars)
+        try:
+            check_forward_batch(self, out, values, self._forward_vars)
+        except ShapeError:
+            if ctx is None or not ctx.scope:
+                raise
+            names = [self._outer(ctx, v) for v in self._forward_vars]
+            outer = dict(zip(names, map(values.__getitem__, self._forward_vars)))
+            check_forward_batch(self._who(ctx), out, outer, names)  # in the user's names
+            raise
 
     def _check_params(self, params: Dict[str, torch.Tensor],
                       ctx: Optional[Context]) -> Tuple[Tuple[str, ...], Tuple[Site, ...]]:
@@ -390,13 +425,18 @@ class FactorDistribution(Distribution):
         missing = fam.missing(params)
         if missing:
             raise ParameterError(
-                f"{self.prob_text} has no value for parameter(s) {missing}: a {fam.name} "
+                f"{self._who(ctx).prob_text} has no value for parameter(s) {missing}: a {fam.name} "
                 f"needs {list(fam.params)}, got {sorted(params)} from constants, bound "
                 f"variables and forward")
+        if fam.exclusive:
+            both = fam.given_twice(params)
+            if both is not None:
+                raise ParameterError(self._given_twice_message(both, ctx))
         static = self._static
         features = self._features_shape
         nf = len(features)
         shapes, names, sites, checked = [], [], [], []
+        who = None  # the sites' factor, named as the user does (made for the first site)
         for k, t in params.items():  # one pass: the shapes, then the supports to flag
             if k in static or not isinstance(t, torch.Tensor):
                 continue
@@ -406,19 +446,21 @@ class FactorDistribution(Distribution):
                 dim = len(shape)
                 if dim <= nf and t.numel() != 1:
                     raise ShapeError(
-                        f"{self.prob_text}: parameter {k} has shape {shape_str(shape)}, but "
-                        f"it needs a batch dimension before the features "
+                        f"{self._who(ctx).prob_text}: parameter {k} has shape "
+                        f"{shape_str(shape)}, but it needs a batch dimension before the features "
                         f"{shape_str(features)} (was an input given without its batch "
                         f"dimension? {SHAPES})")
                 if dim > 1 and shape[-nf:] != features and shape[1:].numel() != 1:
                     raise ShapeError(
-                        f"{self.prob_text}: parameter {k} has features "
+                        f"{self._who(ctx).prob_text}: parameter {k} has features "
                         f"{shape_str(shape[1:])}, but features_shape is "
                         f"{shape_str(features)} ({SHAPES})")
             check = fam.param_check(k, t)
             if check is not None:
+                if who is None:
+                    who = self._who(ctx)
                 names.append(k)
-                sites.append(Site(check, self, f"parameter {k}", (fam, k), False,
+                sites.append(Site(check, who, f"parameter {k}", (fam, k), False,
                                   group_of(check, t)))
                 checked.append(t)
         if len(shapes) > 1:
@@ -427,11 +469,23 @@ class FactorDistribution(Distribution):
             except RuntimeError:
                 shown = {k: shape_str(t.shape) for k, t in params.items()
                          if k not in static and isinstance(t, torch.Tensor)}
-                raise ShapeError(f"{self.prob_text}: parameter shapes {shown} do not "
+                raise ShapeError(f"{self._who(ctx).prob_text}: parameter shapes {shown} do not "
                                  f"broadcast ({SHAPES})") from None
         for site, t in zip(sites, checked):  # once the host checks have all passed
             flag(ctx, site, t)
         return tuple(names), tuple(sites)
+
+    def _given_twice_message(self, both: Tuple[str, str], ctx: Optional[Context]) -> str:
+        """The error of a factor given a parameter and its alternative."""
+        who = self._who(ctx)
+        def source(k: str) -> str:
+            if k in self._bound:
+                return f'bound to "{self._outer(ctx, self._bound[k])}"'
+            return "a constant" if k in self._param_names else "returned by forward"
+        a, b = both
+        return (f"{who.prob_text}: a {self.family.name} takes either `{a}` or `{b}`, but "
+                f"not both (as torch says: \"Either `{a}` or `{b}` must be specified, but "
+                f"not both.\"); got {a} ({source(a)}) and {b} ({source(b)})")
 
     def get_params(self, params_dict=None, **kwargs) -> Dict[str, torch.Tensor]:
         """The parameters given the conditioning variables."""
@@ -521,7 +575,7 @@ class FactorDistribution(Distribution):
         d = None
         if checking():
             d = None if closed is not None else self.family.build(params)
-            x = self._check_value(params, d, x, ctx)
+            x = self._check_value(params, d, x, ctx, values)
         try:
             lp = nll(params, x) if nll is not None else None
             if lp is not None:  # -log p already
@@ -534,8 +588,9 @@ class FactorDistribution(Distribution):
             raise
         except Exception as e:  # noqa: BLE001 - re-raised in the user's terms
             full = shape_str(self._value_shape(params, d))
+            var = self._outer(ctx, self._var[0])
             raise ShapeError(
-                f'{self.prob_text}: cannot score "{self._var[0]}" ({describe(x)}) against '
+                f'{self._who(ctx).prob_text}: cannot score "{var}" ({describe(x)}) against '
                 f"parameters of shape {full} ({SHAPES}). {type(e).__name__}: {e}") from e
         lp = _sum_features(lp, sum_features, feature_dims)
         return -lp if negate else lp
@@ -598,7 +653,7 @@ class FactorDistribution(Distribution):
             return shapes[0]  # a torch.Size is a tuple
         return broadcast_shapes(*shapes) if shapes else ()
 
-    def _check_value(self, params, d, x, ctx) -> torch.Tensor:
+    def _check_value(self, params, d, x, ctx, values=None) -> torch.Tensor:
         """The value's type, dtype, device and shape on the host; its support as a device
         flag; returns the value to score.  Features must equal the parameters' features
         exactly (no broadcasting); a batch of 1 on either side broadcasts, and so does a
@@ -613,7 +668,8 @@ class FactorDistribution(Distribution):
             if not ctx.in_series and id(self) not in ctx.seen_values:  # the first: no key
                 ctx.seen_values.add(id(self))
             else:  # the value's metadata, the parameters' device and shapes, flat
-                meta: List[object] = ["value", id(self), x.shape, x.dtype, x.device]
+                meta: List[object] = ["value", id(self), ctx.scope, x.shape, x.dtype,
+                                      x.device]
                 device = None
                 for t in params.values():
                     if isinstance(t, Tensor):
@@ -627,7 +683,7 @@ class FactorDistribution(Distribution):
                     if passed:
                         ctx.flags.add(passed, x)
                     return x
-        scored = self._check_value_metadata(params, d, x)
+        scored = self._check_value_metadata(params, d, x, values, ctx)
         check = self.family.value_check_for(scored)
         made: Tuple = ()  # a Site, or () for a family without a value check
         if check is not None:
@@ -638,23 +694,24 @@ class FactorDistribution(Distribution):
 
     def _flag_value(self, check, x, ctx) -> Site:
         """Flag ``x`` for ``check``; returns the flag's :class:`Site`."""
-        site = Site(check, self, f'"{self._var[0]}"', (self.family, None),
+        site = Site(check, self._who(ctx), f'"{self._outer(ctx, self._var[0])}"',
+                    (self.family, None),
                     self.family.lenient_support and not strict(), group_of(check, x))
         flag(ctx, site, x)
         return site
 
-    def _check_value_metadata(self, params, d, x) -> torch.Tensor:
+    def _check_value_metadata(self, params, d, x, values=None, ctx=None) -> torch.Tensor:
         """The host part of :meth:`_check_value`: the value to score, or an error."""
         var = self._var[0]
         if not isinstance(x, torch.Tensor):
-            raise SupportError(f'{self.prob_text}: value of "{var}" must be a tensor, '
+            raise SupportError(f"{self._value_text(ctx)} must be a tensor, "
                                f"got {type(x).__name__}")
         if x.numel() == 0:
-            raise ShapeError(f'{self.prob_text}: "{var}" is an empty batch '
+            raise ShapeError(f"{self._value_text(ctx)} is an empty batch "
                              f"(shape {shape_str(x.shape)})")
         fam = self.family
         if not x.is_floating_point() and fam.float_values:
-            raise SupportError(f'{self.prob_text}: "{var}" has dtype {x.dtype}; a '
+            raise SupportError(f"{self._value_text(ctx)} has dtype {x.dtype}; a "
                                f"{fam.name} takes floating-point values (use .float())")
         ref = None  # the first tensor parameter (a loop: no generator frame per call)
         for t in params.values():
@@ -662,7 +719,7 @@ class FactorDistribution(Distribution):
                 ref = t
                 break
         if ref is not None and ref.device != x.device:
-            raise ShapeError(f'{self.prob_text}: "{var}" is on {x.device}, but the '
+            raise ShapeError(f"{self._value_text(ctx)} is on {x.device}, but the "
                              f"parameters are on {ref.device}; move one with .to()")
         try:
             full = self._value_shape(params, d)
@@ -675,16 +732,36 @@ class FactorDistribution(Distribution):
         lead = x.dim() - len(full) if full is not None else 0
         if full is not None and lead == -1 and not scalar and full[0] == 1 \
                 and x.shape == self._features_shape:
-            x = _unbatched(self, var, x)
+            x = _unbatched(self._who(ctx), self._outer(ctx, var), x)
             lead = 0
         if full is not None and len(full) > 0 and not scalar and (
                 lead < 0 or x.shape[lead + 1:] != full[1:]
                 or (x.shape[lead] != full[0] and 1 not in (x.shape[lead], full[0]))):
+            if lead >= 0 and x.shape[lead + 1:] == full[1:]:  # the features agree
+                raise ShapeError(self._batch_message(params, x, lead, full, values, ctx))
             raise ShapeError(
-                f'{self.prob_text}: "{var}" has shape {shape_str(x.shape)}, but the '
+                f"{self._value_text(ctx)} has shape {shape_str(x.shape)}, but the "
                 f"parameters have shape {shape_str(full)}: its features must be "
                 f"{shape_str(full[1:])}, and features never broadcast ({SHAPES})")
         return x
+
+    def _batch_message(self, params, x, lead: int, full, values, ctx) -> str:
+        """The error of a value whose batch differs from the parameters' (the features
+        agree), naming the inputs or parameters that have the parameters' batch."""
+        who = self._who(ctx)
+        var, batch = self._outer(ctx, self._var[0]), full[0]
+        inputs = [v for v in self._cond_var if isinstance(t := (values or {}).get(v), Tensor)
+                  and t.dim() > 0 and t.shape[0] == batch]
+        if inputs:
+            source = "from " + ", ".join(f'"{self._outer(ctx, v)}"' for v in inputs)
+        else:
+            names = [k for k, t in params.items() if k not in self._static and
+                     isinstance(t, Tensor) and t.dim() > 0 and t.shape[0] == batch]
+            source = "of parameter(s) " + ", ".join(names)
+        return (f'{who.prob_text}: "{var}" has batch {x.shape[lead]} (shape '
+                f"{shape_str(x.shape)}), but the parameters have batch {batch} ({source}; "
+                f"shape {shape_str(full)}); the features {shape_str(full[1:])} agree. Give "
+                f'"{var}" and the inputs the same batch (a batch of 1 broadcasts) ({SHAPES})')
 
     # --- moments ------------------------------------------------------------------------
     def _given(self, x_dict, purpose: str = "this") -> Dict:

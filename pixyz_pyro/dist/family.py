@@ -344,7 +344,9 @@ class Family:
     params : sequence of str
         Parameter names, in Pixyz's order.
     alternatives : mapping
-        A parameter that may be given instead of another, e.g. ``{"probs": "logits"}``.
+        A parameter that may be given instead of another, never beside it, e.g.
+        ``{"probs": "logits"}``: a factor given both raises (:meth:`given_twice`), as
+        torch does.
     reparam : bool
         Whether samples are reparameterised.
     sampler_cls : type, optional
@@ -395,6 +397,8 @@ class Family:
         self.all_params: Tuple[str, ...] = (self.params + tuple(self.alternatives.values())
                                             + self.sampler_params)
         self._needed = frozenset(self.params + self.sampler_params)
+        #: ``(parameter, its alternative)`` pairs, of which at most one may be given.
+        self.exclusive: Tuple[Tuple[str, str], ...] = tuple(self.alternatives.items())
         self.reparam = reparam
         self.sampler_cls = sampler_cls
         self.defaults = dict(defaults or {})
@@ -442,6 +446,20 @@ class Family:
             return []
         return [p for p in self.params + self.sampler_params
                 if p not in params and self.alternatives.get(p) not in params]
+
+    def given_twice(self, params) -> Optional[Tuple[str, str]]:
+        """The first ``(parameter, alternative)`` pair that ``params`` (a mapping or a
+        set of names) holds both of, or ``None``.
+
+        >>> import pyro.distributions as pd
+        >>> fam = Family("Bernoulli", pd.Bernoulli, ("probs",), {"probs": "logits"})
+        >>> fam.given_twice({"probs": 0.9}), fam.given_twice({"probs": 0.9, "logits": 0.})
+        (None, ('probs', 'logits'))
+        """
+        for a, b in self.exclusive:  # empty for most families: no work
+            if a in params and b in params:
+                return a, b
+        return None
 
     def _kwargs(self, params: Mapping[str, object], names: Sequence[str]):
         out = {k: params[k] for k in self.static if k in params}

@@ -14,7 +14,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from ..errors import GraphError, VariableError, did_you_mean
+from ..errors import GraphError, ShapeError, VariableError, did_you_mean
 from ..graph import Graph
 from .distribution import Distribution, DistributionList
 from .naming import as_var_list
@@ -99,10 +99,32 @@ class MultiplyDistribution(Distribution):
 
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
         self._require(values, self.var + self.cond_var, "log_prob")
+        if not sum_features:
+            return self._elementwise_log_prob(values, ctx, feature_dims)
         total = None
         for f in self._order:
             lp = f._log_prob_values(values, ctx, sum_features, feature_dims)
             total = lp if total is None else total + lp
+        return total
+
+    def _elementwise_log_prob(self, values, ctx, feature_dims) -> torch.Tensor:
+        """The sum of the factors' unsummed log-densities, which must agree in every
+        dimension after the first: factors of other features would broadcast, and one
+        factor's :math:`\\log p(x)` would count once per feature of another's (Pixyz adds
+        them anyway, see docs/pixyz-compat.md)."""
+        scored = [(f, f._log_prob_values(values, ctx, False, feature_dims))
+                  for f in self._order]
+        first = scored[0][1].shape[1:]
+        if any(lp.shape[1:] != first for _, lp in scored):
+            shown = ", ".join(f"{f.prob_text}: {tuple(lp.shape)}" for f, lp in scored)
+            raise ShapeError(
+                f"{self.prob_text}: get_log_prob(sum_features=False) keeps each factor's "
+                f"features, and the factors' log-densities have different shapes ({shown}); "
+                f"adding them would broadcast one factor over another's features. Use "
+                f"sum_features=True, or each factor's log_prob")
+        total = scored[0][1]
+        for _, lp in scored[1:]:
+            total = total + lp
         return total
 
     def get_log_prob(self, x_dict, sum_features=True, feature_dims=None, **kwargs):
@@ -232,19 +254,31 @@ class ReplaceVarDistribution(Distribution):
                 out[old] = values[new]
         return out
 
+    def _scoped(self, ctx, method, values, *args):
+        """``method(inner values, ctx, *args)`` with this renaming in ``ctx.scope``, so
+        that the factors' messages use the outer names."""
+        if ctx is None:
+            return method(self._inner(values), ctx, *args)
+        outer = ctx.scope
+        ctx.scope = outer + (self,)
+        try:
+            return method(self._inner(values), ctx, *args)
+        finally:
+            ctx.scope = outer
+
     def _sample_values(self, values, ctx, reparam, batch_n):
-        out = self.p._sample_values(self._inner(values), ctx, reparam, batch_n)
+        out = self._scoped(ctx, self.p._sample_values, values, reparam, batch_n)
         return {self._fwd.get(k, k): v for k, v in out.items()}
 
     def _log_prob_values(self, values, ctx, sum_features=True, feature_dims=None):
         self._require(values, self.var + self.cond_var, "log_prob")
-        return self.p._log_prob_values(self._inner(values), ctx, sum_features, feature_dims)
+        return self._scoped(ctx, self.p._log_prob_values, values, sum_features, feature_dims)
 
     def pyro_dist(self, values, ctx=None):
-        return self.p.pyro_dist(self._inner(values), ctx)
+        return self._scoped(ctx, self.p.pyro_dist, values)
 
     def _entropy_values(self, values, ctx, sum_features=True, feature_dims=None):
-        return self.p._entropy_values(self._inner(values), ctx, sum_features, feature_dims)
+        return self._scoped(ctx, self.p._entropy_values, values, sum_features, feature_dims)
 
     def sample_mean(self, x_dict=None):
         return self.p.sample_mean(self._inner(dict(x_dict or {})))

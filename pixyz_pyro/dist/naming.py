@@ -99,3 +99,47 @@ def distinct_texts(dists: Iterable[Any]) -> Dict[int, str]:
             for i, d in enumerate(same, 1):
                 out[id(d)] = prob_text(f"{d.name}^{{({i})}}", d.var, d.cond_var)
     return out
+
+
+def outer_name(scope: Sequence[Any], v: str) -> str:
+    """The user's name of variable ``v`` of a factor called inside the renamings
+    ``scope`` (the ``replace_var`` distributions around it, outermost first).
+
+    >>> class R:  # a renaming, as replace_var's distribution holds it
+    ...     def __init__(self, fwd):
+    ...         self._fwd = fwd
+    >>> outer_name((R({"x1": "y"}), R({"b": "x1"})), "b")  # b -> x1 -> y
+    'y'
+    """
+    for r in reversed(scope):
+        v = r._fwd.get(v, v)
+    return v
+
+
+class Renamed:
+    """A factor as the user names it inside renamings ``scope`` (see :func:`outer_name`),
+    for messages: ``prob_text`` in the outer names; every other attribute is the
+    factor's.
+
+    >>> class F:
+    ...     name, var, cond_var = "f", ["b"], ["a"]
+    >>> class R:
+    ...     _fwd = {"a": "x0", "b": "x1"}
+    >>> Renamed(F(), (R(),)).prob_text
+    'f(x_{1}|x_{0})'
+    """
+
+    __slots__ = ("dist", "scope")
+
+    def __init__(self, dist: Any, scope: Sequence[Any]):
+        self.dist = dist
+        self.scope = scope
+
+    @property
+    def prob_text(self) -> str:
+        d = self.dist
+        return prob_text(d.name, [outer_name(self.scope, v) for v in d.var],
+                         [outer_name(self.scope, v) for v in d.cond_var])
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.dist, item)

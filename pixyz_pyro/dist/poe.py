@@ -24,10 +24,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from ..errors import ParameterError, VariableError
+from ..errors import ParameterError, ShapeError, VariableError
 from .context import Context
 from .distribution import Distribution, DistributionList, to_dict
 from .families import Normal
+from .shapes import SHAPES
 from .validation import checking
 
 
@@ -151,17 +152,38 @@ class ProductOfNormal(Normal):
         locs: List[torch.Tensor] = []
         scales: List[torch.Tensor] = []
         weights: List[torch.Tensor] = []
+        used: List[Distribution] = []
         for i, e in enumerate(self.p):
             if all(v in values for v in e.cond_var):
                 params = e._params(values, ctx)
                 locs.append(params["loc"])
                 scales.append(params["scale"])
                 weights.append(self._expert_weights[i])
+                used.append(e)
         if not locs:
             return None
-        both = torch.broadcast_tensors(*locs, *scales)
+        try:
+            both = torch.broadcast_tensors(*locs, *scales)
+        except RuntimeError:
+            raise ShapeError(self._mismatch_message(used, locs, scales)) from None
         n = len(weights)
         return torch.stack(both[:n]), torch.stack(both[n:]), torch.stack(weights)
+
+    def _mismatch_message(self, experts: Sequence[Distribution], locs: Sequence[torch.Tensor],
+                          scales: Sequence[torch.Tensor]) -> str:
+        """The error of experts whose parameters do not broadcast: each one's batch and
+        shapes."""
+        def batch(loc: torch.Tensor, scale: torch.Tensor) -> str:
+            rows = [t.shape[0] for t in (loc, scale) if t.dim()]
+            return str(max(rows)) if rows else "none"
+        shown = "; ".join(f"{e.prob_text}: batch {batch(loc, scale)} (loc {tuple(loc.shape)}, "
+                          f"scale {tuple(scale.shape)})"
+                          for e, loc, scale in zip(experts, locs, scales))
+        batches = {t.shape[0] for t in (*locs, *scales) if t.dim()} - {1}
+        hint = "give the experts' inputs the same batch (a batch of 1 broadcasts)" \
+            if len(batches) > 1 else "the experts must have the same features_shape"
+        return (f"{self.prob_text}: the experts' parameters do not broadcast ({shown}); "
+                f"{hint} ({SHAPES})")
 
     def _params(self, values, ctx):
         # A missing input is None in the key, so each subset of experts has its own entry.

@@ -8,7 +8,11 @@ Every tensor a distribution samples or scores has the shape
 
 * ``batch_shape`` is exactly one leading dimension, the data batch (as in Pixyz).
 * ``features_shape`` is everything after it.  ``get_log_prob(..., sum_features=True)``
-  sums it away and returns ``sample_shape + batch_shape``.
+  sums every dimension but the first, as Pixyz's ``sum_samples`` does: a batch
+  ``(B, *features)`` gives ``(B,)``, and a value that keeps its sample dimensions,
+  ``sample_shape + (B, *features)``, gives ``sample_shape[:1]`` (``(5, 3, 2)`` gives
+  ``(5,)``).  ``feature_dims`` names the dimensions to sum instead
+  (``feature_dims=[-1]`` gives ``(5, 3)`` there); ``sum_features=False`` sums none.
 * ``sample_shape`` is the shape of extra Monte Carlo draws (``sample(sample_shape=...)``
   and ``Expectation(..., sample_shape=...)``).
 
