@@ -18,7 +18,9 @@ are in sampling order:
    batched data are indexed by them, and Pyro scales each site inside by ``N / B``;
 5. inside it, emit each variable as ``pyro.sample(var, d.to_event(n), obs=...)``, where
    ``d`` is the factor's own ``pyro_dist`` (the same code the direct executor uses) and
-   ``n`` the number of feature dimensions;
+   ``n`` the number of feature dimensions; an observed value first passes the direct
+   executor's checks (type, dtype, shape), and its features must be the site's event
+   shape (Pyro would broadcast the two, counting the value more than once);
 6. return the dict of all values.
 
 The number of feature dimensions is counted, not assumed.  Pyro may put extra dims to
@@ -28,22 +30,30 @@ the left of the batch (an enumerated discrete variable, vectorised particles,
 each value carries (its dim minus the dims its own site needs) and a factor inherits the
 most of its inputs, so that ``n = len(d.batch_shape) - len(extra) - 1``.
 
+A factor without a declared ``features_shape`` whose parameters have no features
+(``Normal(loc="w", scale=1.)`` of a global ``w`` drawn by ``Normal(loc=0., scale=1.)``)
+takes its value's features, as the direct executor broadcasts it: those of the observed
+value, or the event shape of the guide's draw that Pyro replays.  ``y`` of shape
+``(N, 1)`` is then one site of event shape ``(1,)``, with one ``log_prob`` per row.
+
 A plate of the same name that the caller has already opened (an outer
 ``pyro.plate("data", N)`` around the program) is used as it is, not opened twice.
 
 The same callable serves as model and as guide.
 """
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import pyro
 import torch
 from pyro.poutine.indep_messenger import IndepMessenger
 from pyro.poutine.replay_messenger import ReplayMessenger
-from pyro.poutine.runtime import _PYRO_STACK, InferDict
+from pyro.poutine.runtime import _PYRO_STACK, InferDict, Message
 
 from ..dist.distribution import Distribution
 from ..dist.factor import FactorDistribution
-from ..errors import VariableError, did_you_mean, missing_vars_message
+from ..dist.shapes import SHAPES, shape_str
+from ..dist.validation import checking
+from ..errors import ParameterError, ShapeError, VariableError, did_you_mean, missing_vars_message
 from .translate import Site, site_plan
 
 _RESERVED = {"_INPUT", "_RETURN"}
@@ -63,14 +73,19 @@ def register_modules(modules: Iterable[torch.nn.Module], prefix: str = "",
     so that ``pyro.get_param_store().save()`` and ``load()`` round-trip.  The store then
     refers to the module's own tensor (parameters live in the module).
 
-    When the name already holds another tensor, the module's tensor replaces it, unless
-    ``update_module_params``: then the stored value is first copied into the module's
-    parameter (as ``pyro.module(..., update_module_params=True)`` does after ``load``).
+    When the name already holds another tensor, the module's tensor replaces it (a
+    module made anew, in a notebook, after ``load``), unless ``update_module_params``:
+    then the stored value is first copied into the module's parameter (as
+    ``pyro.module(..., update_module_params=True)`` does after ``load``).  Where the other
+    tensor is the one that the program replayed around this one registered in the same
+    step (a guide and a model whose distributions print alike, both ``p(z)``, Pixyz's
+    default name), it is an error: one of the two would never be trained.
     """
     store = pyro.get_param_store()
     seen: Dict[str, int] = {}
     for m in modules:
-        base = prefix + getattr(m, "prob_text", type(m).__name__)
+        text = getattr(m, "prob_text", type(m).__name__)
+        base = prefix + text
         seen[base] = seen.get(base, 0) + 1
         if seen[base] > 1:  # two distributions that print alike: number the later ones
             base = f"{base}#{seen[base]}"
@@ -81,6 +96,14 @@ def register_modules(modules: Iterable[torch.nn.Module], prefix: str = "",
             if full in store:
                 old = store[full]
                 if old is not p:
+                    if _replayed_param(full) is old:
+                        raise ParameterError(
+                            f'to_pyro: the parameter "{full}" of {text} ({type(m).__name__}) '
+                            f"has the same Pyro param-store name as the parameter of another "
+                            f"distribution that prints as {text}, in the program run before "
+                            f"this one (the guide): SVI would train only one of the two. Give "
+                            f'one of them its own name (name="q" on the distribution) or a '
+                            f'prefix (to_pyro(..., name="guide."))')
                     if update_module_params and old.shape == p.shape:
                         with torch.no_grad():
                             p.copy_(old)
@@ -88,29 +111,59 @@ def register_modules(modules: Iterable[torch.nn.Module], prefix: str = "",
             pyro.param(full, p)  # every call: SVI finds its parameters by these sites
 
 
+def _replayed_param(name: str) -> Optional[torch.Tensor]:
+    """The value of the param site ``name`` in the trace that a ``poutine.replay`` around
+    the program replays (the guide's, under Pyro's ELBOs and ``Predictive``), or
+    ``None``."""
+    for frame in _PYRO_STACK:
+        trace = getattr(frame, "trace", None) if isinstance(frame, ReplayMessenger) else None
+        if trace is not None and name in trace.nodes and trace.nodes[name]["type"] == "param":
+            return trace.nodes[name]["value"]
+    return None
+
+
 def _open_plates() -> Dict[str, IndepMessenger]:
     """The plates the caller has open, by name."""
     return {f.name: f for f in _PYRO_STACK if isinstance(f, IndepMessenger)}
 
 
-def _scalar_constants(f: Distribution, d: Any) -> bool:
-    """``f`` is a factor of scalar constants without a declared ``features_shape`` and
-    without inputs (``Normal(loc=0., scale=1., var=["z"])``), ``d`` its distribution: the
-    direct executor broadcasts it over whatever features its value has."""
-    return isinstance(f, FactorDistribution) and not f.features_shape and not f.cond_var \
-        and not d.event_shape and tuple(d.batch_shape) in ((), (1,))
+def _featureless(f: Distribution, d: Any, n_extra: int) -> bool:
+    """``f`` is a factor without a declared ``features_shape`` whose parameters, ``d``'s
+    batch shape without the ``n_extra`` dims to its left, are ``()`` or ``(1,)``
+    (``Normal(loc=0., scale=1.)``, or ``Normal(loc="w", scale=1.)`` of a global ``w`` of
+    no features): the direct executor broadcasts it over whatever features its value
+    has."""
+    return isinstance(f, FactorDistribution) and not f.features_shape and \
+        not d.event_shape and tuple(d.batch_shape)[n_extra:] in ((), (1,))
 
 
-def _replayed(name: str) -> Optional[torch.Tensor]:
-    """The value that a ``poutine.replay`` around the program gives the latent site
+def _replayed(name: str) -> Optional[Message]:
+    """The site that a ``poutine.replay`` around the program gives the latent site
     ``name`` (a guide's draw, as the ELBOs replay it), or ``None``.  The outermost replay
     sets the value last, so it is the one that counts."""
     for frame in _PYRO_STACK:
         trace = getattr(frame, "trace", None) if isinstance(frame, ReplayMessenger) else None
         if trace is not None and name in trace.nodes and \
                 trace.nodes[name]["type"] == "sample" and not trace.nodes[name]["is_observed"]:
-            return trace.nodes[name]["value"]
+            return trace.nodes[name]
     return None
+
+
+def _widened(f: FactorDistribution, d: Any, params: Dict, n_extra: int, own: Tuple[int, ...],
+             sampler: bool) -> Any:
+    """``d``, of batch shape ``extra + ()`` or ``extra + (1,)``, as the distribution of
+    batch shape ``extra + own`` (``own`` ends with the value's features): the same numbers,
+    broadcast.  Without ``extra`` dims an ``expand``; with them the parameters get trailing
+    dims of 1 first (``expand`` only adds dims on the left)."""
+    mine = len(d.batch_shape) - n_extra
+    if len(own) < mine:
+        return d
+    if n_extra and len(own) > mine:
+        grow = (1,) * (len(own) - mine)
+        params = {k: t.reshape(t.shape + grow) if isinstance(t, torch.Tensor) and t.dim() > 0
+                  and k not in f._static else t for k, t in params.items()}
+        d = f.family.build_sampler(params) if sampler else f.family.build(params)
+    return d.expand(tuple(d.batch_shape)[:n_extra] + tuple(own))
 
 
 class PyroProgram:
@@ -244,15 +297,17 @@ class PyroProgram:
                 self._site(s, values, extra, batch=True)
         return values
 
-    def _with_features_of(self, d: Any, value: Optional[torch.Tensor], batch: bool) -> Any:
-        """``d`` (one scalar distribution) expanded to ``value``'s batch and features
-        (the dims to their left are Pyro's: one per open plate but the data plate);
-        ``d`` itself without a value: a draw of one scalar per row."""
-        if value is None:
-            return d
-        left = sum(1 for p in _open_plates().values()
-                   if p.dim is not None and not (batch and p.name == self.plate_name))
-        return d.expand(value.shape[left:]) if value.dim() > left else d
+    @staticmethod
+    def _check_observed(f: Distribution, obs: torch.Tensor, params: Optional[Dict],
+                        n_extra: int, batch: bool) -> None:
+        """The direct executor's checks of an observed value (its type and dtype always;
+        its shape against the parameters where these have no extra dims), by the same
+        validation policy and with the same messages."""
+        if not isinstance(f, FactorDistribution) or params is None or not checking():
+            return
+        f._check_value_metadata({}, None, obs)
+        if batch and not n_extra:
+            f._check_value_metadata(params, None, obs)
 
     def _site(self, s: Site, values: Dict, extra: Dict[str, int], batch: bool) -> None:
         if s.kind == "data":
@@ -269,18 +324,49 @@ class PyroProgram:
             return
         var = s.outer(f.var[0])
         observed = var in self.observed and var in values
-        d = f.pyro_dist(inner) if observed or not isinstance(f, FactorDistribution) \
-            else f.family.build_sampler(f._params(inner, None))
-        if _scalar_constants(f, d):  # no declared features: its value's are its own
-            d = self._with_features_of(d, values[var] if observed else _replayed(var), batch)
-        own = len(d.batch_shape) + len(d.event_shape)
+        obs = values[var] if observed else None
+        params = f._params(inner, None) if isinstance(f, FactorDistribution) else None
+        if params is None:
+            d = f.pyro_dist(inner)
+        else:
+            d = f.family.build(params) if observed else f.family.build_sampler(params)
+        if obs is not None:
+            self._check_observed(f, obs, params, n_extra, batch)
+        if params is not None and _featureless(f, d, n_extra):
+            # no declared features: its value's are its own, as in the direct executor
+            own = _own_shape(obs, _replayed(var), batch)
+            if own is not None:
+                d = _widened(f, d, params, n_extra, own, obs is None)
+        own_dims = len(d.batch_shape) + len(d.event_shape)
         n_event = max(len(d.batch_shape) - n_extra - int(batch), 0)
         d = d.to_event(n_event) if n_event > 0 else d
+        if obs is not None and batch and tuple(obs.shape[1:]) != tuple(d.event_shape):
+            raise ShapeError(
+                f'to_pyro: the observed site "{var}" of {f.prob_text} has shape '
+                f"{shape_str(obs.shape)}, whose features are {shape_str(obs.shape[1:])}"
+                f", but its distribution has event shape {shape_str(d.event_shape)} (batch "
+                f"shape {shape_str(d.batch_shape)}): Pyro would broadcast the two and count "
+                f"the value more than once; give the factor features_shape=[...] or the "
+                f"value the features it declares ({SHAPES})")
         infer: InferDict = {"enumerate": "parallel"} if var in self.enumerate else {}
-        obs = values[var] if observed else None
         value = pyro.sample(var, d, obs=obs, infer=infer)
         values[var] = value
-        extra[var] = n_extra if obs is not None else max(value.dim() - own, 0) + n_extra
+        extra[var] = n_extra if obs is not None else max(value.dim() - own_dims, 0) + n_extra
+
+
+def _own_shape(obs: Optional[torch.Tensor], replayed: Optional[Message], batch: bool
+               ) -> Optional[Tuple[int, ...]]:
+    """The shape a featureless factor's distribution takes right of the extra dims: a
+    batch dim of 1 (inside the data plate) and the features of its value, the observed
+    one (data: its rows, then its features) or the event shape of the guide's draw that
+    replays it; ``None`` without either."""
+    if obs is not None:
+        features = tuple(obs.shape[int(batch):])
+    elif replayed is not None:
+        features = tuple(getattr(replayed["fn"], "event_shape", ()))
+    else:
+        return None
+    return ((1,) if batch else ()) + features
 
 
 def to_pyro(dist: Distribution, observed: Sequence[str] = (), global_vars: Sequence[str] = (),

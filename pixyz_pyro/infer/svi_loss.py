@@ -26,9 +26,16 @@ A multi-sample bound maps like any other formula: ``-IWAE(p, q, k).mean()`` (or
 ``svi.step`` and ``svi.evaluate_loss`` run its ``loss_and_grads`` / ``loss`` (an
 ``SVILoss`` is a ``pyro.infer.ELBO``, so that SVI calls them), with the value and the
 gradient scaled by the loss's constant and ``.mean()``.  ``differentiable_loss``, which
-``RenyiELBO`` does not have, evaluates the bound with the direct executor, whose value and
-gradient are the same on the same draws.  The ``"dreg"`` and ``"stl"`` estimators have no
-Pyro counterpart and stay on the direct executor; :meth:`SVILoss.route` says so.
+``RenyiELBO`` does not have, computes ``RenyiELBO``'s value and surrogate gradient from
+the same traces (:func:`~pixyz_pyro.infer.renyi.renyi_differentiable_loss`), so the three
+agree on the same draws (also for a wrapped function with a global site, whose direct
+bound would share one global draw among its particles).  The ``"dreg"`` and ``"stl"``
+estimators have no Pyro counterpart and stay on the direct executor; :meth:`SVILoss.route`
+says so.
+
+Programs with ``global_vars`` go to the direct executor: the loss, evaluated on its own,
+draws and scores those variables in every row, and Pyro's ELBO on the programs once, so
+the two are different objectives (:meth:`SVILoss.route` says so).
 
 ``SVILoss(loss, executor="pyro")`` insists on Pyro's side: a loss that maps to no stock ELBO
 is an error at construction, and a call whose model and guide are not the loss's own
@@ -47,7 +54,7 @@ from ..loss.plan import compile_plan
 from .from_pyro import PyroFunctionDistribution
 from .objective import objective
 from .program import PyroProgram, ordered_factors, register_modules
-from .renyi import scaled_loss_and_grads
+from .renyi import renyi_differentiable_loss, scaled_loss_and_grads
 from .translate import PyroTranslationError
 
 EXECUTORS = ("direct", "pyro")
@@ -183,7 +190,19 @@ class SVILoss:
         """``(ELBO name, "")`` for a call with ``model`` and ``guide``, or ``(None, why)``
         when it goes to the direct executor.  A ``from_pyro`` guide under
         ``"Trace_ELBO"`` switches to ``TraceEnum_ELBO`` when it marks a site for
-        enumeration (known only while it runs)."""
+        enumeration (known only while it runs).  The direct executor evaluates the loss on
+        all the data it is given: ``why`` says so for a program with ``subsample_size`` or
+        ``subsample``."""
+        name, why = self._reason(model, guide)
+        sub = [fn for fn in (model, guide) if isinstance(fn, PyroProgram) and
+               (fn.subsample_size is not None or fn.subsample is not None)]
+        if name is None and sub:
+            why += ("; the direct executor evaluates the loss on every row of the data, "
+                    "not on the programs' subsample (subsample_size=/subsample= are "
+                    "Pyro's plate subsampling)")
+        return name, why
+
+    def _reason(self, model, guide) -> Tuple[Optional[str], str]:
         m = self.mapping
         if m.elbo is None:
             return None, m.reason
@@ -199,6 +218,14 @@ class SVILoss:
             if data:
                 return None, (f"the model samples {data}, which the loss takes as data: "
                               f"to_pyro(..., observed={data})")
+        glob = sorted({v for fn in (model, guide) if isinstance(fn, PyroProgram)
+                       for v in fn.global_vars})
+        if glob:
+            return None, (f"the programs sample {glob} once for all rows (global_vars), "
+                          f"while the loss, evaluated on its own, draws and scores them in "
+                          f"every row, so Pyro's {m.elbo} would be another objective: the "
+                          f"direct executor evaluates the loss as written (for Pyro's "
+                          f"objective, pass loss=pyro.infer.{m.elbo}() to SVI)")
         if isinstance(guide, PyroProgram):
             ours = sorted(getattr(m.guide, "enumerated_var", ()))
             if sorted(guide.enumerate) != ours and m.kind == "elbo":
@@ -286,11 +313,14 @@ class SVILoss:
     # --- Pyro's ELBO interface --------------------------------------------------------
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         """The loss as a tensor with its gradient graph.  ``RenyiELBO`` has no
-        differentiable loss: a bound mapped to it is evaluated by the direct executor here
-        (the same value and gradient on the same draws)."""
+        differentiable loss: a bound mapped to it is computed here from Pyro's traces, with
+        ``RenyiELBO``'s value and gradient on the same draws."""
         name = self._route(model, guide)
-        if name is None or name == "RenyiELBO":
+        if name is None:
             return self._direct(model, args, kwargs)
+        if name == "RenyiELBO":
+            return self._factor(args, kwargs) * renyi_differentiable_loss(
+                self._elbo(name, guide), model, guide, args, kwargs)
         return self._pyro(name, model, guide, args, kwargs)
 
     def loss(self, model, guide, *args, **kwargs) -> float:
