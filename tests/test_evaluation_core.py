@@ -181,9 +181,12 @@ def test_keyword_typos_are_type_errors(call):
     loss = -LogProb(p).mean()
     model = Model(loss, distributions=[p])
     fn = {"eval": loss.eval, "train": model.train, "test": model.test}[call]
-    with pytest.raises(TypeError, match=m("unexpected keyword argument 'retrun_terms' (did "
-                                          'you mean "return_terms"?)')):
-        fn({"x": torch.ones(2, 1)}, retrun_terms=True)
+    with pytest.raises(TypeError, match=m("unexpected keyword argument 'bacth_n' (did you "
+                                          'mean "batch_n"?)')):
+        fn({"x": torch.ones(2, 1)}, bacth_n=2)
+    if call == "eval":  # only eval returns terms: train and test return the loss
+        with pytest.raises(TypeError, match=m('(did you mean "return_terms"?)')):
+            fn({"x": torch.ones(2, 1)}, retrun_terms=True)
     with pytest.raises(TypeError, match="'dicsriminator'"):
         fn({"x": torch.ones(2, 1)}, dicsriminator=True)
     assert model.step_count == 0

@@ -325,18 +325,20 @@ class PyroProgram:
         var = s.outer(f.var[0])
         observed = var in self.observed and var in values
         obs = values[var] if observed else None
-        params = f._params(inner, None) if isinstance(f, FactorDistribution) else None
-        if params is None:
+        factor = f if isinstance(f, FactorDistribution) else None
+        params = factor._params(inner, None) if factor is not None else None
+        if factor is None or params is None:
             d = f.pyro_dist(inner)
         else:
-            d = f.family.build(params) if observed else f.family.build_sampler(params)
+            fam: Any = factor.family
+            d = fam.build(params) if observed else fam.build_sampler(params)
         if obs is not None:
             self._check_observed(f, obs, params, n_extra, batch)
-        if params is not None and _featureless(f, d, n_extra):
+        if factor is not None and params is not None and _featureless(factor, d, n_extra):
             # no declared features: its value's are its own, as in the direct executor
             own = _own_shape(obs, _replayed(var), batch)
             if own is not None:
-                d = _widened(f, d, params, n_extra, own, obs is None)
+                d = _widened(factor, d, params, n_extra, own, obs is None)
         own_dims = len(d.batch_shape) + len(d.event_shape)
         n_event = max(len(d.batch_shape) - n_extra - int(batch), 0)
         d = d.to_event(n_event) if n_event > 0 else d

@@ -17,7 +17,7 @@
 import functools
 import math
 import operator
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch.distributions import kl_divergence
@@ -284,7 +284,8 @@ def _per_draw(node, values, given, ctx, batch_n):
     n = node.n
     new = node.p._sample_values(given, ctx, node.reparam, batch_n, n)
     b = next(iter(new.values())).shape[0] // n if new else 0
-    parts, more = [], {}
+    parts: List[Any] = []
+    more: Values = {}
     for s in range(n):
         draw = {k: v[s * b:(s + 1) * b] for k, v in new.items()}
         value, more = run(node.f, {**values, **draw}, ctx)
