@@ -14,7 +14,7 @@ Names, shapes and supports are validated on every call, as the validation policy
 flags read once per evaluation (:mod:`pixyz_pyro.dist.checks`).
 """
 import warnings
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -328,12 +328,20 @@ class FactorDistribution(Distribution):
         """``p(x|z): "x"``, the start of a message about the value, in the user's names."""
         return f'{self._who(ctx).prob_text}: "{self._outer(ctx, self._var[0])}"'
 
+    def _named_inputs(self, values: Dict, ctx: Optional[Context]
+                      ) -> Tuple[Any, Dict, Sequence[str]]:
+        """``(factor, inputs, names)`` of ``forward``'s inputs as messages name them: in
+        the user's names inside ``replace_var`` (see :meth:`_who`)."""
+        if ctx is None or not ctx.scope:
+            return self, values, self._forward_vars
+        names = [self._outer(ctx, v) for v in self._forward_vars]
+        return self._who(ctx), dict(zip(names, map(values.__getitem__,
+                                                   self._forward_vars))), names
+
     def _forward_error(self, values: Dict, ctx: Optional[Context], error: Exception):
         """The error of ``forward`` raising ``error``, naming the inputs as the user
         does."""
-        names = [self._outer(ctx, v) for v in self._forward_vars]
-        outer = dict(zip(names, map(values.__getitem__, self._forward_vars)))
-        return forward_error(self._who(ctx), outer, names, error)
+        return forward_error(*self._named_inputs(values, ctx), error)
 
     def _metadata(self, params: Dict, out: Optional[Dict], values: Dict,
                   scope: Tuple = ()) -> Tuple:
@@ -407,15 +415,8 @@ class FactorDistribution(Distribution):
                 f"{self._who(ctx).prob_text}.forward returned parameter names {sorted(out)}; a "
                 f"{fam.name} expects {list(fam.params)} (unknown: "
                 f"{sorted(set(out) - set(fam.all_params))})")
-        try:
-            check_forward_batch(self, out, values, self._forward_vars)
-        except ShapeError:
-            if ctx is None or not ctx.scope:
-                raise
-            names = [self._outer(ctx, v) for v in self._forward_vars]
-            outer = dict(zip(names, map(values.__getitem__, self._forward_vars)))
-            check_forward_batch(self._who(ctx), out, outer, names)  # in the user's names
-            raise
+        who, inputs, names = self._named_inputs(values, ctx)
+        check_forward_batch(who, out, inputs, names)
 
     def _check_params(self, params: Dict[str, torch.Tensor],
                       ctx: Optional[Context]) -> Tuple[Tuple[str, ...], Tuple[Site, ...]]:
@@ -428,7 +429,7 @@ class FactorDistribution(Distribution):
                 f"{self._who(ctx).prob_text} has no value for parameter(s) {missing}: a {fam.name} "
                 f"needs {list(fam.params)}, got {sorted(params)} from constants, bound "
                 f"variables and forward")
-        if fam.exclusive:
+        if fam.alternatives:
             both = fam.given_twice(params)
             if both is not None:
                 raise ParameterError(self._given_twice_message(both, ctx))

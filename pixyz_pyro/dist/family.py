@@ -397,8 +397,6 @@ class Family:
         self.all_params: Tuple[str, ...] = (self.params + tuple(self.alternatives.values())
                                             + self.sampler_params)
         self._needed = frozenset(self.params + self.sampler_params)
-        #: ``(parameter, its alternative)`` pairs, of which at most one may be given.
-        self.exclusive: Tuple[Tuple[str, str], ...] = tuple(self.alternatives.items())
         self.reparam = reparam
         self.sampler_cls = sampler_cls
         self.defaults = dict(defaults or {})
@@ -456,7 +454,7 @@ class Family:
         >>> fam.given_twice({"probs": 0.9}), fam.given_twice({"probs": 0.9, "logits": 0.})
         (None, ('probs', 'logits'))
         """
-        for a, b in self.exclusive:  # empty for most families: no work
+        for a, b in self.alternatives.items():  # empty for most families: no work
             if a in params and b in params:
                 return a, b
         return None

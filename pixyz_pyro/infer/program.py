@@ -96,7 +96,8 @@ def register_modules(modules: Iterable[torch.nn.Module], prefix: str = "",
             if full in store:
                 old = store[full]
                 if old is not p:
-                    if _replayed_param(full) is old:
+                    replayed = _replayed(full, "param")
+                    if replayed is not None and replayed["value"] is old:
                         raise ParameterError(
                             f'to_pyro: the parameter "{full}" of {text} ({type(m).__name__}) '
                             f"has the same Pyro param-store name as the parameter of another "
@@ -109,17 +110,6 @@ def register_modules(modules: Iterable[torch.nn.Module], prefix: str = "",
                             p.copy_(old)
                     del store[full]
             pyro.param(full, p)  # every call: SVI finds its parameters by these sites
-
-
-def _replayed_param(name: str) -> Optional[torch.Tensor]:
-    """The value of the param site ``name`` in the trace that a ``poutine.replay`` around
-    the program replays (the guide's, under Pyro's ELBOs and ``Predictive``), or
-    ``None``."""
-    for frame in _PYRO_STACK:
-        trace = getattr(frame, "trace", None) if isinstance(frame, ReplayMessenger) else None
-        if trace is not None and name in trace.nodes and trace.nodes[name]["type"] == "param":
-            return trace.nodes[name]["value"]
-    return None
 
 
 def _open_plates() -> Dict[str, IndepMessenger]:
@@ -137,15 +127,16 @@ def _featureless(f: Distribution, d: Any, n_extra: int) -> bool:
         not d.event_shape and tuple(d.batch_shape)[n_extra:] in ((), (1,))
 
 
-def _replayed(name: str) -> Optional[Message]:
-    """The site that a ``poutine.replay`` around the program gives the latent site
-    ``name`` (a guide's draw, as the ELBOs replay it), or ``None``.  The outermost replay
-    sets the value last, so it is the one that counts."""
+def _replayed(name: str, kind: str = "sample") -> Optional[Message]:
+    """The site ``name`` of type ``kind`` that a ``poutine.replay`` around the program
+    replays (the guide's, as the ELBOs and ``Predictive`` replay it): a latent draw
+    (``"sample"``, never an observed one) or a parameter (``"param"``); ``None`` if none.
+    The outermost replay sets the value last, so it is the one that counts."""
     for frame in _PYRO_STACK:
         trace = getattr(frame, "trace", None) if isinstance(frame, ReplayMessenger) else None
-        if trace is not None and name in trace.nodes and \
-                trace.nodes[name]["type"] == "sample" and not trace.nodes[name]["is_observed"]:
-            return trace.nodes[name]
+        node = trace.nodes.get(name) if trace is not None else None
+        if node is not None and node["type"] == kind and not node.get("is_observed"):
+            return node
     return None
 
 
@@ -305,9 +296,7 @@ class PyroProgram:
         validation policy and with the same messages."""
         if not isinstance(f, FactorDistribution) or params is None or not checking():
             return
-        f._check_value_metadata({}, None, obs)
-        if batch and not n_extra:
-            f._check_value_metadata(params, None, obs)
+        f._check_value_metadata(params if batch and not n_extra else {}, None, obs)
 
     def _site(self, s: Site, values: Dict, extra: Dict[str, int], batch: bool) -> None:
         if s.kind == "data":
